@@ -1,0 +1,1 @@
+"""completeverify: a sound and complete verifier for neural networks."""

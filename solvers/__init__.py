@@ -1,0 +1,1 @@
+"""MILP/LP solver backends (installed as completeverify.solvers)."""

@@ -1,0 +1,1 @@
+"""VNN-LIB 1.0 property reader (installed as completeverify.vnnlib)."""
