@@ -1,0 +1,88 @@
+"""Exact graph simplifications: drop shape-only nodes and fuse chains of affine ops.
+
+Every rewrite here preserves the function computed by the graph exactly (up to
+float64 rounding of the fused parameters); the pipeline re-checks the result
+against the ONNX reference evaluator anyway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Gather, Graph, Linear, Node, Reshape, Scale
+
+MAX_FUSED_ENTRIES = 20_000_000
+
+
+def _compose(outer, inner, n_in: int):
+    """outer(inner(x)) as one op, or None when it would not be cheaper."""
+    if isinstance(outer, Scale) and isinstance(inner, Scale):
+        return Scale(outer.mul * inner.mul, outer.mul * inner.add + outer.add)
+    if isinstance(outer, Scale) and isinstance(inner, Linear):
+        m, a = outer.mul.reshape(-1), outer.add.reshape(-1)
+        return Linear(inner.weight * m[:, None], inner.bias * m + a)
+    if isinstance(outer, Linear) and isinstance(inner, Scale):
+        m, a = inner.mul.reshape(-1), inner.add.reshape(-1)
+        return Linear(outer.weight * m[None, :], outer.weight @ a + outer.bias)
+    if isinstance(outer, Linear) and isinstance(inner, Gather):
+        idx = inner.index.reshape(-1)
+        w = np.zeros((outer.weight.shape[0], n_in))
+        keep = idx >= 0
+        np.add.at(w.T, idx[keep], outer.weight.T[keep])
+        return Linear(w, outer.bias.copy())
+    if isinstance(outer, Gather) and isinstance(inner, Linear):
+        idx = outer.index.reshape(-1)
+        keep = (idx >= 0).astype(np.float64)
+        return Linear(inner.weight[np.maximum(idx, 0)] * keep[:, None], inner.bias[np.maximum(idx, 0)] * keep)
+    if isinstance(outer, Linear) and isinstance(inner, Linear):
+        if outer.weight.shape[0] * inner.weight.shape[1] > MAX_FUSED_ENTRIES:
+            return None
+        if outer.weight.shape[0] * inner.weight.shape[1] > outer.weight.size + inner.weight.size:
+            return None  # fusing would make the layer bigger (e.g. a bottleneck)
+        return Linear(outer.weight @ inner.weight, outer.weight @ inner.bias + outer.bias)
+    return None
+
+
+def simplify(graph: Graph) -> Graph:
+    """Remove Reshape nodes and fuse single-consumer affine chains."""
+    nodes = list(graph.nodes)
+    last = len(nodes) - 1
+    alias = list(range(len(nodes)))  # node index -> index it forwards to
+
+    def resolve(i: int) -> int:
+        while alias[i] != i:
+            i = alias[i]
+        return i
+
+    new: list[Node | None] = [None] * len(nodes)
+    for i, node in enumerate(nodes):
+        inputs = tuple(resolve(j) for j in node.inputs)
+        node = Node(node.name, node.op, inputs, node.shape)
+        if i != last and isinstance(node.op, Reshape):
+            alias[i] = inputs[0]
+            continue
+        new[i] = node
+    consumers: dict[int, list[int]] = {}
+    for i, node in enumerate(new):
+        if node is not None:
+            for j in node.inputs:
+                consumers.setdefault(j, []).append(i)
+    for i, node in enumerate(new):
+        if node is None or len(node.inputs) != 1:
+            continue
+        j = node.inputs[0]
+        inner = new[j]
+        if j == 0 or inner is None or len(inner.inputs) != 1 or consumers.get(j, []) != [i]:
+            continue
+        n_in = new[inner.inputs[0]].size if new[inner.inputs[0]] is not None else 0
+        fused = _compose(node.op, inner.op, n_in)
+        if fused is None:
+            continue
+        new[i] = Node(node.name, fused, inner.inputs, node.shape)
+        new[j] = None
+        consumers.setdefault(inner.inputs[0], [])
+        consumers[inner.inputs[0]] = [i if c == j else c for c in consumers[inner.inputs[0]]]
+    kept = [k for k, n in enumerate(new) if n is not None]
+    remap = {old: idx for idx, old in enumerate(kept)}
+    out = tuple(Node(new[k].name, new[k].op, tuple(remap[j] for j in new[k].inputs), new[k].shape) for k in kept)
+    return graph.with_nodes(out)
