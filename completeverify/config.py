@@ -1,0 +1,108 @@
+"""Typed configuration with defaults, validated on construction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+MODES = ("auto", "relu-split", "input-split", "milp")
+SOLVERS = ("highs", "pulp")
+REPLAYERS = ("auto", "onnxruntime", "reference")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """PGD falsification: restarts, steps and its share of the deadline."""
+
+    enabled: bool = True
+    restarts: int = 64
+    steps: int = 60
+    step_size: float = 0.1  # fraction of each input's half-width per step (decays)
+    time_share: float = 0.1  # at most this share of the deadline
+
+
+@dataclass(frozen=True)
+class MilpConfig:
+    """Exact MILP stage."""
+
+    # unsat only when the solver's proven lower bound on min max_k(C_k y - d_k)
+    # exceeds this margin (see README, "Soundness in floating point").
+    margin: float = 1e-5
+    # pre-activation bounds are widened by this (relative + absolute) before big-M use
+    bound_widening: float = 1e-7
+    # tighten the pre-activation bounds of the first layers by LP before the MILP
+    lp_tighten_layers: int = 1
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class BabConfig:
+    """Branch and bound."""
+
+    batch_size: int = 256
+    max_domains: int = 200_000
+    input_split_max_dim: int = 16
+    milp_handoff_domains: int = 5_000
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Everything a verification run needs besides the network and property."""
+
+    timeout: float = 300.0
+    solver: str = "highs"
+    mode: str = "auto"
+    seed: int = 0
+    replay: str = "auto"
+    use_bounds: bool = True
+    bound_method: str = "alpha-crown"
+    check_import_points: int = 16
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    milp: MilpConfig = field(default_factory=MilpConfig)
+    bab: BabConfig = field(default_factory=BabConfig)
+
+    def __post_init__(self) -> None:
+        """Validate option values."""
+        if not (self.timeout > 0):
+            raise InputError(f"timeout must be positive, got {self.timeout}")
+        if self.solver not in SOLVERS:
+            raise InputError(f"unknown solver '{self.solver}' (choose from {', '.join(SOLVERS)})")
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode '{self.mode}' (choose from {', '.join(MODES)})")
+        if self.replay not in REPLAYERS:
+            raise InputError(f"unknown replay '{self.replay}' (choose from {', '.join(REPLAYERS)})")
+        if self.bound_method not in ("ibp", "crown", "alpha-crown"):
+            raise InputError(f"unknown bound method '{self.bound_method}'")
+
+
+class Deadline:
+    """One wall-clock deadline passed down through every stage."""
+
+    def __init__(self, seconds: float) -> None:
+        """Start the clock now."""
+        self.start = time.monotonic()
+        self.end = self.start + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return time.monotonic() >= self.end
+
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.start
+
+    def sub(self, share: float, at_most: float | None = None) -> "Deadline":
+        """A shorter deadline: ``share`` of what remains, capped at ``at_most`` seconds."""
+        secs = self.remaining() * share
+        if at_most is not None:
+            secs = min(secs, at_most)
+        d = Deadline(0.0)
+        d.start = time.monotonic()
+        d.end = min(self.end, d.start + secs)
+        return d

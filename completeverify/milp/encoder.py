@@ -1,0 +1,277 @@
+"""Exact MILP encoding of a piecewise-linear Graph on one input box and one unsafe polytope.
+
+Program: minimise t subject to  C y - d <= t (every row),  y = network(x),  x in box.
+The property holds on the box iff min t > 0.
+
+One small encoder per op (the table ENCODERS).  Shape-only ops (Reshape,
+Concat, Gather) alias columns instead of adding rows.  ReLU uses the big-M
+encoding with the given pre-activation bounds; stable neurons get no binary.
+MaxPool uses the exact max encoding with one binary per window entry.
+Pre-activation bounds must be sound: callers pass bounds computed in float64
+and this module widens them once more before using them as big-M constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ModelError
+from ..graph import Add, Concat, Conv, Gather, Graph, Input, Linear, MaxPool, Relu, Reshape, Scale
+from ..solvers import MilpProgram
+
+
+class _Program:
+    """Growable column/row storage, turned into a MilpProgram at the end."""
+
+    def __init__(self) -> None:
+        self.col_lower: list[np.ndarray] = []
+        self.col_upper: list[np.ndarray] = []
+        self.col_int: list[np.ndarray] = []
+        self.n_cols = 0
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.row_lower: list[np.ndarray] = []
+        self.row_upper: list[np.ndarray] = []
+        self.n_rows = 0
+
+    def new_cols(self, lower, upper, n: int, integer: bool = False) -> np.ndarray:
+        """Add n columns with the given bounds; returns their indices."""
+        lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), (n,)).copy()
+        hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)).copy()
+        self.col_lower.append(lo)
+        self.col_upper.append(hi)
+        self.col_int.append(np.full(n, integer))
+        idx = np.arange(self.n_cols, self.n_cols + n)
+        self.n_cols += n
+        return idx
+
+    def add_rows(self, rows, cols, vals, lower, upper, n: int) -> None:
+        """Add n rows; rows are 0-based local indices into the new block."""
+        self.rows.append(np.asarray(rows, dtype=np.int64) + self.n_rows)
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.asarray(vals, dtype=np.float64))
+        self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (n,)).copy())
+        self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)).copy())
+        self.n_rows += n
+
+    def tighten(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Intersect existing column bounds with [lower, upper]."""
+        lo = np.concatenate(self.col_lower)
+        hi = np.concatenate(self.col_upper)
+        lo[cols] = np.maximum(lo[cols], lower)
+        hi[cols] = np.minimum(hi[cols], upper)
+        self.col_lower, self.col_upper = [lo], [hi]
+
+    def build(self, objective_col: int) -> MilpProgram:
+        """The finished program: minimise column ``objective_col``."""
+        c = np.zeros(self.n_cols)
+        c[objective_col] = 1.0
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dtype=dt)  # noqa: E731
+        return MilpProgram(
+            c=c,
+            col_lower=cat(self.col_lower, np.float64),
+            col_upper=cat(self.col_upper, np.float64),
+            A_rows=cat(self.rows, np.int64),
+            A_cols=cat(self.cols, np.int64),
+            A_vals=cat(self.vals, np.float64),
+            row_lower=cat(self.row_lower, np.float64),
+            row_upper=cat(self.row_upper, np.float64),
+            integrality=cat(self.col_int, bool),
+        )
+
+
+@dataclass
+class Encoding:
+    """A MILP for one (box, polytope) pair and how to read a solution back."""
+
+    program: MilpProgram
+    input_cols: np.ndarray  # (n_in,) columns of the flat input
+    output_cols: np.ndarray  # (n_out,) columns of the flat output
+    t_col: int
+    n_binaries: int
+
+    def input_of(self, x: np.ndarray) -> np.ndarray:
+        """The flat network input in a solution vector."""
+        return np.asarray(x)[self.input_cols]
+
+
+def widen(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Widen bounds outward by a relative and absolute margin (float rounding cover)."""
+    pad = rel * (1.0 + np.maximum(np.abs(lower), np.abs(upper)))
+    return lower - pad, upper + pad
+
+
+def _dense_rows(p: _Program, out_cols: np.ndarray, in_cols: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Rows out - W in = bias for a dense W (zeros dropped)."""
+    r, c = np.nonzero(weight)
+    n = out_cols.size
+    rows = np.concatenate([np.arange(n), r])
+    cols = np.concatenate([out_cols, in_cols[c]])
+    vals = np.concatenate([np.ones(n), -weight[r, c]])
+    p.add_rows(rows, cols, vals, bias, bias, n)
+
+
+def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sparse matrix of a convolution: (out_index, in_index, weight) triplets and the output size."""
+    c, h, w = op.in_chw
+    idx = torch.arange(c * h * w, dtype=torch.float64).reshape(1, c, h, w) + 1.0  # 0 marks padding
+    idx = op.pad_input(idx)
+    ph, pw = op.torch_padding()
+    if ph or pw:
+        idx = F.pad(idx, (pw, pw, ph, ph))
+    cout, cin_g, kh, kw = op.weight.shape
+    patches = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
+    n_pos = patches.shape[1]
+    patches = patches.numpy().astype(np.int64) - 1
+    g = op.groups
+    cout_g = cout // g
+    rows_l, cols_l, vals_l = [], [], []
+    for gi in range(g):
+        pg = patches[gi * cin_g * kh * kw:(gi + 1) * cin_g * kh * kw]  # (cin_g*kh*kw, L)
+        wg = op.weight[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)  # (cout_g, cin_g*kh*kw)
+        co, k = np.nonzero(wg)
+        # each nonzero weight contributes at every output position
+        pos = np.arange(n_pos)
+        ins = pg[k][:, pos]  # (nnz, L)
+        outs = ((gi * cout_g + co)[:, None] * n_pos + pos[None, :])
+        vals = np.broadcast_to(wg[co, k][:, None], ins.shape)
+        keep = ins >= 0
+        rows_l.append(outs[keep])
+        cols_l.append(ins[keep])
+        vals_l.append(vals[keep])
+    return np.concatenate(rows_l), np.concatenate(cols_l), np.concatenate(vals_l), cout * n_pos
+
+
+def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.ndarray, d: np.ndarray,
+           splits: dict | None = None, widening: float = 1e-7) -> Encoding:
+    """Build the MILP; ``pre`` maps each node feeding a Relu/MaxPool to flat (lower, upper) arrays.
+
+    splits: optional {relu node index: int array (size,) of +1 (active), -1 (inactive), 0 (free)}.
+    """
+    if not graph.is_piecewise_linear():
+        bad = sorted({type(n.op).__name__ for n in graph.nodes if not isinstance(n.op, (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, MaxPool))})
+        raise ModelError(f"{graph.source}: the exact MILP supports piecewise-linear networks only (found {', '.join(bad)})")
+    p = _Program()
+    zero = p.new_cols(0.0, 0.0, 1)[0]
+    splits = splits or {}
+    cols: list[np.ndarray] = []
+    n_bin = 0
+    for i, node in enumerate(graph.nodes):
+        op = node.op
+        ins = [cols[j] for j in node.inputs]
+        if isinstance(op, Input):
+            cols.append(p.new_cols(lower, upper, node.size))
+        elif isinstance(op, Reshape):
+            cols.append(ins[0])
+        elif isinstance(op, Concat):
+            cols.append(np.concatenate(ins))
+        elif isinstance(op, Gather):
+            idx = op.index.reshape(-1)
+            cols.append(np.where(idx >= 0, ins[0][np.maximum(idx, 0)], zero))
+        elif isinstance(op, Linear):
+            out = p.new_cols(-np.inf, np.inf, node.size)
+            _dense_rows(p, out, ins[0], op.weight, op.bias)
+            cols.append(out)
+        elif isinstance(op, Conv):
+            out = p.new_cols(-np.inf, np.inf, node.size)
+            r, c, v, n = conv_triplets(op)
+            bias = np.repeat(op.bias, n // op.weight.shape[0])
+            p.add_rows(np.concatenate([np.arange(n), r]), np.concatenate([out, ins[0][c]]),
+                       np.concatenate([np.ones(n), -v]), bias, bias, n)
+            cols.append(out)
+        elif isinstance(op, Scale):
+            mul, add = op.mul.reshape(-1), op.add.reshape(-1)
+            out = p.new_cols(-np.inf, np.inf, node.size)
+            n = node.size
+            p.add_rows(np.concatenate([np.arange(n), np.arange(n)]), np.concatenate([out, ins[0]]),
+                       np.concatenate([np.ones(n), -mul]), add, add, n)
+            cols.append(out)
+        elif isinstance(op, Add):
+            out = p.new_cols(-np.inf, np.inf, node.size)
+            n = node.size
+            rows = np.concatenate([np.arange(n)] * (1 + len(ins)))
+            cc = np.concatenate([out] + ins)
+            vals = np.concatenate([np.ones(n)] + [-np.ones(n)] * len(ins))
+            p.add_rows(rows, cc, vals, 0.0, 0.0, n)
+            cols.append(out)
+        elif isinstance(op, Relu):
+            j = node.inputs[0]
+            if j not in pre:
+                raise ModelError(f"internal: no pre-activation bounds for node '{graph.nodes[j].name}'")
+            lo, hi = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[j]), widening)
+            sp = np.asarray(splits.get(i, np.zeros(node.size)), dtype=np.int64).reshape(-1)
+            lo = np.where(sp > 0, np.maximum(lo, 0.0), lo)
+            hi = np.where(sp < 0, np.minimum(hi, 0.0), hi)
+            if np.any(lo > hi):
+                raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
+            x = ins[0]
+            p.tighten(x, lo, hi)
+            out = np.where(lo >= 0, x, zero)
+            unstable = np.nonzero((lo < 0) & (hi > 0))[0]
+            m = unstable.size
+            if m:
+                y = p.new_cols(0.0, hi[unstable], m)
+                z = p.new_cols(0.0, 1.0, m, integer=True)
+                n_bin += m
+                xu, l_u, h_u = x[unstable], lo[unstable], hi[unstable]
+                ar = np.arange(m)
+                # y - x >= 0
+                p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
+                           np.concatenate([np.ones(m), -np.ones(m)]), 0.0, np.inf, m)
+                # y - x - l z <= -l     (y <= x - l (1 - z))
+                p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
+                           np.concatenate([np.ones(m), -np.ones(m), -l_u]), -np.inf, -l_u, m)
+                # y - u z <= 0
+                p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, z]),
+                           np.concatenate([np.ones(m), -h_u]), -np.inf, 0.0, m)
+                out = out.copy()
+                out[unstable] = y
+            cols.append(out)
+        elif isinstance(op, MaxPool):
+            j = node.inputs[0]
+            lo, hi = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[j]), widening)
+            p.tighten(ins[0], lo, hi)
+            out_cols = np.empty(node.size, dtype=np.int64)
+            for o, win in enumerate(op.windows):
+                win = win[win >= 0]
+                best_lo = lo[win].max()
+                cand = win[hi[win] >= best_lo]  # the others can never be the max
+                if cand.size == 1:
+                    out_cols[o] = ins[0][cand[0]]
+                    continue
+                ymax = hi[cand].max()
+                y = p.new_cols(best_lo, ymax, 1)[0]
+                z = p.new_cols(0.0, 1.0, cand.size, integer=True)
+                n_bin += cand.size
+                k = cand.size
+                ar = np.arange(k)
+                xs = ins[0][cand]
+                # y >= x_k
+                p.add_rows(np.concatenate([ar, ar]), np.concatenate([np.full(k, y), xs]),
+                           np.concatenate([np.ones(k), -np.ones(k)]), 0.0, np.inf, k)
+                # y <= x_k + (ymax - l_k)(1 - z_k)  ->  y - x_k + (ymax - l_k) z_k <= ymax - l_k
+                big = ymax - lo[cand]
+                p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([np.full(k, y), xs, z]),
+                           np.concatenate([np.ones(k), -np.ones(k), big]), -np.inf, big, k)
+                p.add_rows(np.zeros(k), z, np.ones(k), 1.0, 1.0, 1)
+                out_cols[o] = y
+            cols.append(out_cols)
+        else:
+            raise ModelError(f"internal: no MILP encoder for {type(op).__name__}")
+        if i in pre and not isinstance(op, (Input,)):
+            lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
+            p.tighten(cols[i], lo_b, hi_b)
+    y_cols = cols[-1]
+    C = np.asarray(C, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64).reshape(-1)
+    t = p.new_cols(-np.inf, np.inf, 1)[0]
+    m = C.shape[0]
+    r, c = np.nonzero(C)
+    p.add_rows(np.concatenate([r, np.arange(m)]), np.concatenate([y_cols[c], np.full(m, t)]),
+               np.concatenate([C[r, c], -np.ones(m)]), -np.inf, d, m)
+    return Encoding(p.build(t), cols[0], y_cols, int(t), n_bin)

@@ -1,0 +1,224 @@
+"""verify(): attack -> bounds -> branch and bound / MILP -> verdict, under one deadline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .attack import pgd
+from .config import Deadline, VerifyConfig
+from .errors import PropertyError
+from .graph import Graph
+from .verdict import Counterexample, Replayer, Result, Status, check_graph_against_model, confirm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pair:
+    """One (case, polytope) sub-problem still to decide."""
+
+    case: int
+    poly: int
+    proven: bool = False
+    pre: dict | None = None  # intermediate bounds from the bound stage
+    note: str = ""
+
+
+@dataclass
+class Run:
+    """Mutable state of one verify() call, local to it."""
+
+    graph: Graph
+    prop: object
+    config: VerifyConfig
+    deadline: Deadline
+    replayer: Replayer
+    rng: np.random.Generator
+    stats: dict = field(default_factory=dict)
+
+    def timed(self, key: str, t0: float) -> None:
+        """Add the seconds since t0 to stats[key]."""
+        self.stats[key] = self.stats.get(key, 0.0) + time.monotonic() - t0
+
+
+def check_sizes(graph: Graph, prop) -> None:
+    """The property's X/Y counts must match the network."""
+    if prop.n_inputs != graph.n_inputs:
+        raise PropertyError(
+            f"property declares {prop.n_inputs} inputs (X_*), network '{graph.source}' has {graph.n_inputs}",
+            prop.source)
+    if prop.n_outputs != graph.n_outputs:
+        raise PropertyError(
+            f"property declares {prop.n_outputs} outputs (Y_*), network '{graph.source}' has {graph.n_outputs}",
+            prop.source)
+
+
+def _attack(run: Run, budget: Deadline, cases: list[int]) -> Counterexample | None:
+    """PGD on each case in turn; the first replay-confirmed candidate wins."""
+    cfg = run.config.attack
+    for ci in cases:
+        if budget.expired():
+            return None
+        case = run.prop.cases[ci]
+        cands = pgd(run.graph, case.lower, case.upper, case.polytopes, cfg, budget, run.rng)
+        for x in cands[:3]:
+            cex = confirm(run.replayer, x, case, ci)
+            if cex is not None:
+                return cex
+    return None
+
+
+def _bound_stage(run: Run, pairs: list[Pair]) -> None:
+    """Prove pairs with linear bounds; record intermediate bounds for the MILP."""
+    from .bounds import BoundEngine
+
+    engine = BoundEngine(run.graph)
+    by_case: dict[int, list[Pair]] = {}
+    for pr in pairs:
+        by_case.setdefault(pr.case, []).append(pr)
+    for ci, prs in by_case.items():
+        if run.deadline.expired():
+            return
+        case = run.prop.cases[ci]
+        polys = [case.polytopes[pr.poly] for pr in prs]
+        rows = [p.C for p in polys]
+        if any(r.shape[0] == 0 for r in rows):
+            continue  # a polytope with no rows is the whole output space: nothing to prove
+        C = torch.as_tensor(np.concatenate(rows), dtype=torch.float64)
+        c0 = -torch.as_tensor(np.concatenate([p.d for p in polys]), dtype=torch.float64)
+        lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
+        hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
+        res = None
+        for method in _methods(run.config.bound_method):
+            if run.deadline.expired():
+                break
+            res = engine.compute(lo, hi, C[None], c0[None], method=method, deadline=run.deadline.end)
+            lb = res.lb[0].numpy()
+            start = 0
+            for pr, p in zip(prs, polys):
+                m = p.C.shape[0]
+                if np.all(np.isfinite(lb[start:start + m])) and lb[start:start + m].max() > 0:
+                    pr.proven = True
+                    pr.note = f"bounds ({method})"
+                start += m
+            if all(pr.proven for pr in prs):
+                break
+        if res is not None:
+            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+            for pr in prs:
+                pr.pre = pre
+
+
+def _methods(final: str) -> list[str]:
+    """The cheap-to-expensive sequence of bound methods ending at ``final``."""
+    order = ["ibp", "crown", "alpha-crown"]
+    return order[: order.index(final) + 1]
+
+
+def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, bool]:
+    """Decide the remaining pairs exactly; returns (counterexample, all_decided)."""
+    from .bounds import BoundEngine
+    from .milp.decide import Outcome, solve_pair
+    from .milp.encoder import encode
+    from .solvers import get_solver
+
+    solver = get_solver(run.config.solver)
+    cfg = run.config.milp
+    all_done = True
+    for pr in pairs:
+        if pr.proven:
+            continue
+        if run.deadline.expired():
+            return None, False
+        case = run.prop.cases[pr.case]
+        poly = case.polytopes[pr.poly]
+        pre = pr.pre
+        if pre is None:
+            lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
+            hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
+            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in BoundEngine(run.graph).ibp(lo, hi).items()}
+        t0 = time.monotonic()
+        enc = encode(run.graph, case.lower, case.upper, pre, poly.C, poly.d, widening=cfg.bound_widening)
+        run.timed("encode", t0)
+        t0 = time.monotonic()
+        ans = solve_pair(enc, solver, run.deadline.remaining(), cfg.margin, cfg.threads)
+        if ans.outcome == Outcome.CANDIDATE:
+            cex = confirm(run.replayer, ans.x_input, case, pr.case)
+            if cex is None:
+                # knife edge or tolerance artefact: solve to optimality before giving up
+                ans = solve_pair(enc, solver, run.deadline.remaining(), cfg.margin, cfg.threads, stop_below=None)
+                if ans.outcome == Outcome.CANDIDATE:
+                    cex = confirm(run.replayer, ans.x_input, case, pr.case)
+                    if cex is None:
+                        cands = pgd(run.graph, case.lower, case.upper, [poly], run.config.attack,
+                                    run.deadline.sub(0.2, 5.0), run.rng, extra_starts=ans.x_input[None])
+                        for x in cands[:3]:
+                            cex = confirm(run.replayer, x, case, pr.case)
+                            if cex is not None:
+                                break
+            run.timed("milp", t0)
+            if cex is not None:
+                return cex, False
+        run.timed("milp", t0)
+        if ans.outcome == Outcome.PROVEN:
+            pr.proven = True
+            pr.note = "milp"
+        else:
+            all_done = False
+            if ans.outcome == Outcome.TIMEOUT:
+                return None, False
+    return None, all_done
+
+
+def verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
+    """Run the pipeline on an imported Graph and a parsed Property."""
+    deadline = deadline or Deadline(config.timeout)
+    check_sizes(graph, prop)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    t0 = time.monotonic()
+    replayer = Replayer(graph.onnx_model, config.replay)
+    for ci, case in enumerate(prop.cases[:4]):
+        check_graph_against_model(graph, replayer, case.lower, case.upper,
+                                  config.check_import_points if ci == 0 else 3, rng)
+    run = Run(graph, prop, config, deadline, replayer, rng)
+    run.stats["replay_backend"] = replayer.backend
+    run.timed("check_import", t0)
+
+    def finish(status: Status, cex: Counterexample | None = None, message: str = "") -> Result:
+        run.stats["total"] = deadline.elapsed()
+        return Result(status, cex, run.stats, message)
+
+    cases = list(range(len(prop.cases)))
+    if config.attack.enabled:
+        t0 = time.monotonic()
+        cex = _attack(run, deadline.sub(config.attack.time_share), cases)
+        run.timed("attack", t0)
+        if cex is not None:
+            return finish(Status.SAT, cex, "counterexample found by PGD")
+    pairs = [Pair(ci, k) for ci in cases for k in range(len(prop.cases[ci].polytopes))]
+    if config.use_bounds and not deadline.expired():
+        t0 = time.monotonic()
+        _bound_stage(run, pairs)
+        run.timed("bounds", t0)
+        if all(pr.proven for pr in pairs):
+            return finish(Status.UNSAT, message="proven by linear bounds")
+    if deadline.expired():
+        return finish(Status.TIMEOUT)
+    if not graph.is_piecewise_linear():
+        return finish(Status.UNKNOWN, message="network is not piecewise linear; bounds did not prove it")
+    from .bab.engine import decide_pairs
+
+    cex, done = decide_pairs(run, [pr for pr in pairs if not pr.proven], _milp_stage)
+    if cex is not None:
+        return finish(Status.SAT, cex, "counterexample confirmed by ONNX replay")
+    if done and all(pr.proven for pr in pairs):
+        return finish(Status.UNSAT, message="proven")
+    if deadline.expired():
+        return finish(Status.TIMEOUT)
+    return finish(Status.UNKNOWN)
