@@ -58,13 +58,13 @@ def vnnlib_text(lower, upper, polytopes: list[tuple[np.ndarray, np.ndarray]]) ->
     lines = [f"(declare-const X_{i} Real)" for i in range(n_in)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
     for i, (lo, hi) in enumerate(zip(lower, upper)):
-        lines += [f"(assert (>= X_{i} {lo!r}))", f"(assert (<= X_{i} {hi!r}))"]
+        lines += [f"(assert (>= X_{i} {float(lo)!r}))", f"(assert (<= X_{i} {float(hi)!r}))"]
     terms = []
     for C, d in polytopes:
         rows = []
         for row, dk in zip(C, d):
-            lhs = " ".join(f"(* {c!r} Y_{j})" for j, c in enumerate(row) if c != 0)
-            rows.append(f"(<= (+ {lhs} 0.0) {dk!r})")
+            lhs = " ".join(f"(* {float(c)!r} Y_{j})" for j, c in enumerate(row) if c != 0)
+            rows.append(f"(<= (+ {lhs} 0.0) {float(dk)!r})")
         terms.append("(and " + " ".join(rows) + ")")
     lines.append("(assert (or " + " ".join(terms) + "))")
     return "\n".join(lines) + "\n"
@@ -120,3 +120,24 @@ def forward_np(layers, x: np.ndarray) -> np.ndarray:
         h = np.maximum(w @ h + b, 0.0)
     w, b = layers[-1]
     return w @ h + b
+
+
+def make_example(folder) -> dict:
+    """Write the shipped example (examples/): a 5-6-6-3 MLP and two properties with exact verdicts.
+
+    Thresholds come from the exact oracle: the `sat` property asks for
+    y0 - y1 <= m + 0.05 and the `unsat` one for y0 - y1 <= m - 0.05, where m is
+    the exact minimum of y0 - y1 over the box.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    rng = np.random.default_rng(2026)
+    layers = random_mlp(rng, [5, 6, 6, 3])
+    lower, upper = -np.ones(5) * 0.5, np.ones(5) * 0.5
+    C = np.array([[1.0, -1.0, 0.0]])
+    m = exact_min(layers, lower, upper, [(C, np.zeros(1))])
+    onnx.save(mlp_onnx(layers, input_shape=(1, 5)), folder / "mlp.onnx")
+    (folder / "mlp_sat.vnnlib").write_text(vnnlib_text(lower, upper, [(C, np.array([round(m + 0.05, 6)]))]))
+    (folder / "mlp_unsat.vnnlib").write_text(vnnlib_text(lower, upper, [(C, np.array([round(m - 0.05, 6)]))]))
+    return {"min": m}
