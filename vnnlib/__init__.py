@@ -1,1 +1,14 @@
-"""VNN-LIB 1.0 property reader (installed as completeverify.vnnlib)."""
+"""VNN-LIB 1.0 property reader (installed as completeverify.vnnlib).
+
+``parse_vnnlib`` / ``load_vnnlib`` turn a property into a :class:`Property`:
+a tuple of :class:`Case` (an input box each) with the output polytopes
+``{y : C y <= d}`` that are unsafe for that box. The property is violated
+iff some case's box reaches one of its polytopes. A property whose formula
+is constant false has no cases (it can never be violated).
+"""
+
+from .formula import MAX_TERMS
+from .property_types import Case, Polytope, Property
+from .reader import load_vnnlib, parse_vnnlib
+
+__all__ = ["Case", "MAX_TERMS", "Polytope", "Property", "load_vnnlib", "parse_vnnlib"]
