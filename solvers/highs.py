@@ -1,0 +1,253 @@
+"""HiGHS backend through highspy (imported lazily), fed the whole model as arrays."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    MilpProgram,
+    SolveLimits,
+    SolveResult,
+    compressed,
+    solve_without_columns,
+)
+from .status import SolveStatus, at_limit
+
+_LIMIT_STATUSES = ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt",
+                   "kHighsInterrupt", "kObjectiveBound", "kObjectiveTarget")
+_INT32_MAX = 2**31 - 1
+_SOLUTION_FEASIBLE = 2  # HiGHS kSolutionStatusFeasible
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null for the duration (native code ignores sys.stdout)."""
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError):
+        pass
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@functools.lru_cache(maxsize=1)
+def _swallow_banner() -> bool:
+    """Create one throwaway Highs with stdout silenced: HiGHS prints its banner once per process."""
+    import highspy
+
+    with _stdout_silenced():
+        highspy.Highs()
+    return True
+
+
+def _new_highs() -> Any:
+    """A silent highspy.Highs instance."""
+    import highspy
+
+    _swallow_banner()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _build_lp(program: MilpProgram) -> Any:
+    """A highspy.HighsLp holding program with A in column-wise (CSC) form."""
+    import highspy
+
+    start, index, value = compressed(program, by_column=True)
+    if value.size > _INT32_MAX:
+        raise ValueError(f"{value.size} nonzeros exceed HiGHS's 32-bit index range")
+    lp = highspy.HighsLp()
+    lp.num_col_ = program.num_cols()
+    lp.num_row_ = program.num_rows()
+    lp.col_cost_ = program.c
+    lp.col_lower_ = program.col_lower
+    lp.col_upper_ = program.col_upper
+    lp.row_lower_ = program.row_lower
+    lp.row_upper_ = program.row_upper
+    lp.offset_ = float(program.offset)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = program.num_cols()
+    lp.a_matrix_.num_row_ = program.num_rows()
+    lp.a_matrix_.start_ = start.astype(np.int32)
+    lp.a_matrix_.index_ = index.astype(np.int32)
+    lp.a_matrix_.value_ = value
+    if program.is_mip():
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[flag] for flag in program.integrality.tolist()]
+    return lp
+
+
+def _set_options(h: Any, program: MilpProgram, limits: SolveLimits) -> None:
+    """Apply limits as HiGHS options; raise ValueError if HiGHS rejects one."""
+    options: dict[str, Any] = {
+        "threads": int(limits.threads),
+        "random_seed": 0,
+    }
+    if math.isfinite(limits.time_limit):
+        options["time_limit"] = float(limits.time_limit)
+    if program.is_mip():
+        options["mip_rel_gap"] = float(limits.mip_rel_gap)
+        options["mip_abs_gap"] = float(limits.mip_abs_gap)
+        if limits.node_limit is not None:
+            options["mip_max_nodes"] = int(limits.node_limit)
+    for key, val in options.items():
+        status = h.setOptionValue(key, val)
+        if status.name == "kError":
+            raise ValueError(f"HiGHS rejected option {key}={val!r}")
+
+
+class _EarlyStop:
+    """MIP interrupt callback that stops on stop_above (dual bound) or stop_below (primal)."""
+
+    def __init__(self, stop_above: float | None, stop_below: float | None) -> None:
+        """Remember the thresholds; nothing triggered yet."""
+        self.stop_above = stop_above
+        self.stop_below = stop_below
+        self.triggered = ""
+        self.best_dual = -math.inf
+
+    def __call__(self, event: Any) -> None:
+        """Read the bounds HiGHS reports and request an interrupt when a threshold is crossed."""
+        data = event.data_out
+        dual, primal = float(data.mip_dual_bound), float(data.mip_primal_bound)
+        if math.isfinite(dual):
+            self.best_dual = max(self.best_dual, dual)
+        if self.stop_above is not None and dual > self.stop_above:
+            self.triggered = f"stop_above: dual bound {dual!r} > {self.stop_above!r}"
+        elif self.stop_below is not None and primal < self.stop_below:
+            self.triggered = f"stop_below: primal objective {primal!r} < {self.stop_below!r}"
+        if self.triggered:
+            event.interrupt()
+
+
+def _run(h: Any) -> Any:
+    """Run HiGHS; if the thread scheduler was started with another thread count, reset it once."""
+    import highspy
+
+    status = h.run()
+    if status.name == "kError" and h.getModelStatus().name == "kNotset":
+        reset = getattr(highspy.Highs, "resetThreadScheduler", None)
+        if reset is None:
+            reset = highspy.Highs.resetGlobalScheduler
+        reset(True)
+        status = h.run()
+    return status
+
+
+class HighsSolver:
+    """MilpSolver backed by HiGHS (highspy)."""
+
+    name = "highs"
+
+    def is_available(self) -> bool:
+        """True when highspy can be imported (checked without importing it)."""
+        return importlib.util.find_spec("highspy") is not None
+
+    def solve(self, program: MilpProgram, limits: SolveLimits | None = None) -> SolveResult:
+        """Solve program with HiGHS; solver failures come back as status ERROR."""
+        t0 = time.perf_counter()
+        limits = SolveLimits() if limits is None else limits
+        program.validate()
+        limits.validate()
+        if program.num_cols() == 0:
+            return solve_without_columns(program, time.perf_counter() - t0)
+        try:
+            h = _new_highs()
+            pass_status = h.passModel(_build_lp(program))
+            if pass_status.name == "kError":
+                return _error(t0, "HiGHS rejected the model (passModel returned kError)")
+            _set_options(h, program, limits)
+            stopper = None
+            wants_stop = limits.stop_above is not None or limits.stop_below is not None
+            if program.is_mip() and wants_stop:
+                stopper = _EarlyStop(limits.stop_above, limits.stop_below)
+                h.cbMipInterrupt.subscribe(stopper)
+            run_status = _run(h)
+            return _collect(h, program, run_status, stopper, t0)
+        except Exception as exc:  # noqa: BLE001 - any failure is a non-verdict, reported as ERROR
+            return _error(t0, f"HiGHS failed: {type(exc).__name__}: {exc}")
+
+
+def _error(t0: float, message: str) -> SolveResult:
+    """An ERROR result carrying message."""
+    return SolveResult(SolveStatus.ERROR, None, None, None, time.perf_counter() - t0, message)
+
+
+def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop | None,
+             t0: float) -> SolveResult:
+    """Translate HiGHS's model status, info and solution into a SolveResult."""
+    model_status = h.getModelStatus()
+    name = model_status.name
+    info = h.getInfo()
+    solution = h.getSolution()
+    is_mip = program.is_mip()
+    x: np.ndarray | None = None
+    objective: float | None = None
+    if solution.value_valid and int(info.primal_solution_status) == _SOLUTION_FEASIBLE:
+        x = np.asarray(solution.col_value, dtype=np.float64).copy()
+        objective = float(info.objective_function_value)
+    node_count = int(info.mip_node_count) if is_mip and int(info.mip_node_count) >= 0 else None
+    stopped = bool(stopper is not None and stopper.triggered)
+    message = f"HiGHS model status {name}; run status {run_status.name}"
+    if stopped and stopper is not None:
+        message += f"; {stopper.triggered}"
+
+    dual_bound: float | None = None
+    if is_mip:
+        dual_bound = _finite_or_none(float(info.mip_dual_bound))
+        if stopper is not None and math.isfinite(stopper.best_dual):
+            dual_bound = stopper.best_dual if dual_bound is None else max(dual_bound,
+                                                                          stopper.best_dual)
+    row_duals = col_duals = None
+
+    if name == "kOptimal":
+        if x is None:
+            status = SolveStatus.ERROR
+            message += "; optimal status without a feasible primal solution"
+            dual_bound = None
+        else:
+            status = SolveStatus.OPTIMAL
+            if not is_mip:
+                dual_bound = objective
+                if solution.dual_valid:
+                    row_duals = np.asarray(solution.row_dual, dtype=np.float64).copy()
+                    col_duals = np.asarray(solution.col_dual, dtype=np.float64).copy()
+    elif name == "kInfeasible":
+        status, x, objective, dual_bound = SolveStatus.INFEASIBLE, None, None, math.inf
+    elif name in ("kUnbounded", "kUnboundedOrInfeasible"):
+        status, dual_bound = SolveStatus.UNBOUNDED, None
+    elif name in _LIMIT_STATUSES:
+        status = at_limit(x is not None)
+        if not is_mip:
+            dual_bound = None
+    else:
+        status, x, objective, dual_bound = SolveStatus.ERROR, None, None, None
+    return SolveResult(status, x, objective, dual_bound, time.perf_counter() - t0, message,
+                       node_count=node_count, row_duals=row_duals, col_duals=col_duals,
+                       stopped_early=stopped)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """value if it is a finite float, else None."""
+    return value if math.isfinite(value) else None
