@@ -634,6 +634,21 @@ def _static_shape(vi: onnx.ValueInfoProto) -> Shape:
     return tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in dims)
 
 
+def _unsupported_nodes(g: onnx.GraphProto) -> list[tuple[str, str]]:
+    """(op_type, node name) of every node we cannot convert, found before any conversion."""
+    init = {i.name for i in g.initializer}
+    variable = {vi.name for vi in g.input if vi.name not in init}
+    bad = []
+    for k, n in enumerate(g.node):
+        on_variable = any(name in variable for name in n.input) and n.op_type != "Shape"
+        if on_variable:
+            variable.update(n.output)
+        known = n.op_type in CONVERTERS or (n.op_type in CONSTANT_ONLY and not on_variable)
+        if n.domain not in ("", "ai.onnx") or not known:
+            bad.append((n.op_type, n.name or f"{n.op_type}_{k}"))
+    return bad
+
+
 def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph: bool = True) -> Graph:
     """Convert a loaded ONNX model to a Graph (raises ModelError / UnsupportedOperatorError)."""
     g = model.graph
@@ -642,11 +657,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
         raise ModelError(f"{source}: model declares no default-domain opset")
     if not (MIN_OPSET <= opset <= MAX_OPSET):
         raise ModelError(f"{source}: opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET})")
-    unsupported = [
-        (n.op_type, n.name or f"#{k}")
-        for k, n in enumerate(g.node)
-        if n.domain not in ("", "ai.onnx") or (n.op_type not in CONVERTERS and n.op_type not in CONSTANT_ONLY)
-    ]
+    unsupported = _unsupported_nodes(g)
     if unsupported:
         raise UnsupportedOperatorError(unsupported, source)
 

@@ -1,0 +1,147 @@
+"""End-to-end verdicts on tiny networks whose answers are known by construction or by brute force."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+import completeverify as cv
+from completeverify.config import AttackConfig, VerifyConfig
+from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLVERS = ["highs", "pulp"]
+
+
+def replay_ok(model: onnx.ModelProto, prop, result) -> bool:
+    """Independent check of a sat: onnx reference evaluator + the property, zero tolerance."""
+    cex = result.counterexample
+    assert cex is not None
+    x = np.asarray(cex.input)
+    case = prop.cases[cex.case]
+    flat = x.astype(np.float64).reshape(-1)
+    if not (np.all(flat >= case.lower) and np.all(flat <= case.upper)):
+        return False
+    name = [i.name for i in model.graph.input][0]
+    y = ReferenceEvaluator(model).run(None, {name: x.astype(np.float32)})[0].astype(np.float64).reshape(-1)
+    if not np.allclose(y, np.asarray(cex.output, dtype=np.float64).reshape(-1)):
+        return False
+    return any(np.all(p.C @ y <= p.d) for p in case.polytopes)
+
+
+def no_attack(**kw) -> VerifyConfig:
+    """A config without PGD, so the exact stages have to decide."""
+    return VerifyConfig(attack=AttackConfig(enabled=False), **kw)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_shipped_example_both_verdicts(solver):
+    net = cv.load_onnx(ROOT / "examples" / "mlp.onnx")
+    r = cv.verify(net, ROOT / "examples" / "mlp_unsat.vnnlib", timeout=60, solver=solver)
+    assert r.status == cv.Status.UNSAT
+    prop = cv.load_vnnlib(ROOT / "examples" / "mlp_sat.vnnlib")
+    r = cv.verify(net, prop, timeout=60, solver=solver)
+    assert r.status == "sat"
+    assert replay_ok(onnx.load(ROOT / "examples" / "mlp.onnx"), prop, r)
+
+
+def _instance(seed: int, sizes, gap: float):
+    """A random MLP and a one-row property whose exact minimum is shifted by ``gap``."""
+    rng = np.random.default_rng(seed)
+    layers = random_mlp(rng, sizes)
+    lower = rng.uniform(-1, 0, size=sizes[0]).round(3)
+    upper = (lower + rng.uniform(0.2, 1.0, size=sizes[0])).round(3)
+    n_out = sizes[-1]
+    C = np.zeros((1, n_out))
+    C[0, 0], C[0, 1 % n_out] = 1.0, -1.0 if n_out > 1 else 0.0
+    m = exact_min(layers, lower, upper, [(C, np.zeros(1))])
+    d = np.array([m + gap])
+    return layers, lower, upper, [(C, d)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("gap", [-0.02, 0.02])
+def test_random_mlps_agree_with_brute_force(seed, gap, tmp_path):
+    layers, lower, upper, polys = _instance(seed, [3, 5, 4, 2], gap)
+    model = mlp_onnx(layers, input_shape=(1, 3))
+    prop_text = vnnlib_text(lower, upper, polys)
+    expected = cv.Status.SAT if gap > 0 else cv.Status.UNSAT
+    net = cv.load_onnx(model)
+    prop = cv.load_vnnlib(prop_text, net)
+    configs = [VerifyConfig(timeout=30)]
+    configs += [no_attack(timeout=30, solver=s, use_bounds=False, mode="milp") for s in SOLVERS]
+    for config in configs:
+        r = cv.verify(net, prop, config=config)
+        assert r.status == expected, (config.solver, config.mode, r.message)
+        if r.status == cv.Status.SAT:
+            assert replay_ok(model, prop, r)
+            y = forward_np(layers, r.counterexample.input)
+            assert np.all(polys[0][0] @ y <= polys[0][1] + 1e-5)
+
+
+def test_zero_width_box_and_exact_zero_minimum():
+    # y = x on a box [0, 1]: the unsafe set y <= 0 is reached exactly at x = 0
+    w = [(np.eye(1), np.zeros(1))]
+    model = mlp_onnx(w, input_shape=(1, 1))
+    net = cv.load_onnx(model)
+    r = cv.verify(net, vnnlib_text([0.0], [1.0], [(np.eye(1), np.zeros(1))]), timeout=20)
+    assert r.status == "sat" and float(r.counterexample.output.reshape(-1)[0]) <= 0.0
+    # just below zero: never sat (unsat, or unknown on the knife edge)
+    r = cv.verify(net, vnnlib_text([0.0], [1.0], [(np.eye(1), np.array([-1e-9]))]), timeout=20)
+    assert r.status in ("unsat", "unknown")
+    # a constant input (lower == upper) is a valid box (Marabou #670 gave a false unsat)
+    r = cv.verify(net, vnnlib_text([0.25], [0.25], [(np.eye(1), np.array([0.25]))]), timeout=20)
+    assert r.status == "sat"
+    r = cv.verify(net, vnnlib_text([0.25], [0.25], [(np.eye(1), np.array([0.2]))]), timeout=20)
+    assert r.status == "unsat"
+
+
+def test_disjunctive_output_and_two_boxes():
+    rng = np.random.default_rng(7)
+    layers = random_mlp(rng, [2, 4, 3])
+    model = mlp_onnx(layers)
+    net = cv.load_onnx(model)
+    lower, upper = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    C0 = np.array([[1.0, -1.0, 0.0]])
+    C1 = np.array([[0.0, 1.0, -1.0]])
+    m0 = exact_min(layers, lower, upper, [(C0, np.zeros(1))])
+    m1 = exact_min(layers, lower, upper, [(C1, np.zeros(1))])
+    # neither reachable -> unsat; make the second reachable -> sat through the disjunction
+    text = vnnlib_text(lower, upper, [(C0, np.array([m0 - 0.05])), (C1, np.array([m1 - 0.05]))])
+    assert cv.verify(net, text, config=no_attack(timeout=30)).status == "unsat"
+    text = vnnlib_text(lower, upper, [(C0, np.array([m0 - 0.05])), (C1, np.array([m1 + 0.05]))])
+    prop = cv.load_vnnlib(text, net)
+    r = cv.verify(net, prop, config=no_attack(timeout=30))
+    assert r.status == "sat" and r.counterexample.polytope == 1 and replay_ok(model, prop, r)
+
+
+def test_result_object_api():
+    net = cv.load_onnx(ROOT / "examples" / "mlp.onnx")
+    r = cv.verify(net, ROOT / "examples" / "mlp_sat.vnnlib", timeout=30)
+    text = r.to_vnncomp()
+    assert text.startswith("sat\n((X_0 ") and "(Y_2 " in text
+    assert r.counterexample.input.shape == (1, 5) and r.counterexample.output.shape == (1, 3)
+    assert "total" in r.stats
+    d = r.to_dict()
+    assert d["status"] == "sat" and len(d["counterexample"]["input"]) == 5
+
+
+def test_config_validation():
+    with pytest.raises(cv.InputError):
+        VerifyConfig(solver="gurobi")
+    with pytest.raises(cv.InputError):
+        VerifyConfig(timeout=-1)
+    with pytest.raises(cv.InputError):
+        dataclasses.replace(VerifyConfig(), mode="magic")
+
+
+def test_property_size_mismatch_is_an_error():
+    net = cv.load_onnx(ROOT / "examples" / "mlp.onnx")
+    text = vnnlib_text([0.0, 0.0], [1.0, 1.0], [(np.ones((1, 3)), np.zeros(1))])
+    with pytest.raises(cv.PropertyError, match="2"):
+        cv.verify(net, text, timeout=10)
