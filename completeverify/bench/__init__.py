@@ -1,1 +1,7 @@
-"""bench stage."""
+"""Benchmark suites as users run them: ``completeverify bench`` and ``completeverify plot``.
+
+Modules: ``suite`` (instances.csv / ground_truth.csv), ``results`` (the results
+CSV format), ``runner`` (one verifier process per instance; sequential, local
+pool or Dask), ``run`` (resume and append), ``report`` (summary table),
+``plot`` (cactus plots), ``cli`` (the subcommands).
+"""

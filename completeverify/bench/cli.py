@@ -1,0 +1,174 @@
+"""The ``bench`` and ``plot`` subcommands; the only part of completeverify.bench that prints.
+
+Exit codes of ``bench``: 0 when the run finished and no verdict contradicts
+``--expected``; 3 when some verdict is wrong (sat where the consensus is unsat,
+or unsat where it is sat); 2 for bad input; 130 when interrupted (rows written
+so far are kept; rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+EXIT_WRONG = 3
+
+
+def _positive(text: str) -> float:
+    """argparse type: a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: '{text}'")
+    return value
+
+
+def add_bench_commands(sub) -> None:
+    """Add ``bench`` and ``plot`` to the top-level subparsers."""
+    p = sub.add_parser("bench", help="run a VNN-COMP style instances.csv, one process per instance",
+                       description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout; "
+                                   "no header; paths relative to the CSV) in its own process and append "
+                                   "one row per instance to --out. Rerunning with the same --out resumes. "
+                                   "Exit code 3 when a verdict contradicts --expected.")
+    p.add_argument("instances", help="instances.csv")
+    p.add_argument("--out", default="results.csv", help="results CSV, appended to and resumed (default results.csv)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="instances run at once on this machine")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)")
+    p.add_argument("--timeout-scale", type=_positive, default=1.0, metavar="F",
+                   help="multiply every published timeout by F")
+    p.add_argument("--timeout-cap", type=_positive, metavar="S", help="never give an instance more than S seconds")
+    p.add_argument("--filter", metavar="REGEX", help="run only rows whose 'onnx,vnnlib' matches REGEX")
+    p.add_argument("--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column")
+    p.add_argument("--plot", metavar="PNG", help="also draw the cactus plot here")
+    p.add_argument("--grace", type=_positive, default=None, metavar="S",
+                   help="seconds past an instance's timeout before its processes are killed (default 5)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(func=run_bench_command)
+
+    q = sub.add_parser("plot", help="overlay cactus plots of several results CSVs",
+                       description="Cactus plot (instances decided vs. time, log scale) of one or more "
+                                   "results CSVs (columns status and seconds at least).")
+    q.add_argument("results", nargs="+", help="results CSV files")
+    q.add_argument("--out", default="cactus.png", help="image file (default cactus.png)")
+    q.add_argument("--labels", nargs="+", help="one legend label per results file")
+    q.add_argument("--title", help="plot title")
+    q.add_argument("-v", "--verbose", action="count", default=0)
+    q.set_defaults(func=run_plot_command)
+
+
+class _Progress:
+    """A tqdm bar with decided/sat/unsat/unknown counts; plain lines on stderr when not a terminal."""
+
+    def __init__(self, total: int) -> None:
+        """Remember the suite size; the bar starts in ``start``."""
+        self.total = total
+        self.rows: list = []
+        self.bar = None
+
+    def start(self, n_todo: int, done_rows: list) -> None:
+        """Open the bar at the number of rows already done."""
+        from tqdm import tqdm
+
+        self.rows = list(done_rows)
+        if done_rows:
+            sys.stderr.write(f"resuming: {len(done_rows)} of {self.total} instances already done, "
+                             f"{n_todo} to run\n")
+        self.bar = tqdm(total=self.total, initial=len(done_rows), unit="inst", file=sys.stderr,
+                        disable=None, dynamic_ncols=True, desc="bench")
+        self._postfix()
+
+    def _postfix(self) -> None:
+        """Refresh the counts next to the bar."""
+        from .report import progress_counts
+
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_postfix(progress_counts(self.rows), refresh=False)
+
+    def row(self, row) -> None:
+        """One more instance finished."""
+        self.rows.append(row)
+        if self.bar is None or self.bar.disable:
+            note = f" ({row.message})" if row.status in ("error", "timeout") and row.message else ""
+            sys.stderr.write(f"[{len(self.rows)}/{self.total}] {row.status:<7} {row.seconds:8.2f}s  "
+                             f"{row.onnx},{row.vnnlib}{note}\n")
+            sys.stderr.flush()
+            return
+        self._postfix()
+        self.bar.update(1)
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """The bench subcommand."""
+    from .plot import cactus_plot
+    from .report import format_summary
+    from .run import BenchOptions, run_bench
+    from .runner import DEFAULT_GRACE
+    from .suite import read_instances, select
+
+    opts = BenchOptions(instances=Path(args.instances), out=Path(args.out), workers=args.workers,
+                        scheduler=args.scheduler, timeout_scale=args.timeout_scale,
+                        timeout_cap=args.timeout_cap, filter=args.filter,
+                        expected=Path(args.expected) if args.expected else None,
+                        grace=args.grace if args.grace is not None else DEFAULT_GRACE)
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        from ..errors import InputError
+
+        raise InputError(f"folder of --plot does not exist: {Path(args.plot).resolve().parent}")
+    progress = _Progress(len(select(read_instances(opts.instances), opts.filter)))
+    try:
+        outcome = run_bench(opts, on_start=progress.start, on_row=progress.row)
+    finally:
+        progress.close()
+    where = f" on {args.scheduler}" if args.scheduler else (f" with {args.workers} workers" if args.workers > 1 else "")
+    print(f"completeverify bench {args.instances}: {len(outcome.selected)} instances, "
+          f"{outcome.ran} run now{where}, {outcome.skipped} already in {args.out}")
+    print(format_summary(outcome.summary, Path(args.expected).name if args.expected else "ground truth"))
+    print(f"results: {args.out}" + (f"; counterexamples under {outcome.files_dir}" if outcome.summary.counts["sat"] else ""))
+    if args.plot:
+        cactus_plot([(Path(args.out).stem, outcome.rows)], args.plot,
+                    title=f"completeverify on {Path(args.instances).resolve().parent.name}")
+        print(f"cactus plot: {args.plot}")
+    if outcome.summary.wrong:
+        print(f"{len(outcome.summary.wrong)} WRONG verdict(s): exit code {EXIT_WRONG}")
+        return EXIT_WRONG
+    return 0
+
+
+def run_plot_command(args: argparse.Namespace) -> int:
+    """The plot subcommand."""
+    from ..errors import InputError
+    from .plot import cactus_plot, default_labels
+    from .results import read_results
+
+    paths = [Path(p) for p in args.results]
+    labels: Optional[list[str]] = args.labels
+    if labels is not None and len(labels) != len(paths):
+        raise InputError(f"--labels has {len(labels)} names for {len(paths)} results files")
+    labels = labels or default_labels(paths)
+    series = [(label, read_results(p)) for label, p in zip(labels, paths)]
+    cactus_plot(series, args.out, title=args.title)
+    for label, rows in series:
+        decided = sum(r.status in ("sat", "unsat") for r in rows)
+        print(f"{label}: {decided} of {len(rows)} decided")
+    print(f"cactus plot: {args.out}")
+    return 0
