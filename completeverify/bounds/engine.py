@@ -1,0 +1,303 @@
+"""The bound engine: IBP, CROWN (one reverse-topological walk per bounded node) and alpha/beta-CROWN.
+
+Float safety: every tensor that decides a verdict is float64.  Arithmetic bounds are widened by
+``config.float_rel * magnitude + config.float_abs`` (intervals per op; linear bounds at the
+concretisation, relative to |lb| + sum |A| |x| + |bias|) to absorb rounding, and every NaN lower
+bound becomes -inf (upper: +inf), so a non-finite number can never prove anything.  The margin
+is a generous estimate of float64 rounding, not an interval-arithmetic proof; the pipeline's
+exact stages (MILP with margins, counterexample replay) remain the final word.
+
+Intermediate bounds: every node feeding an activation is bounded, in topological order, by IBP
+intersected with any given ``pre`` bounds and with the split constraints, then (unless
+``method == "ibp"``) by CROWN on the neurons that still need it (unstable ReLU inputs; all inputs
+of Sigmoid/Tanh/MaxPool), reusing all earlier intermediate bounds.  Intermediate CROWN uses the
+adaptive CROWN slopes; alpha and beta are optimised for the final bound only (per output row).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..errors import ModelError
+from ..graph import Conv, Graph, Input, Linear, MaxPool, Relu, Sigmoid, Tanh
+from .backward import BACKWARD, concretize
+from .interval import IBP, Box
+from .relax import MaxPoolRelax, ReluRelax, smooth_relax
+from .types import AlphaState, BoundConfig, BoundResult, Splits
+
+ACTIVATIONS = (Relu, Sigmoid, Tanh, MaxPool)
+METHODS = ("ibp", "crown", "alpha-crown")
+Relax = object
+
+
+def _intersect(box: Box, other: Box | None) -> Box:
+    """Elementwise tightest of two boxes (other may be None)."""
+    if other is None:
+        return box
+    lo, hi = other
+    return torch.maximum(box[0], lo.to(box[0].dtype)), torch.minimum(box[1], hi.to(box[1].dtype))
+
+
+def _sanitize(box: Box) -> Box:
+    """NaN lower bounds become -inf, NaN upper bounds +inf."""
+    lo, hi = box
+    lo = torch.where(torch.isnan(lo), torch.full_like(lo, float("-inf")), lo)
+    hi = torch.where(torch.isnan(hi), torch.full_like(hi, float("inf")), hi)
+    return lo, hi
+
+
+class BoundEngine:
+    """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
+
+    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig()) -> None:
+        """Cache float64 parameters and the structure the passes need."""
+        self.graph = graph
+        self.config = config
+        self.nodes = graph.nodes
+        self.params = graph.params(torch.float64)
+        self.aux: list[dict] = []
+        for node, p in zip(self.nodes, self.params):
+            extra = {}
+            if isinstance(node.op, (Linear, Conv)):
+                extra["abs_weight"] = p["weight"].abs()
+            self.aux.append(extra)
+        self.in_nodes = [[self.nodes[j] for j in n.inputs] for n in self.nodes]
+        self.pre_nodes: dict[int, bool] = {}  # node -> True when only ReLUs read it
+        for node in self.nodes:
+            if isinstance(node.op, ACTIVATIONS):
+                j = node.inputs[0]
+                self.pre_nodes[j] = self.pre_nodes.get(j, True) and isinstance(node.op, Relu)
+        self.relu_nodes = [i for i, n in enumerate(self.nodes) if isinstance(n.op, Relu)]
+
+    # ------------------------------------------------------------------ inputs
+    def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
+        """Flat float64 (B, n_in) input box, validated."""
+        lo = torch.as_tensor(lower, dtype=torch.float64)
+        hi = torch.as_tensor(upper, dtype=torch.float64)
+        lo, hi = lo.reshape(lo.shape[0], -1), hi.reshape(hi.shape[0], -1)
+        if lo.shape != hi.shape or lo.shape[1] != self.graph.n_inputs:
+            raise ModelError(f"{self.graph.source}: input box of shape {tuple(lo.shape)} does not fit "
+                             f"{self.graph.n_inputs} inputs")
+        if bool((lo > hi).any()) or not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            raise ModelError(f"{self.graph.source}: input box is empty or not finite")
+        return lo, hi
+
+    def _signs(self, splits: Splits | None, batch: int) -> dict[int, list[torch.Tensor]]:
+        """Pre-activation node -> split signs (B, size) float64 from the Relu splits."""
+        out: dict[int, list[torch.Tensor]] = {}
+        if splits is None:
+            return out
+        for r, s in splits.relu.items():
+            node = self.nodes[r]
+            if not isinstance(node.op, Relu) or tuple(s.shape) != (batch, node.size):
+                raise ModelError(f"splits for node {r} must be a Relu node with shape ({batch}, {node.size})")
+            out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
+        return out
+
+    @staticmethod
+    def _clamp(box: Box, signs: list[torch.Tensor] | None) -> Box:
+        """Apply split constraints: +1 -> lower >= 0, -1 -> upper <= 0."""
+        if not signs:
+            return box
+        lo, hi = box
+        for s in signs:
+            lo = torch.where(s > 0, lo.clamp(min=0), lo)
+            hi = torch.where(s < 0, hi.clamp(max=0), hi)
+        return lo, hi
+
+    # ------------------------------------------------------------------ passes
+    def ibp(self, lower: torch.Tensor, upper: torch.Tensor) -> dict[int, Box]:
+        """IBP bounds (lower, upper) each (B, size) of every node, for a batch of boxes."""
+        with torch.no_grad():
+            boxes, _ = self._prepare(*self._box(lower, upper), None, None, "ibp")
+        return dict(enumerate(boxes))
+
+    def _relax(self, i: int, box: Box) -> Relax:
+        """Linear relaxation of activation node i given its input bounds."""
+        op = self.nodes[i].op
+        lo, hi = box
+        if isinstance(op, Relu):
+            return ReluRelax(lo, hi)
+        if isinstance(op, Sigmoid):
+            return smooth_relax("sigmoid", lo, hi)
+        if isinstance(op, Tanh):
+            return smooth_relax("tanh", lo, hi)
+        return MaxPoolRelax(self.params[i]["windows"], self.in_nodes[i][0].size, lo, hi)
+
+    def _prepare(self, lo: torch.Tensor, hi: torch.Tensor, splits: Splits | None,
+                 pre: dict | None, method: str) -> tuple[list[Box], dict[int, Relax]]:
+        """Bounds of every node (intermediate ones tightened) and the activations' relaxations."""
+        cfg = self.config
+        signs = self._signs(splits, lo.shape[0])
+        pre = pre or {}
+        boxes: list[Box] = []
+        relax: dict[int, Relax] = {}
+        for i, node in enumerate(self.nodes):
+            if isinstance(node.op, Input):
+                box = (lo, hi)
+            else:
+                ins = [boxes[j] for j in node.inputs]
+                box = IBP[type(node.op)](node.op, self.params[i], self.aux[i], ins, cfg.float_rel, cfg.float_abs)
+            if method != "ibp" and isinstance(node.op, ACTIVATIONS):
+                relax[i] = self._relax(i, boxes[node.inputs[0]])
+            if i in self.pre_nodes:
+                box = self._clamp(_intersect(box, pre.get(i)), signs.get(i))
+                if method != "ibp" and cfg.intermediate_crown and i != 0:
+                    box = self._clamp(_intersect(box, self._crown_node(i, box, relax, lo, hi)), signs.get(i))
+                box = _sanitize(box)
+            boxes.append(box)
+        return boxes, relax
+
+    def _crown_node(self, j: int, box: Box, relax: dict[int, Relax], lo: torch.Tensor,
+                    hi: torch.Tensor) -> Box | None:
+        """CROWN bounds of node j for the neurons that need them (others stay +-inf)."""
+        cur_lo, cur_hi = box
+        if self.pre_nodes[j]:
+            need = ((cur_lo < 0) & (cur_hi > 0)).any(0)
+            idx = need.nonzero().flatten()
+        else:
+            idx = torch.arange(self.nodes[j].size)
+        if idx.numel() == 0:
+            return None
+        batch = lo.shape[0]
+        width = max(self.nodes[j].size, lo.shape[1], max(n.size for n in self.nodes[: j + 1]))
+        chunk = max(1, self.config.chunk_elems // max(1, 2 * batch * width))
+        new_lo = torch.full_like(cur_lo, float("-inf"))
+        new_hi = torch.full_like(cur_hi, float("inf"))
+        for start in range(0, idx.numel(), chunk):
+            sel = idx[start:start + chunk]
+            a0, bias = self._walk_rows(j, sel, batch, relax)
+            lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
+            c = sel.numel()
+            new_lo[:, sel] = lb[:, :c]
+            new_hi[:, sel] = -lb[:, c:]
+        return new_lo, new_hi
+
+    def _walk_rows(self, j: int, sel: torch.Tensor, batch: int, relax: dict[int, Relax]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward walk for rows +e_k and -e_k (k in sel) of node j: (A0 (B, 2c, n_in), bias)."""
+        node, p = self.nodes[j], self.params[j]
+        c = sel.numel()
+        if isinstance(node.op, Linear):  # first step is a row selection of W
+            w = p["weight"][sel]
+            a = torch.cat([w, -w]).unsqueeze(0).expand(batch, -1, -1)
+            b = torch.cat([p["bias"][sel], -p["bias"][sel]]).unsqueeze(0).expand(batch, -1)
+            return self._walk(node.inputs[0], a, b, relax)
+        a = torch.zeros(batch, 2 * c, node.size, dtype=torch.float64)
+        rows = torch.arange(c)
+        a[:, rows, sel] = 1.0
+        a[:, rows + c, sel] = -1.0
+        return self._walk(j, a, torch.zeros(batch, 2 * c, dtype=torch.float64), relax)
+
+    def _walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
+              alphas: dict[int, torch.Tensor] | None = None,
+              beta_terms: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias)."""
+        acc: dict[int, torch.Tensor] = {start: a}
+        alphas = alphas or {}
+        beta_terms = beta_terms or {}
+        for i in range(start, 0, -1):
+            ai = acc.pop(i, None)
+            if ai is None:
+                continue
+            if i in relax:
+                a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))  # type: ignore[attr-defined]
+                outs = [a_in]
+            else:
+                outs, b = BACKWARD[type(self.nodes[i].op)](self.nodes[i], self.in_nodes[i], self.params[i], ai)
+            if b is not None:
+                bias = bias + b
+            for k, ak in zip(self.nodes[i].inputs, outs):
+                acc[k] = acc[k] + ak if k in acc else ak
+        a0 = acc.get(0)
+        if a0 is None:
+            a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
+        return a0, bias
+
+    # ------------------------------------------------------------------ public
+    def compute(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor,
+                c0: torch.Tensor | None = None, method: str = "crown", splits: Splits | None = None,
+                pre: dict | None = None, warm: object | None = None, need_ub: bool = False,
+                deadline: float | None = None) -> BoundResult:
+        """Bounds of C @ y + c0 over the boxes [lower, upper] (B, n_in); see BoundResult for shapes.
+
+        C: (B, m, n_out) or (m, n_out); c0: (B, m) or (m,).  method: "ibp" | "crown" |
+        "alpha-crown" (with splits: beta-CROWN).  pre: intermediate bounds that are only ever
+        tightened.  warm: an AlphaState from an earlier call.  deadline: time.monotonic() value
+        after which alpha/beta optimisation stops.
+        """
+        if method not in METHODS:
+            raise ModelError(f"unknown bound method '{method}' (expected one of {METHODS})")
+        with torch.no_grad():
+            lo, hi = self._box(lower, upper)
+            batch = lo.shape[0]
+            cmat, cvec = self._spec(C, c0, batch)
+            m = cmat.shape[1]
+            boxes, relax = self._prepare(lo, hi, splits, pre, method)
+            pre_out = {j: boxes[j] for j in self.pre_nodes}
+            if need_ub:
+                cmat, cvec = torch.cat([cmat, -cmat], 1), torch.cat([cvec, -cvec], 1)
+            out_lo, out_hi = boxes[-1]
+            ibp_lb, _ = concretize(cmat, cvec, out_lo, out_hi, self.config.float_rel,
+                                   self.config.float_abs, want_x=False)
+            x_lb = None
+            state = None
+            if method == "ibp":
+                lb = ibp_lb
+            else:
+                a0, bias = self._walk(len(self.nodes) - 1, cmat, cvec, relax)
+                lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
+                if method == "alpha-crown":
+                    lb, x, state = self._optimize(lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline)
+                lb = torch.maximum(lb, ibp_lb)
+                x_lb = x[:, :m]
+            lb = torch.where(torch.isnan(lb), torch.full_like(lb, float("-inf")), lb)
+        return BoundResult(lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state)
+
+    def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """C as (B, m, n_out) and c0 as (B, m), float64."""
+        cmat = torch.as_tensor(C, dtype=torch.float64)
+        if cmat.dim() == 2:
+            cmat = cmat.unsqueeze(0).expand(batch, -1, -1)
+        if cmat.dim() != 3 or cmat.shape[0] != batch or cmat.shape[2] != self.graph.n_outputs:
+            raise ModelError(f"C of shape {tuple(cmat.shape)} does not fit batch {batch} and "
+                             f"{self.graph.n_outputs} outputs")
+        m = cmat.shape[1]
+        if c0 is None:
+            cvec = cmat.new_zeros(batch, m)
+        else:
+            cvec = torch.as_tensor(c0, dtype=torch.float64)
+            cvec = cvec.unsqueeze(0).expand(batch, -1) if cvec.dim() == 1 else cvec
+            if tuple(cvec.shape) != (batch, m):
+                raise ModelError(f"c0 of shape {tuple(cvec.shape)} does not fit ({batch}, {m})")
+        return cmat, cvec
+
+    def _optimize(self, lo: torch.Tensor, hi: torch.Tensor, cmat: torch.Tensor, cvec: torch.Tensor,
+                  relax: dict[int, Relax], splits: Splits | None, warm: object | None,
+                  lb0: torch.Tensor, x0: torch.Tensor, deadline: float | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
+        """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per row."""
+        from .optimize import optimize_alpha_beta
+
+        return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
+
+    def evaluate(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor, c0: torch.Tensor | None,
+                 state: AlphaState, splits: Splits | None = None, pre: dict | None = None) -> torch.Tensor:
+        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
+        from .optimize import beta_terms, init_params
+
+        with torch.no_grad():
+            lo, hi = self._box(lower, upper)
+            cmat, cvec = self._spec(C, c0, lo.shape[0])
+            _, relax = self._prepare(lo, hi, splits, pre, "crown")
+            alphas, betas, signs = init_params(self, relax, splits, state, cmat.shape[1], lo.shape[0])
+            a0, bias = self._walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
+            lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
+        return lb
+
+
+def now() -> float:
+    """Monotonic clock used for deadlines."""
+    return time.monotonic()

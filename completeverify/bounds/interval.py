@@ -1,0 +1,126 @@
+"""Interval bound propagation (IBP): one function per op, on flat (B, size) float64 bounds.
+
+Arithmetic ops widen their result by rel * magnitude + abs to cover float64 rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..graph import Add, Concat, Conv, Gather, Linear, MaxPool, Relu, Reshape, Scale, Sigmoid, Tanh
+
+Box = tuple[torch.Tensor, torch.Tensor]
+
+
+def widen(lo: torch.Tensor, hi: torch.Tensor, mag: torch.Tensor, rel: float, abs_: float) -> Box:
+    """Lower lo and raise hi by rel * mag + abs_."""
+    pad = rel * mag + abs_
+    return lo - pad, hi + pad
+
+
+def _mid_rad(box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and radius of a box."""
+    lo, hi = box
+    return (lo + hi) / 2, (hi - lo) / 2
+
+
+def _ibp_linear(op: Linear, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """y = W x + b by centre/radius."""
+    mid, rad = _mid_rad(ins[0])
+    c = mid @ p["weight"].T + p["bias"]
+    r = rad @ aux["abs_weight"].T
+    mag = (mid.abs() + rad) @ aux["abs_weight"].T + p["bias"].abs()
+    return widen(c - r, c + r, mag, rel, abs_)
+
+
+def _conv_nobias(op: Conv, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Convolution without bias on flat (B, n_in) -> flat (B, n_out)."""
+    xs = op.pad_input(x.reshape(x.shape[0], *op.in_chw))
+    y = F.conv2d(xs, weight, None, op.stride, op.torch_padding(), op.dilation, op.groups)
+    return y.reshape(x.shape[0], -1)
+
+
+def _ibp_conv(op: Conv, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Convolution by centre/radius."""
+    mid, rad = _mid_rad(ins[0])
+    c = _conv_nobias(op, p["weight"], mid)
+    n_per = c.shape[1] // p["bias"].shape[0]
+    bias = p["bias"].repeat_interleave(n_per)
+    c = c + bias
+    r = _conv_nobias(op, aux["abs_weight"], rad)
+    mag = _conv_nobias(op, aux["abs_weight"], mid.abs() + rad) + bias.abs()
+    return widen(c - r, c + r, mag, rel, abs_)
+
+
+def _ibp_scale(op: Scale, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """y = x * mul + add."""
+    mid, rad = _mid_rad(ins[0])
+    c = mid * p["mul"] + p["add"]
+    r = rad * p["mul"].abs()
+    return widen(c - r, c + r, (mid.abs() + rad) * p["mul"].abs() + p["add"].abs(), rel, abs_)
+
+
+def _ibp_gather(op: Gather, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Exact index selection (padding entries are exactly 0)."""
+    lo, hi = ins[0]
+    return lo[:, p["index"]] * p["mask"], hi[:, p["index"]] * p["mask"]
+
+
+def _ibp_reshape(op: Reshape, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Identity on the flat view."""
+    return ins[0]
+
+
+def _ibp_add(op: Add, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Sum of the inputs' bounds."""
+    lo = sum(b[0] for b in ins[1:]) + ins[0][0]
+    hi = sum(b[1] for b in ins[1:]) + ins[0][1]
+    mag = sum(b[0].abs().maximum(b[1].abs()) for b in ins)
+    return widen(lo, hi, mag, rel, abs_)
+
+
+def _ibp_concat(op: Concat, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Concatenated bounds."""
+    return torch.cat([b[0] for b in ins], 1), torch.cat([b[1] for b in ins], 1)
+
+
+def _ibp_relu(op: Relu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Monotone: relu(l), relu(u)."""
+    return ins[0][0].clamp(min=0), ins[0][1].clamp(min=0)
+
+
+def _ibp_sigmoid(op: Sigmoid, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Monotone, widened by a tiny margin for the library's rounding."""
+    lo, hi = torch.sigmoid(ins[0][0]), torch.sigmoid(ins[0][1])
+    return (lo - 1e-15).clamp(min=0), (hi + 1e-15).clamp(max=1)
+
+
+def _ibp_tanh(op: Tanh, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Monotone, widened by a tiny margin for the library's rounding."""
+    lo, hi = torch.tanh(ins[0][0]), torch.tanh(ins[0][1])
+    return (lo - 1e-15).clamp(min=-1), (hi + 1e-15).clamp(max=1)
+
+
+def _ibp_maxpool(op: MaxPool, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
+    """Max of the window's bounds (exact, no arithmetic)."""
+    lo, hi = ins[0]
+    w = p["windows"]
+    return lo[:, w].amax(dim=2), hi[:, w].amax(dim=2)
+
+
+IBP: dict[type, Callable[..., Box]] = {
+    Linear: _ibp_linear,
+    Conv: _ibp_conv,
+    Scale: _ibp_scale,
+    Gather: _ibp_gather,
+    Reshape: _ibp_reshape,
+    Add: _ibp_add,
+    Concat: _ibp_concat,
+    Relu: _ibp_relu,
+    Sigmoid: _ibp_sigmoid,
+    Tanh: _ibp_tanh,
+    MaxPool: _ibp_maxpool,
+}

@@ -1,0 +1,166 @@
+"""Linear relaxations of the activations (ReLU, Sigmoid, Tanh, MaxPool) and their backward steps.
+
+Each relaxation is built once from the bounds (l, u) of the activation's input, each (B, size)
+float64, and then maps a coefficient matrix A (B, M, n_out) on the activation's output to a
+coefficient matrix on its input plus a bias (B, M), such that
+``A @ act(z) >= A_in @ z + bias`` for every z in [l, u] (the lower-bound direction).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+SMOOTH_EPS = 1e-12  # absolute safety margin on the intercepts of sigmoid/tanh lines
+BISECT_STEPS = 60
+
+
+class ReluRelax:
+    """ReLU: upper = chord u/(u-l)(z-l); lower = alpha z (alpha in [0,1]); stable neurons exact."""
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Precompute slopes from the input bounds (B, size)."""
+        active = lo >= 0
+        inactive = (hi <= 0) & ~active
+        self.unstable = ~(active | inactive)
+        den = torch.where(self.unstable, hi - lo, torch.ones_like(hi))
+        chord = torch.where(self.unstable, hi / den, torch.zeros_like(hi))
+        self.up_slope = torch.where(active, torch.ones_like(hi), chord)
+        self.up_int = torch.where(self.unstable, -lo * chord, torch.zeros_like(hi))
+        adaptive = (hi > -lo).to(hi.dtype)
+        self.lo_default = torch.where(active, torch.ones_like(hi), torch.where(self.unstable, adaptive, torch.zeros_like(hi)))
+
+    def lower_slope(self, alpha: torch.Tensor | None) -> torch.Tensor:
+        """Lower slopes (B, 1|M, size): alpha on unstable neurons, exact elsewhere."""
+        if alpha is None:
+            return self.lo_default.unsqueeze(1)
+        return torch.where(self.unstable.unsqueeze(1), alpha, self.lo_default.unsqueeze(1))
+
+    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
+                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_in, bias); beta_term (B, M, size) is added to the coefficient on the input."""
+        slope = torch.where(a >= 0, self.lower_slope(alpha), self.up_slope.unsqueeze(1))
+        a_in = a * slope
+        bias = (a.clamp(max=0) @ self.up_int.unsqueeze(2)).squeeze(2)
+        if beta_term is not None:
+            a_in = a_in + beta_term
+        return a_in, bias
+
+
+class LineRelax:
+    """Elementwise relaxation given directly by lower/upper lines (B, size) each."""
+
+    def __init__(self, lo_slope: torch.Tensor, lo_int: torch.Tensor, up_slope: torch.Tensor,
+                 up_int: torch.Tensor) -> None:
+        """Store the four (B, size) tensors."""
+        self.lo_slope, self.lo_int, self.up_slope, self.up_int = lo_slope, lo_int, up_slope, up_int
+
+    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
+                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_in, bias) for the lower-bound direction."""
+        pos, neg = a.clamp(min=0), a.clamp(max=0)
+        a_in = pos * self.lo_slope.unsqueeze(1) + neg * self.up_slope.unsqueeze(1)
+        bias = (pos @ self.lo_int.unsqueeze(2)).squeeze(2) + (neg @ self.up_int.unsqueeze(2)).squeeze(2)
+        return a_in, bias
+
+
+def _sigmoid_d(x: torch.Tensor) -> torch.Tensor:
+    """Derivative of the logistic sigmoid."""
+    s = torch.sigmoid(x)
+    return s * (1 - s)
+
+
+def _tanh_d(x: torch.Tensor) -> torch.Tensor:
+    """Derivative of tanh."""
+    t = torch.tanh(x)
+    return 1 - t * t
+
+
+def _upper_line(f: Callable, df: Callable, lo: torch.Tensor, hi: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """An upper line of an S-shaped f (convex for z < 0, concave for z > 0) on [lo, hi], lo < hi.
+
+    u <= 0: the chord.  l >= 0: the tangent at the midpoint.  l < 0 < u: the chord when its
+    slope is <= f'(u) (chord minus f is concave left of 0 and convex right of 0), else the tangent at a point d >= 0 whose line passes above (l, f(l)),
+    found by bisection (the line through d is valid whenever it lies above f at l).
+    """
+    fl, fu = f(lo), f(hi)
+    chord_k = (fu - fl) / (hi - lo)
+    chord_b = fl - chord_k * lo
+    mid = (lo + hi) / 2
+    tan_k = df(mid)
+    tan_b = f(mid) - tan_k * mid
+    # mixed case: search d in [0, hi] with tangent_d(lo) >= f(lo)
+    dlo, dhi = torch.zeros_like(hi), hi.clamp(min=0)
+    for _ in range(BISECT_STEPS):
+        d = (dlo + dhi) / 2
+        ok = f(d) + df(d) * (lo - d) >= fl
+        dhi = torch.where(ok, d, dhi)
+        dlo = torch.where(ok, dlo, d)
+    dk = df(dhi)
+    db = f(dhi) - dk * dhi
+    d_valid = db + dk * lo >= fl
+    chord_ok = (hi <= 0) | ((lo < 0) & (chord_k <= df(hi)))
+    # fallback when the search fails: the constant f(hi) (f is increasing)
+    mixed_k = torch.where(d_valid, dk, torch.zeros_like(dk))
+    mixed_b = torch.where(d_valid, db, fu)
+    k = torch.where(chord_ok, chord_k, torch.where(lo >= 0, tan_k, mixed_k))
+    b = torch.where(chord_ok, chord_b, torch.where(lo >= 0, tan_b, mixed_b))
+    return k, b
+
+
+def smooth_relax(kind: str, lo: torch.Tensor, hi: torch.Tensor) -> LineRelax:
+    """Sound lines for sigmoid ("sigmoid") or tanh ("tanh") on [lo, hi] (B, size) each."""
+    f, df = (torch.sigmoid, _sigmoid_d) if kind == "sigmoid" else (torch.tanh, _tanh_d)
+    f0 = 0.5 if kind == "sigmoid" else 0.0
+    narrow = (hi - lo) <= 1e-7 * (1 + lo.abs() + hi.abs())
+    lo_s = torch.where(narrow, lo - 1, lo)  # keep the formulas finite; narrow ones use constants
+    hi_s = torch.where(narrow, hi + 1, hi)
+    uk, ub = _upper_line(f, df, lo_s, hi_s)
+    # lower line by symmetry: f(z) = 2 f0 - f(-z)
+    lk, lb_neg = _upper_line(f, df, -hi_s, -lo_s)
+    lb_ = 2 * f0 - lb_neg
+    zero = torch.zeros_like(lo)
+    lk = torch.where(narrow, zero, lk)
+    lb_ = torch.where(narrow, f(lo), lb_)
+    uk = torch.where(narrow, zero, uk)
+    ub = torch.where(narrow, f(hi), ub)
+    margin = SMOOTH_EPS * (1 + lk.abs() * lo.abs().maximum(hi.abs()))
+    ok = torch.isfinite(lo) & torch.isfinite(hi)
+    lower_const = torch.full_like(lo, f0 * 2 - 1)  # inf of the range: 0 (sigmoid) / -1 (tanh)
+    upper_const = torch.ones_like(hi)
+    lk = torch.where(ok, lk, zero)
+    uk = torch.where(ok, uk, zero)
+    lb_ = torch.where(ok, lb_ - margin, lower_const)
+    ub = torch.where(ok, ub + SMOOTH_EPS * (1 + uk.abs() * lo.abs().maximum(hi.abs())), upper_const)
+    return LineRelax(lk, lb_, uk, ub)
+
+
+class MaxPoolRelax:
+    """MaxPool: lower = the window input with the largest lower bound; upper = that input when it
+    dominates its window (exact), else the constant max upper bound of the window."""
+
+    def __init__(self, windows: torch.Tensor, n_in: int, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """windows: (n_out, k) flat input indices; lo/hi: (B, n_in) input bounds."""
+        lw, uw = lo[:, windows], hi[:, windows]  # (B, n_out, k)
+        best_l, arg = lw.max(dim=2)
+        self.n_in = n_in
+        self.sel = windows[torch.arange(windows.shape[0]).unsqueeze(0), arg]  # (B, n_out)
+        others = uw.scatter(2, arg.unsqueeze(2), float("-inf"))
+        same = windows.unsqueeze(0) == self.sel.unsqueeze(2)  # padding duplicates of sel
+        others = torch.where(same, torch.full_like(others, float("-inf")), others)
+        self.exact = (best_l >= others.amax(dim=2)).to(lo.dtype)
+        self.umax = uw.amax(dim=2)
+
+    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
+                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_in, bias) by scattering the coefficients onto the selected inputs."""
+        pos, neg = a.clamp(min=0), a.clamp(max=0)
+        exact = self.exact.unsqueeze(1)
+        coef = pos + neg * exact
+        b, m, n_out = a.shape
+        a_in = a.new_zeros(b, m, self.n_in).scatter_add(2, self.sel.unsqueeze(1).expand(b, m, n_out), coef)
+        free = neg * (1 - exact)
+        bias = (torch.where(free != 0, free * self.umax.unsqueeze(1), torch.zeros_like(free))).sum(-1)
+        return a_in, bias

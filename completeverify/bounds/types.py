@@ -1,0 +1,119 @@
+"""Configuration, split constraints, results and warm-start state of the bound engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class BoundConfig:
+    """Options of the bound engine (all optional; defaults suit branch and bound).
+
+    alpha_iters: Adam steps of alpha/beta optimisation ("alpha-crown"; with splits: beta-CROWN).
+    alpha_lr / beta_lr: Adam learning rates for the ReLU lower slopes and the split multipliers.
+    lr_decay: multiplicative learning-rate decay per step.
+    float_rel / float_abs: every computed lower bound is lowered (upper bound raised) by
+        float_rel * (|bound| + sum |A| |x|) + float_abs to absorb float64 rounding.
+    intermediate_crown: compute pre-activation bounds with CROWN (else IBP only).
+    chunk_elems: cap on B * rows * width of one backward pass when bounding intermediate
+        nodes; more rows are processed in chunks (memory control, no effect on results).
+    """
+
+    alpha_iters: int = 20
+    alpha_lr: float = 0.1
+    beta_lr: float = 0.05
+    lr_decay: float = 0.98
+    float_rel: float = 1e-9
+    float_abs: float = 1e-12
+    intermediate_crown: bool = True
+    chunk_elems: int = 30_000_000
+
+    def __post_init__(self) -> None:
+        """Validate the values once."""
+        if self.alpha_iters < 0 or self.alpha_lr <= 0 or self.beta_lr <= 0:
+            raise ModelError("BoundConfig: alpha_iters must be >= 0 and learning rates > 0")
+        if self.float_rel < 0 or self.float_abs < 0 or self.chunk_elems < 1:
+            raise ModelError("BoundConfig: float margins must be >= 0 and chunk_elems >= 1")
+
+
+@dataclass
+class Splits:
+    """Branch-and-bound ReLU split constraints for a batch of B domains.
+
+    relu maps the index of a Relu node in graph.nodes to an int8 tensor (B, size):
+    +1 = its pre-activation is constrained >= 0, -1 = constrained <= 0, 0 = free.
+    """
+
+    relu: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def select(self, idx: torch.Tensor) -> "Splits":
+        """The splits of the domains idx (a LongTensor, repeats allowed)."""
+        return Splits({k: v[idx] for k, v in self.relu.items()})
+
+
+@dataclass
+class BoundResult:
+    """Output of BoundEngine.compute (all tensors float64, B = batch, m = spec rows).
+
+    lb: (B, m) sound lower bounds of C @ y + c0; ub: (B, m) upper bounds or None.
+    pre: node index -> (lower, upper) each (B, size) for every node feeding an activation.
+    x_lb: (B, m, n_in) input points minimising each row's final linear lower bound, or None (IBP).
+    state: AlphaState to warm-start the next call, or None.
+    """
+
+    lb: torch.Tensor
+    ub: torch.Tensor | None
+    pre: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    x_lb: torch.Tensor | None
+    state: "AlphaState | None"
+
+
+@dataclass
+class AlphaState:
+    """Optimised alpha (ReLU lower slopes) and beta (split multipliers) of a batch.
+
+    alphas / betas map a Relu node index to a tensor (B, M, size), M = rows of the bound
+    (m, or 2m when upper bounds were asked).  Batch-indexable so that branch and bound can
+    hand a parent's state to its children: ``state.select(idx)`` takes the domains idx
+    (repeats allowed), ``state.repeat(k)`` tiles the batch k times like Tensor.repeat, and
+    ``AlphaState.cat([s1, s2])`` joins batches.  A state whose shapes do not fit a call is
+    ignored for the nodes that do not fit (the defaults are used there), never trusted blindly.
+    """
+
+    alphas: dict[int, torch.Tensor] = field(default_factory=dict)
+    betas: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def select(self, idx: torch.Tensor) -> "AlphaState":
+        """The state of the domains idx (LongTensor of batch positions)."""
+        return AlphaState({k: v[idx] for k, v in self.alphas.items()},
+                          {k: v[idx] for k, v in self.betas.items()})
+
+    def repeat(self, k: int) -> "AlphaState":
+        """The batch tiled k times: [s0..sB-1, s0..sB-1, ...]."""
+        return AlphaState({n: v.repeat(k, 1, 1) for n, v in self.alphas.items()},
+                          {n: v.repeat(k, 1, 1) for n, v in self.betas.items()})
+
+    @staticmethod
+    def cat(states: "list[AlphaState]") -> "AlphaState":
+        """Concatenate the batches of states that have the same nodes."""
+        keys_a = set.intersection(*(set(s.alphas) for s in states))
+        keys_b = set.intersection(*(set(s.betas) for s in states))
+        return AlphaState({k: torch.cat([s.alphas[k] for s in states]) for k in keys_a},
+                          {k: torch.cat([s.betas[k] for s in states]) for k in keys_b})
+
+    @property
+    def batch(self) -> int:
+        """Number of domains in the state (0 when empty)."""
+        for v in list(self.alphas.values()) + list(self.betas.values()):
+            return int(v.shape[0])
+        return 0
+
+
+def select_pre(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], idx: torch.Tensor
+               ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Intermediate bounds of the domains idx (to pass a parent's bounds to its children)."""
+    return {k: (lo[idx], hi[idx]) for k, (lo, hi) in pre.items()}
