@@ -12,7 +12,7 @@ from torch import nn
 from completeverify.bounds import AlphaState, BoundConfig, BoundEngine, Splits, compute_bounds, select_pre
 from completeverify.bounds.backward import concretize
 from completeverify.bounds.relax import smooth_relax
-from completeverify.graph import Conv, Gather, MaxPool, Relu, Sigmoid, Tanh
+from completeverify.graph import Conv, Relu
 from completeverify.onnx_import import load_onnx
 
 METHODS = ["ibp", "crown", "alpha-crown"]

@@ -30,7 +30,8 @@ def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step
     c_in, h, w = op.in_chw
     t, l_, bt, r = op.padding
     kh, kw = p["weight"].shape[2:]
-    ho, wo = node.size // c_out // _out_w(node, c_out), _out_w(node, c_out)
+    wo = int(node.shape[-1])
+    ho = node.size // c_out // wo
     a4 = a.reshape(b * m, c_out, ho, wo)
     hp, wp = h + t + bt, w + l_ + r
     base_h = (ho - 1) * op.stride[0] + op.dilation[0] * (kh - 1) + 1
@@ -40,11 +41,6 @@ def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step
     x = x[:, :, t:t + h, l_:l_ + w]
     bias = a.reshape(b, m, c_out, ho * wo).sum(-1) @ p["bias"]
     return [x.reshape(b, m, c_in * h * w)], bias
-
-
-def _out_w(node: Node, c_out: int) -> int:
-    """Output width of a conv node from its shape ((1, C, H, W), (C, H, W) or (1, C, L))."""
-    return int(node.shape[-1])
 
 
 def _bw_scale(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step:

@@ -16,8 +16,6 @@ adaptive CROWN slopes; alpha and beta are optimised for the final bound only (pe
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..errors import ModelError
@@ -29,7 +27,7 @@ from .types import AlphaState, BoundConfig, BoundResult, Splits
 
 ACTIVATIONS = (Relu, Sigmoid, Tanh, MaxPool)
 METHODS = ("ibp", "crown", "alpha-crown")
-Relax = object
+Relax = object  # ReluRelax | LineRelax | MaxPoolRelax (each has .backward)
 
 
 def _intersect(box: Box, other: Box | None) -> Box:
@@ -296,8 +294,3 @@ class BoundEngine:
             a0, bias = self._walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
             lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
         return lb
-
-
-def now() -> float:
-    """Monotonic clock used for deadlines."""
-    return time.monotonic()
