@@ -1,0 +1,27 @@
+"""What a branch-and-bound search reports back to the pipeline."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..verdict import Counterexample
+
+
+class BabVerdict(enum.Enum):
+    """Outcome of deciding one (case, polytope) pair."""
+
+    PROVEN = "proven"  # the polytope is unreachable from the box
+    FALSIFIED = "falsified"  # a replay-confirmed counterexample exists
+    OPEN = "open"  # the search gave up (e.g. memory limit) without a verdict
+    TIMEOUT = "timeout"  # the deadline passed
+
+
+@dataclass
+class BabOutcome:
+    """A verdict for one pair, with the counterexample when FALSIFIED and search statistics."""
+
+    verdict: BabVerdict
+    counterexample: Counterexample | None = None
+    domains: int = 0
+    note: str = ""
