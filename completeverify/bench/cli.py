@@ -146,7 +146,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     print(f"results: {args.out}" + (f"; counterexamples under {outcome.files_dir}" if outcome.summary.counts["sat"] else ""))
     if args.plot:
         cactus_plot([(Path(args.out).stem, outcome.rows)], args.plot,
-                    title=f"completeverify on {Path(args.instances).resolve().parent.name}")
+                    title=f"completeverify on {Path(args.instances).resolve().parent.name}/{Path(args.instances).stem}")
         print(f"cactus plot: {args.plot}")
     if outcome.summary.wrong:
         print(f"{len(outcome.summary.wrong)} WRONG verdict(s): exit code {EXIT_WRONG}")

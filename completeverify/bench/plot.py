@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,6 +36,7 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         raise InputError("plotting needs matplotlib: pip install 'completeverify[plot]'") from None
     out = Path(out)
@@ -54,6 +56,11 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
             else:
                 ax.plot([], [], label=legend)
         ax.set_xscale("log")
+        all_times = [t for _, rows in series for t in cactus_points(rows)[0]]
+        if all_times:
+            ax.set_xlim(10.0 ** math.floor(math.log10(min(all_times))),
+                        10.0 ** math.ceil(math.log10(max(all_times) * 1.0001)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("time per instance (s, log scale)")
         ax.set_ylabel("instances decided")
         ax.set_ylim(0, max(total, 1) * 1.05)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 5.0  # seconds past the instance timeout before its process group is killed
 VERDICTS = ("sat", "unsat", "unknown", "timeout")
+CONNECT_TIMEOUT = 20.0  # seconds to reach a Dask scheduler
 
 
 def default_command() -> list[str]:
@@ -215,7 +216,7 @@ def _connect(address: str):
     except ImportError:
         raise InputError("--scheduler needs dask.distributed: pip install 'completeverify[dask]'") from None
     try:
-        return Client(address, timeout=30, set_as_default=False)
+        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
 
@@ -235,7 +236,7 @@ def run_dask(jobs: Sequence[Job], address: str) -> Iterator[ResultRow]:
         for job in jobs:
             key = "cv-bench-" + hashlib.sha1(f"{job.onnx},{job.vnnlib},{time.time_ns()}".encode()).hexdigest()
             futures.append(client.submit(run_job, job, key=key, pure=False))
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             try:
                 row = fut.result()
             except Exception as exc:  # cluster-side failure, not the instance's

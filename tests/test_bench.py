@@ -1,0 +1,323 @@
+"""completeverify bench / plot: suite reading, one process per instance, resume, timeouts, Dask, plots."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from completeverify.bench.results import COLUMNS, ResultRow, ResultsWriter, read_results
+from completeverify.bench.run import BenchOptions, run_bench
+from completeverify.bench.runner import make_job, run_job, run_pool
+from completeverify.bench.suite import Instance, read_expected, read_instances, select
+from completeverify.cli import main
+from completeverify.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "benchmarks" / "suites" / "tiny.csv"
+TINY_TRUTH = ROOT / "benchmarks" / "suites" / "tiny_ground_truth.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+
+# A stand-in verifier: behaviour chosen by the network's file name, every call logged.
+FAKE = textwrap.dedent('''
+    import json, os, subprocess, sys, time
+    onnx, vnnlib = sys.argv[1], sys.argv[2]
+    result_file = sys.argv[sys.argv.index("--result-file") + 1]
+    log = os.environ["FAKE_LOG"]
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()} {os.path.basename(onnx)}\\n")
+    name = os.path.basename(onnx)
+    if name.startswith("hang"):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        with open(log, "a") as fh:
+            fh.write(f"{child.pid} grandchild\\n")
+        time.sleep(300)
+    if name.startswith("crash"):
+        sys.stderr.write("Traceback: boom\\n")
+        sys.exit(1)
+    if name.startswith("nojson"):
+        print("hello")
+        sys.exit(0)
+    status = "sat" if name.startswith("sat") else "unsat"
+    with open(result_file, "w") as fh:
+        fh.write(status + "\\n" + ("((X_0 0.0) (Y_0 0.0))\\n" if status == "sat" else ""))
+    print(json.dumps({"status": status, "seconds": 0.01}))
+''')
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A fake verifier command and its call log."""
+    script = tmp_path / "fake_verifier.py"
+    script.write_text(FAKE)
+    log = tmp_path / "calls.log"
+    log.touch()
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return [sys.executable, str(script)], log
+
+
+def _suite(folder: Path, names: list[str], timeout: float = 10) -> Path:
+    """An instances.csv (CRLF, a blank line) over dummy files named as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for n in names:
+        (folder / n).write_text("x")
+        lines.append(f"{n},prop.vnnlib,{timeout:g}")
+    (folder / "prop.vnnlib").write_text("x")
+    path = folder / "instances.csv"
+    path.write_bytes(("\r\n".join(lines[:1] + [""] + lines[1:]) + "\r\n").encode())
+    return path
+
+
+def _alive(pid: int) -> bool:
+    """True if pid is a live (non-zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _pids(log: Path) -> list[int]:
+    """Every pid the fake verifier logged."""
+    return [int(line.split()[0]) for line in log.read_text().splitlines()]
+
+
+# ---------------------------------------------------------------- reading suites
+
+
+def test_read_instances_crlf_blank_gz_and_header(tmp_path):
+    p = tmp_path / "instances.csv"
+    p.write_bytes(b"onnx,vnnlib,timeout\r\na.onnx.gz,p.vnnlib,116\r\n\r\n b.onnx , q.vnnlib.gz , 7.5 \r\n")
+    insts = read_instances(p)
+    assert [(i.onnx, i.vnnlib, i.timeout) for i in insts] == [("a.onnx.gz", "p.vnnlib", 116.0),
+                                                              ("b.onnx", "q.vnnlib.gz", 7.5)]
+    assert insts[0].onnx_path == (tmp_path / "a.onnx.gz").resolve()
+    assert [i.onnx for i in select(insts, r"q\.vnnlib")] == ["b.onnx"]
+
+
+@pytest.mark.parametrize("text", ["a.onnx,p.vnnlib\n", "a.onnx,p.vnnlib,abc\n", "a.onnx,p.vnnlib,-1\n", "\n"])
+def test_malformed_instances_are_input_errors(tmp_path, text):
+    p = tmp_path / "instances.csv"
+    p.write_text(text)
+    with pytest.raises(InputError):
+        read_instances(p)
+
+
+def test_cli_missing_csv_is_one_error_line(tmp_path, capsys):
+    assert main(["bench", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope.csv" in err[0]
+
+
+def test_read_expected_matches_ignoring_gz(tmp_path):
+    p = tmp_path / "gt.csv"
+    p.write_text("onnx,vnnlib,timeout,consensus\r\nonnx/a.onnx,vnnlib/p.vnnlib,1,SAT\r\n")
+    assert read_expected(p) == {("onnx/a.onnx", "vnnlib/p.vnnlib"): "sat"}
+    (tmp_path / "bad.csv").write_text("onnx,vnnlib\n")
+    with pytest.raises(InputError):
+        read_expected(tmp_path / "bad.csv")
+
+
+# ---------------------------------------------------------------- one process per instance
+
+
+def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake):
+    command, log = fake
+    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "crash.onnx", "nojson.onnx"])
+    out = tmp_path / "r.csv"
+    outcome = run_bench(BenchOptions(csv_path, out, command=command))
+    rows = {r.onnx: r for r in read_results(out, require_all=True)}
+    assert {k: r.status for k, r in rows.items()} == {
+        "sat1.onnx": "sat", "unsat1.onnx": "unsat", "crash.onnx": "error", "nojson.onnx": "error"}
+    assert rows["crash.onnx"].message == "Traceback: boom"
+    assert "no JSON" in rows["nojson.onnx"].message
+    cex = out.parent / rows["sat1.onnx"].counterexample
+    assert cex.read_text().startswith("sat") and rows["unsat1.onnx"].counterexample == ""
+    assert outcome.ran == 4 and outcome.summary.counts["error"] == 2
+
+
+def test_resume_skips_done_rows_and_drops_partial_line(tmp_path, fake):
+    command, log = fake
+    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "unsat2.onnx"])
+    out = tmp_path / "r.csv"
+    run_bench(BenchOptions(csv_path, out, command=command, filter="unsat1"))
+    assert len(_pids(log)) == 1
+    with open(out, "a") as fh:  # an interrupted append
+        fh.write("sat1.onnx,prop.vnnlib,10,sa")
+    outcome = run_bench(BenchOptions(csv_path, out, command=command))
+    assert outcome.skipped == 1 and outcome.ran == 2 and len(_pids(log)) == 3
+    rows = read_results(out, require_all=True)
+    assert sorted(r.onnx for r in rows) == ["sat1.onnx", "unsat1.onnx", "unsat2.onnx"]
+    assert out.read_text().count("\n") == 4  # header and three complete rows
+    again = run_bench(BenchOptions(csv_path, out, command=command))
+    assert again.ran == 0 and again.skipped == 3 and len(_pids(log)) == 3
+
+
+def test_hung_instance_times_out_and_leaves_no_process(tmp_path, fake):
+    command, log = fake
+    csv_path = _suite(tmp_path / "s", ["hang.onnx"], timeout=1)
+    inst = read_instances(csv_path)[0]
+    start = time.monotonic()
+    row = run_job(make_job(inst, 1.0, tmp_path / "files", tmp_path, command, grace=0.5))
+    assert row.status == "timeout" and "hard timeout" in row.message
+    assert time.monotonic() - start < 10
+    pids = _pids(log)
+    assert len(pids) == 2  # the fake verifier and its grandchild
+    time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)
+
+
+def test_interrupted_pool_kills_running_children(tmp_path, fake):
+    command, log = fake
+    csv_path = _suite(tmp_path / "s", ["unsat1.onnx", "hang1.onnx", "hang2.onnx"], timeout=60)
+    jobs = [make_job(i, 60.0, tmp_path / "files", tmp_path, command) for i in read_instances(csv_path)]
+    rows = run_pool(jobs, workers=3)
+    first = next(rows)
+    assert first.status == "unsat"
+    deadline = time.monotonic() + 10
+    while len(_pids(log)) < 5 and time.monotonic() < deadline:  # both hangs and their grandchildren
+        time.sleep(0.05)
+    start = time.monotonic()
+    rows.close()  # what Ctrl-C does to the run
+    assert time.monotonic() - start < 5
+    time.sleep(0.2)
+    assert not any(_alive(p) for p in _pids(log))
+
+
+def test_missing_network_gives_error_row(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "instances.csv").write_text(f"missing.onnx,{ROOT / 'examples' / 'mlp_sat.vnnlib'},30\n")
+    outcome = run_bench(BenchOptions(folder / "instances.csv", tmp_path / "r.csv"))
+    (row,) = outcome.rows
+    assert row.status == "error" and "missing.onnx" in row.message
+
+
+def test_results_writer_rejects_foreign_csv(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError):
+        ResultsWriter(p)
+    row = ResultRow("a,b.onnx", "p.vnnlib", 3.0, "unsat", 1.25, "", "multi\nline, note")
+    assert row.to_line().count("\n") == 1
+    good = tmp_path / "g.csv"
+    with ResultsWriter(good) as w:
+        w.append(row)
+    assert read_results(good, require_all=True) == [ResultRow("a,b.onnx", "p.vnnlib", 3.0, "unsat", 1.25,
+                                                              "", "multi line, note")]
+    assert good.read_text().splitlines()[0] == ",".join(COLUMNS)
+
+
+# ---------------------------------------------------------------- the real verifier on the tiny suite
+
+
+@pytest.fixture(scope="module")
+def tiny_sequential(tmp_path_factory):
+    """One sequential CLI run over benchmarks/suites/tiny.csv."""
+    folder = tmp_path_factory.mktemp("tiny")
+    out = folder / "results.csv"
+    rc = main(["bench", str(TINY), "--out", str(out), "--expected", str(TINY_TRUTH), "--plot",
+               str(folder / "cactus.png")])
+    return rc, out, folder
+
+
+def test_tiny_suite_sequential_rows(tiny_sequential):
+    rc, out, folder = tiny_sequential
+    assert rc == 0
+    rows = read_results(out, require_all=True)
+    truth = {(r["onnx"], r["vnnlib"]): r["consensus"] for r in csv.DictReader(open(TINY_TRUTH))}
+    assert {r.key: r.status for r in rows} == truth
+    assert [r.key for r in rows] == [i.key for i in read_instances(TINY)]
+    for r in rows:
+        assert r.timeout == 30 and r.seconds > 0
+        if r.status == "sat":
+            assert (out.parent / r.counterexample).read_text().startswith("sat\n((X_0 ")
+        else:
+            assert r.counterexample == ""
+    assert (folder / "cactus.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiny_resume_and_wrong_ground_truth_exits_3(tiny_sequential, tmp_path, capsys):
+    _, out, _ = tiny_sequential
+    before = out.read_text()
+    wrong = tmp_path / "wrong.csv"
+    flip = {"sat": "unsat", "unsat": "sat"}
+    with open(TINY_TRUTH) as src, open(wrong, "w", newline="") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, reader.fieldnames)
+        writer.writeheader()
+        for i, r in enumerate(reader):
+            writer.writerow({**r, "consensus": flip[r["consensus"]] if i == 0 else r["consensus"]})
+    capsys.readouterr()
+    assert main(["bench", str(TINY), "--out", str(out), "--expected", str(wrong)]) == 3
+    printed = capsys.readouterr().out
+    assert "0 run now" in printed and "6 already in" in printed
+    assert "1 wrong" in printed and "WRONG" in printed and "mlp_sat.vnnlib" in printed
+    assert out.read_text() == before
+
+
+def test_dask_local_cluster_equals_sequential(tiny_sequential, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _, seq_out, _ = tiny_sequential
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "dask.csv"
+        rc = main(["bench", str(TINY), "--out", str(out), "--scheduler", cluster.scheduler_address])
+    assert rc == 0
+    seq = {r.key: r.status for r in read_results(seq_out)}
+    par = {r.key: r.status for r in read_results(out)}
+    assert par == seq and len(par) == 6
+
+
+def test_bad_scheduler_address_is_input_error(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("completeverify.bench.runner.CONNECT_TIMEOUT", 1.0)
+    rc = main(["bench", str(TINY), "--out", str(tmp_path / "r.csv"), "--scheduler", "tcp://127.0.0.1:1",
+               "--filter", "mlp2x4_sat"])
+    assert rc == 2 and "scheduler" in capsys.readouterr().err
+
+
+def test_plot_command_overlays_and_checks_labels(tiny_sequential, tmp_path, capsys):
+    _, out, _ = tiny_sequential
+    other = tmp_path / "other.csv"
+    other.write_text("status,seconds\nsat,0.5\nunsat,12\ntimeout,30\n")  # another tool, converted
+    png = tmp_path / "overlay.png"
+    assert main(["plot", str(out), str(other), "--out", str(png), "--labels", "cv", "other"]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "other: 2 of 3 decided" in capsys.readouterr().out
+    assert main(["plot", str(out), "--out", str(png), "--labels", "a", "b"]) == 2
+
+
+# ---------------------------------------------------------------- the competition's sanity suite
+
+
+@pytest.mark.skipif(not (SHARED / "test" / "instances.csv").is_file(), reason="shared benchmarks absent")
+def test_vnncomp_test_family_agrees_with_ground_truth(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    rc = main(["bench", str(SHARED / "test" / "instances.csv"), "--out", str(out), "--workers", "2",
+               "--expected", str(SHARED / "test" / "ground_truth.csv"), "--timeout-cap", "30"])
+    assert rc == 0
+    assert "0 wrong" in capsys.readouterr().out
+    rows = read_results(out, require_all=True)
+    assert len(rows) == 5 and all(r.timeout == 30 for r in rows)
+
+
+def test_vnncomp_scripts_follow_the_calling_convention():
+    folder = ROOT / "benchmarks" / "vnncomp"
+    for name in ("install_tool.sh", "prepare_instance.sh", "run_instance.sh"):
+        text = (folder / name).read_text()
+        assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
+        assert os.access(folder / name, os.X_OK)
+    run = (folder / "run_instance.sh").read_text()
+    assert '--result-file "$RESULTS_FILE" --timeout "$TIMEOUT"' in run
+
+
+def test_instance_paths_resolve_against_csv_folder(tmp_path):
+    inst = Instance("../x/a.onnx", "p.vnnlib", 1.0, tmp_path / "suite")
+    assert inst.onnx_path == (tmp_path / "x" / "a.onnx").resolve()
