@@ -7,15 +7,27 @@ against the ONNX reference evaluator anyway.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from .graph import Gather, Graph, Linear, Node, Reshape, Scale
+from .graph import Conv, Gather, Graph, Linear, Node, Reshape, Scale
 
 MAX_FUSED_ENTRIES = 20_000_000
 
 
+def _per_channel(values: np.ndarray, channels: int) -> np.ndarray | None:
+    """The per-channel constants of a (1, C, ...) Scale parameter, or None if they vary inside a channel."""
+    v = values.reshape(channels, -1)
+    return v[:, 0] if np.all(v == v[:, :1]) else None
+
+
 def _compose(outer, inner, n_in: int):
-    """outer(inner(x)) as one op, or None when it would not be cheaper."""
+    """outer(inner(x)) as one op, or None when it would not be exact or not cheaper.
+
+    n_in is the size of inner's input.  A fused op never has more parameters than
+    the ops it replaces, so bottleneck layers and sparse index maps are kept.
+    """
     if isinstance(outer, Scale) and isinstance(inner, Scale):
         return Scale(outer.mul * inner.mul, outer.mul * inner.add + outer.add)
     if isinstance(outer, Scale) and isinstance(inner, Linear):
@@ -24,7 +36,19 @@ def _compose(outer, inner, n_in: int):
     if isinstance(outer, Linear) and isinstance(inner, Scale):
         m, a = inner.mul.reshape(-1), inner.add.reshape(-1)
         return Linear(outer.weight * m[None, :], outer.weight @ a + outer.bias)
+    if isinstance(outer, Scale) and isinstance(inner, Conv):  # e.g. BatchNormalization after a conv
+        c = inner.weight.shape[0]
+        m, a = _per_channel(outer.mul, c), _per_channel(outer.add, c)
+        if m is None or a is None:
+            return None
+        return replace(inner, weight=inner.weight * m[:, None, None, None], bias=inner.bias * m + a)
+    if isinstance(outer, Gather) and isinstance(inner, Gather):
+        idx, inner_idx = outer.index.reshape(-1), inner.index.reshape(-1)
+        fused = np.where(idx >= 0, inner_idx[np.maximum(idx, 0)], -1)
+        return Gather(fused.reshape(outer.index.shape))
     if isinstance(outer, Linear) and isinstance(inner, Gather):
+        if n_in > outer.weight.shape[1]:
+            return None  # a slice: the dense map would grow
         idx = inner.index.reshape(-1)
         w = np.zeros((outer.weight.shape[0], n_in))
         keep = idx >= 0
@@ -32,6 +56,8 @@ def _compose(outer, inner, n_in: int):
         return Linear(w, outer.bias.copy())
     if isinstance(outer, Gather) and isinstance(inner, Linear):
         idx = outer.index.reshape(-1)
+        if idx.size > inner.weight.shape[0]:
+            return None  # padding or broadcasting: the dense map would grow
         keep = (idx >= 0).astype(np.float64)
         return Linear(inner.weight[np.maximum(idx, 0)] * keep[:, None], inner.bias[np.maximum(idx, 0)] * keep)
     if isinstance(outer, Linear) and isinstance(inner, Linear):

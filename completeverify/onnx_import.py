@@ -3,6 +3,8 @@
 Constant subgraphs (Shape, Constant, arithmetic on initializers, ...) are folded
 at import time with onnx's reference implementation.  Every unsupported
 operator in the model is reported in one error before any work starts.
+Opsets 7 to 21 are accepted; converters read both the attribute form (old
+opsets) and the input form (new opsets) of axes, pads, bounds and shapes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import onnx
@@ -40,6 +42,8 @@ from .graph_opt import simplify
 
 MIN_OPSET, MAX_OPSET = 7, 21
 DENSE_LIMIT = 50_000_000  # entries of a dense matrix we accept for a linear op
+FLT_MAX = float(np.finfo(np.float32).max)  # Clip's "no bound" default before opset 11
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def read_model(source: Union[str, os.PathLike, bytes, onnx.ModelProto]) -> tuple[onnx.ModelProto, str]:
@@ -57,7 +61,7 @@ def read_model(source: Union[str, os.PathLike, bytes, onnx.ModelProto]) -> tuple
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             raise ModelError(f"{name}: corrupt gzip file ({exc})") from None
     model = onnx.ModelProto()
     try:
@@ -95,11 +99,11 @@ class _Builder:
         return Var(len(self.nodes) - 1, tuple(int(s) for s in shape))
 
     def error(self, node: onnx.NodeProto, message: str) -> ModelError:
-        """A ModelError naming the node."""
+        """A ModelError naming the node and its op."""
         return ModelError(f"{self.source}: node '{node.name}' ({node.op_type}): {message}")
 
     def gather(self, name: str, x: Var, index: np.ndarray) -> Var:
-        """Gather by flat index (index has the output's shape); skipped when identity."""
+        """Gather by flat index (index has the output's shape, -1 = zero); skipped when identity."""
         flat = index.reshape(-1)
         if index.shape == x.shape and np.array_equal(flat, np.arange(numel(x.shape))):
             return x
@@ -109,8 +113,7 @@ class _Builder:
         """Broadcast a variable to a larger shape with a Gather."""
         if tuple(x.shape) == tuple(shape):
             return x
-        idx = np.arange(numel(x.shape)).reshape(x.shape)
-        return self.gather(name + "/broadcast", x, np.broadcast_to(idx, shape).copy())
+        return self.gather(name + "/broadcast", x, np.broadcast_to(_index_of(x), shape).copy())
 
     def scale(self, name: str, x: Var, mul, add) -> Var:
         """Elementwise affine map with broadcastable constants."""
@@ -125,10 +128,20 @@ class _Builder:
         return self.add(name, Linear(np.ascontiguousarray(weight, dtype=np.float64),
                                      np.ascontiguousarray(bias, dtype=np.float64).reshape(-1)), [x], shape)
 
+    def reshape(self, name: str, x: Var, shape: Shape) -> Var:
+        """A shape-only node (none when the shape is unchanged)."""
+        if numel(shape) != numel(x.shape):
+            raise ModelError(f"{self.source}: node '{name}': cannot reshape {x.shape} to {tuple(shape)}")
+        return x if tuple(shape) == tuple(x.shape) else self.add(name, Reshape(), [x], shape)
+
 
 def _attrs(node: onnx.NodeProto) -> dict:
-    """Node attributes as Python values."""
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    """Node attributes as Python values (strings decoded)."""
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
 
 
 def _fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -> list[np.ndarray]:
@@ -138,7 +151,8 @@ def _fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) 
     names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
     outs = [f"o{k}" for k in range(len(node.output))]
     inits = [numpy_helper.from_array(np.asarray(v), names[k]) for k, v in enumerate(inputs) if names[k]]
-    single = onnx.helper.make_node(node.op_type, names, outs, domain=node.domain, **_attrs(node))
+    single = onnx.helper.make_node(node.op_type, names, outs, domain=node.domain)
+    single.attribute.extend(node.attribute)
     graph = onnx.helper.make_graph(
         [single], "fold", [], [onnx.helper.make_empty_tensor_value_info(o) for o in outs], inits
     )
@@ -151,205 +165,9 @@ def _fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) 
 
 # --------------------------------------------------------------------------- converters
 # Each converter gets (builder, node, inputs, attrs) with inputs a list of Var | ndarray | None
-# and returns the list of outputs.
+# (at least one of them a Var) and returns the list of outputs (None: not produced).
 
 Converter = Callable[[_Builder, onnx.NodeProto, list, dict], list]
-
-
-def _var_and_const(b: _Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
-    """Split a binary op's inputs into (variable, constant, variable_first)."""
-    x, y = ins[0], ins[1]
-    if isinstance(x, Var) and not isinstance(y, Var):
-        return x, np.asarray(y, dtype=np.float64), True
-    if isinstance(y, Var) and not isinstance(x, Var):
-        return y, np.asarray(x, dtype=np.float64), False
-    raise b.error(node, "internal: expected exactly one variable input")
-
-
-def _conv_add(b, node, ins, at):
-    x, y = ins[0], ins[1]
-    if isinstance(x, Var) and isinstance(y, Var):
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        return [b.add(node.name, Add(), [b.broadcast(node.name + "/a", x, shape),
-                                         b.broadcast(node.name + "/b", y, shape)], shape)]
-    v, c, _ = _var_and_const(b, node, ins)
-    return [b.scale(node.name, v, 1.0, c)]
-
-
-def _conv_sub(b, node, ins, at):
-    x, y = ins[0], ins[1]
-    if isinstance(x, Var) and isinstance(y, Var):
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        neg = b.scale(node.name + "/neg", y, -1.0, 0.0)
-        return [b.add(node.name, Add(), [b.broadcast(node.name + "/a", x, shape),
-                                         b.broadcast(node.name + "/b", neg, shape)], shape)]
-    v, c, first = _var_and_const(b, node, ins)
-    return [b.scale(node.name, v, 1.0, -c) if first else b.scale(node.name, v, -1.0, c)]
-
-
-def _conv_mul(b, node, ins, at):
-    if isinstance(ins[0], Var) and isinstance(ins[1], Var):
-        raise b.error(node, "product of two variable tensors is not piecewise linear (unsupported)")
-    v, c, _ = _var_and_const(b, node, ins)
-    return [b.scale(node.name, v, c, 0.0)]
-
-
-def _conv_div(b, node, ins, at):
-    v, c, first = _var_and_const(b, node, ins) if not (isinstance(ins[0], Var) and isinstance(ins[1], Var)) else (None, None, False)
-    if v is None or not first:
-        raise b.error(node, "division by a variable tensor is not piecewise linear (unsupported)")
-    if np.any(c == 0):
-        raise b.error(node, "division by zero constant")
-    return [b.scale(node.name, v, 1.0 / c, 0.0)]
-
-
-def _conv_neg(b, node, ins, at):
-    return [b.scale(node.name, ins[0], -1.0, 0.0)]
-
-
-def _matmul_right(b: _Builder, name: str, x: Var, w: np.ndarray, bias, out_name: str) -> Var:
-    """x (..., M, K) @ w (K, N) + bias, as one Linear on the flat view."""
-    xs = x.shape if len(x.shape) >= 1 else (1,)
-    vec = len(xs) == 1
-    k, n = w.shape
-    if xs[-1] != k:
-        raise ModelError(f"{b.source}: node '{name}': shape mismatch {tuple(xs)} @ {tuple(w.shape)}")
-    out_shape = (n,) if vec else tuple(xs[:-1]) + (n,)
-    p = numel(xs[:-1]) if not vec else 1
-    if p * p * k * n > DENSE_LIMIT:
-        raise ModelError(f"{b.source}: node '{name}': MatMul too large to expand ({out_shape})")
-    weight = w.T if p == 1 else np.kron(np.eye(p), w.T)
-    bias_full = np.broadcast_to(np.asarray(bias, dtype=np.float64), out_shape).reshape(-1)
-    return b.linear(out_name, x, weight, bias_full, out_shape)
-
-
-def _matmul_left(b: _Builder, name: str, w: np.ndarray, x: Var) -> Var:
-    """w (M, K) @ x (..., K, N) as one Linear (x of shape (K,) gives (M,))."""
-    if len(x.shape) == 1 and w.ndim == 2 and w.shape[1] == x.shape[0]:
-        return b.linear(name, x, w, np.zeros(w.shape[0]), (w.shape[0],))
-    if len(x.shape) < 2 or x.shape[-2] != w.shape[1] or w.ndim != 2:
-        raise ModelError(f"{b.source}: node '{name}': unsupported MatMul shapes {w.shape} @ {x.shape}")
-    m, _ = w.shape
-    n = x.shape[-1]
-    p = numel(x.shape[:-2])
-    weight = np.kron(np.eye(p), np.kron(w, np.eye(n)))
-    if weight.size > DENSE_LIMIT:
-        raise ModelError(f"{b.source}: node '{name}': MatMul too large to expand")
-    out_shape = tuple(x.shape[:-2]) + (m, n)
-    return b.linear(name, x, weight, np.zeros(numel(out_shape)), out_shape)
-
-
-def _conv_matmul(b, node, ins, at):
-    x, y = ins[0], ins[1]
-    if isinstance(x, Var) and isinstance(y, Var):
-        raise b.error(node, "product of two variable tensors is not piecewise linear (unsupported)")
-    if isinstance(x, Var):
-        w = np.asarray(y, dtype=np.float64)
-        if w.ndim != 2:
-            raise b.error(node, f"constant operand of rank {w.ndim} is not supported")
-        return [_matmul_right(b, node.name, x, w, 0.0, node.name)]
-    return [_matmul_left(b, node.name, np.asarray(x, dtype=np.float64), y)]
-
-
-def _conv_gemm(b, node, ins, at):
-    a, w = ins[0], ins[1]
-    c = ins[2] if len(ins) > 2 and ins[2] is not None else 0.0
-    alpha, beta = at.get("alpha", 1.0), at.get("beta", 1.0)
-    if not isinstance(a, Var) or isinstance(w, Var) or isinstance(c, Var):
-        raise b.error(node, "only Gemm(variable, constant, constant) is supported")
-    if at.get("transA", 0):
-        raise b.error(node, "transA=1 on a variable input is not supported")
-    w = np.asarray(w, dtype=np.float64)
-    if at.get("transB", 0):
-        w = w.T
-    if len(a.shape) != 2:
-        raise b.error(node, f"input must be 2-D, got shape {a.shape}")
-    bias = beta * np.asarray(c, dtype=np.float64)
-    return [_matmul_right(b, node.name, a, alpha * w, bias, node.name)]
-
-
-def _conv_unary(op_cls):
-    def convert(b, node, ins, at):
-        return [b.add(node.name, op_cls(), [ins[0]], ins[0].shape)]
-
-    return convert
-
-
-def _conv_identity(b, node, ins, at):
-    return [ins[0]] + [None] * (len(node.output) - 1)
-
-
-def _conv_cast(b, node, ins, at):
-    to = at.get("to")
-    if to not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
-        raise b.error(node, "cast of a variable tensor to a non-float type is not supported")
-    return [ins[0]]
-
-
-def _reshape_to(b, name, x: Var, shape: Shape) -> Var:
-    """A shape-only node."""
-    if numel(shape) != numel(x.shape):
-        raise ModelError(f"{b.source}: node '{name}': cannot reshape {x.shape} to {tuple(shape)}")
-    if tuple(shape) == tuple(x.shape):
-        return x
-    return b.add(name, Reshape(), [x], shape)
-
-
-def _conv_flatten(b, node, ins, at):
-    x = ins[0]
-    axis = at.get("axis", 1)
-    axis = axis + len(x.shape) if axis < 0 else axis
-    return [_reshape_to(b, node.name, x, (numel(x.shape[:axis]), numel(x.shape[axis:])))]
-
-
-def _conv_reshape(b, node, ins, at):
-    x = ins[0]
-    if len(ins) < 2 or isinstance(ins[1], Var):
-        raise b.error(node, "reshape target must be a constant")
-    target = [int(s) for s in np.asarray(ins[1]).reshape(-1)]
-    allowzero = at.get("allowzero", 0)
-    out = []
-    for i, s in enumerate(target):
-        out.append(x.shape[i] if (s == 0 and not allowzero) else s)
-    if out.count(-1) > 1:
-        raise b.error(node, "more than one -1 in reshape target")
-    if -1 in out:
-        known = numel(tuple(s for s in out if s != -1))
-        out[out.index(-1)] = numel(x.shape) // max(known, 1)
-    return [_reshape_to(b, node.name, x, tuple(out))]
-
-
-def _axes(b, node, ins, at) -> list[int] | None:
-    """Axes from the attribute (old opsets) or the second input (opset >= 13)."""
-    if "axes" in at:
-        return list(at["axes"])
-    if len(ins) > 1 and ins[1] is not None:
-        if isinstance(ins[1], Var):
-            raise b.error(node, "axes must be constant")
-        return [int(a) for a in np.asarray(ins[1]).reshape(-1)]
-    return None
-
-
-def _conv_squeeze(b, node, ins, at):
-    x = ins[0]
-    axes = _axes(b, node, ins, at)
-    if axes is None:
-        shape = tuple(s for s in x.shape if s != 1)
-    else:
-        axes = [a + len(x.shape) if a < 0 else a for a in axes]
-        shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
-    return [_reshape_to(b, node.name, x, shape)]
-
-
-def _conv_unsqueeze(b, node, ins, at):
-    x = ins[0]
-    axes = _axes(b, node, ins, at) or []
-    rank = len(x.shape) + len(axes)
-    axes = sorted(a + rank if a < 0 else a for a in axes)
-    shape = list(x.shape)
-    for a in axes:
-        shape.insert(a, 1)
-    return [_reshape_to(b, node.name, x, tuple(shape))]
 
 
 def _index_of(x: Var) -> np.ndarray:
@@ -357,83 +175,300 @@ def _index_of(x: Var) -> np.ndarray:
     return np.arange(numel(x.shape)).reshape(x.shape)
 
 
+def _data(b: _Builder, node, ins) -> Var:
+    """The variable data input (input 0) of a unary-style op."""
+    if not isinstance(ins[0], Var):
+        raise b.error(node, "only the data input may depend on the network input")
+    return ins[0]
+
+
+def _const(b: _Builder, node, ins, k: int, what: str) -> Optional[np.ndarray]:
+    """Constant input k (None when absent); a variable there is an error."""
+    if len(ins) <= k or ins[k] is None:
+        return None
+    if isinstance(ins[k], Var):
+        raise b.error(node, f"{what} (input {k}) must be constant")
+    return np.asarray(ins[k])
+
+
+def _ints(b: _Builder, node, ins, at, k: int, name: str) -> Optional[list[int]]:
+    """An int list given as attribute ``name`` (old opsets) or as constant input k (new opsets)."""
+    if name in at:
+        return [int(v) for v in at[name]]
+    v = _const(b, node, ins, k, name)
+    return None if v is None else [int(a) for a in v.reshape(-1)]
+
+
+def _axis(b: _Builder, node, axis: int, rank: int) -> int:
+    """A non-negative axis, checked against the rank."""
+    if not -rank <= axis < rank:
+        raise b.error(node, f"axis {axis} out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _var_and_const(b: _Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
+    """Split a binary op's inputs into (variable, constant, variable_first)."""
+    x, y = ins[0], ins[1]
+    if isinstance(x, Var) and isinstance(y, Var):
+        raise b.error(node, "product or quotient of two variable tensors is not piecewise linear (unsupported)")
+    if isinstance(x, Var):
+        return x, np.asarray(y, dtype=np.float64), True
+    return y, np.asarray(x, dtype=np.float64), False
+
+
+def _add_vars(b: _Builder, name: str, x: Var, y: Var) -> Var:
+    """x + y for two variables, broadcasting both."""
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    return b.add(name, Add(), [b.broadcast(name + "/a", x, shape), b.broadcast(name + "/b", y, shape)], shape)
+
+
+def _conv_add(b, node, ins, at):
+    if isinstance(ins[0], Var) and isinstance(ins[1], Var):
+        return [_add_vars(b, node.name, ins[0], ins[1])]
+    v, c, _ = _var_and_const(b, node, ins)
+    return [b.scale(node.name, v, 1.0, c)]
+
+
+def _conv_sub(b, node, ins, at):
+    if isinstance(ins[0], Var) and isinstance(ins[1], Var):
+        return [_add_vars(b, node.name, ins[0], b.scale(node.name + "/neg", ins[1], -1.0, 0.0))]
+    v, c, first = _var_and_const(b, node, ins)
+    return [b.scale(node.name, v, 1.0, -c) if first else b.scale(node.name, v, -1.0, c)]
+
+
+def _conv_mul(b, node, ins, at):
+    v, c, _ = _var_and_const(b, node, ins)
+    return [b.scale(node.name, v, c, 0.0)]
+
+
+def _conv_div(b, node, ins, at):
+    v, c, first = _var_and_const(b, node, ins)
+    if not first:
+        raise b.error(node, "division by a variable tensor is not piecewise linear (unsupported)")
+    if np.any(c == 0):
+        raise b.error(node, "division by a zero constant")
+    return [b.scale(node.name, v, 1.0 / c, 0.0)]
+
+
+def _conv_neg(b, node, ins, at):
+    return [b.scale(node.name, _data(b, node, ins), -1.0, 0.0)]
+
+
+def _matmul_right(b: _Builder, node, x: Var, w: np.ndarray, bias) -> Var:
+    """x (..., M, K) @ w (K, N) + bias, as one Linear on the flat view (x may be (K,))."""
+    k, n = w.shape
+    if not x.shape or x.shape[-1] != k:
+        raise b.error(node, f"shape mismatch {tuple(x.shape)} @ {tuple(w.shape)}")
+    out_shape = tuple(x.shape[:-1]) + (n,)
+    p = numel(x.shape[:-1])
+    if p * p * k * n > DENSE_LIMIT:
+        raise b.error(node, f"MatMul too large to expand ({out_shape})")
+    weight = w.T if p == 1 else np.kron(np.eye(p), w.T)
+    bias_full = np.broadcast_to(np.asarray(bias, dtype=np.float64), out_shape).reshape(-1)
+    return b.linear(node.name, x, weight, bias_full, out_shape)
+
+
+def _matmul_left(b: _Builder, node, w: np.ndarray, x: Var) -> Var:
+    """w (M, K) @ x (..., K, N) as one Linear (x of shape (K,) gives (M,))."""
+    if len(x.shape) == 1 and w.shape[1] == x.shape[0]:
+        return b.linear(node.name, x, w, np.zeros(w.shape[0]), (w.shape[0],))
+    if len(x.shape) < 2 or x.shape[-2] != w.shape[1]:
+        raise b.error(node, f"shape mismatch {tuple(w.shape)} @ {tuple(x.shape)}")
+    m, n, p = w.shape[0], x.shape[-1], numel(x.shape[:-2])
+    if (p * m * n) * (p * w.shape[1] * n) > DENSE_LIMIT:
+        raise b.error(node, "MatMul too large to expand")
+    weight = np.kron(np.eye(p), np.kron(w, np.eye(n)))
+    out_shape = tuple(x.shape[:-2]) + (m, n)
+    return b.linear(node.name, x, weight, np.zeros(numel(out_shape)), out_shape)
+
+
+def _conv_matmul(b, node, ins, at):
+    v, w, var_first = _var_and_const(b, node, ins)
+    if w.ndim == 1 and var_first:  # (..., K) @ (K,) -> (...)
+        out = _matmul_right(b, node, v, w[:, None], 0.0)
+        return [b.reshape(node.name + "/vec", out, out.shape[:-1])]
+    if w.ndim == 1:  # (K,) @ (..., K, N) -> (..., N)
+        out = _matmul_left(b, node, w[None, :], v)
+        return [b.reshape(node.name + "/vec", out, out.shape[:-2] + out.shape[-1:])]
+    if w.ndim != 2:
+        raise b.error(node, f"constant operand of rank {w.ndim} is not supported")
+    return [_matmul_right(b, node, v, w, 0.0) if var_first else _matmul_left(b, node, w, v)]
+
+
+def _conv_gemm(b, node, ins, at):
+    a = _data(b, node, ins)
+    w = _const(b, node, ins, 1, "weight B").astype(np.float64)
+    c = _const(b, node, ins, 2, "bias C")
+    if len(a.shape) != 2:
+        raise b.error(node, f"input must be 2-D, got shape {a.shape}")
+    if at.get("transA", 0):
+        a = b.gather(node.name + "/transA", a, _index_of(a).T)
+    w = w.T if at.get("transB", 0) else w
+    bias = 0.0 if c is None else at.get("beta", 1.0) * c.astype(np.float64)
+    return [_matmul_right(b, node, a, at.get("alpha", 1.0) * w, bias)]
+
+
+def _conv_unary(op_cls):
+    """Converter for an elementwise activation."""
+    def convert(b, node, ins, at):
+        x = _data(b, node, ins)
+        return [b.add(node.name, op_cls(), [x], x.shape)]
+
+    return convert
+
+
+def _conv_identity(b, node, ins, at):
+    return [_data(b, node, ins)]
+
+
+def _conv_dropout(b, node, ins, at):
+    x = _data(b, node, ins)
+    training = _const(b, node, ins, 2, "training_mode")
+    if training is not None and bool(training.reshape(-1)[0]):
+        raise b.error(node, "Dropout in training mode is random (unsupported)")
+    return [x, np.ones(x.shape, dtype=bool)]  # inference: identity, mask all true
+
+
+def _conv_cast(b, node, ins, at):
+    if at.get("to") not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+        raise b.error(node, "cast of a variable tensor to a type other than float32/float64 is not supported")
+    return [_data(b, node, ins)]
+
+
+def _conv_flatten(b, node, ins, at):
+    x = _data(b, node, ins)
+    axis = at.get("axis", 1)
+    axis = axis + len(x.shape) if axis < 0 else axis
+    return [b.reshape(node.name, x, (numel(x.shape[:axis]), numel(x.shape[axis:])))]
+
+
+def _conv_reshape(b, node, ins, at):
+    x = _data(b, node, ins)
+    target = _ints(b, node, ins, at, 1, "shape")
+    if target is None:
+        raise b.error(node, "missing target shape")
+    out = [x.shape[i] if (s == 0 and not at.get("allowzero", 0)) else s for i, s in enumerate(target)]
+    if out.count(-1) > 1:
+        raise b.error(node, "more than one -1 in reshape target")
+    if -1 in out:
+        known = numel(tuple(s for s in out if s != -1))
+        if known == 0 or numel(x.shape) % known:
+            raise b.error(node, f"cannot reshape {x.shape} to {tuple(target)}")
+        out[out.index(-1)] = numel(x.shape) // known
+    return [b.reshape(node.name, x, tuple(out))]
+
+
+def _conv_squeeze(b, node, ins, at):
+    x = _data(b, node, ins)
+    axes = _ints(b, node, ins, at, 1, "axes")
+    if axes is None:
+        axes = [i for i, s in enumerate(x.shape) if s == 1]
+    axes = [_axis(b, node, a, len(x.shape)) for a in axes]
+    if any(x.shape[a] != 1 for a in axes):
+        raise b.error(node, f"cannot squeeze axes {axes} of shape {x.shape}")
+    return [b.reshape(node.name, x, tuple(s for i, s in enumerate(x.shape) if i not in axes))]
+
+
+def _conv_unsqueeze(b, node, ins, at):
+    x = _data(b, node, ins)
+    axes = _ints(b, node, ins, at, 1, "axes") or []
+    rank = len(x.shape) + len(axes)
+    shape = list(x.shape)
+    for a in sorted(_axis(b, node, a, rank) for a in axes):
+        shape.insert(a, 1)
+    return [b.reshape(node.name, x, tuple(shape))]
+
+
 def _conv_transpose(b, node, ins, at):
-    x = ins[0]
+    x = _data(b, node, ins)
     perm = at.get("perm", list(range(len(x.shape)))[::-1])
     return [b.gather(node.name, x, _index_of(x).transpose(perm))]
 
 
-def _conv_slice(b, node, ins, at):
-    x = ins[0]
-    if "starts" in at:
-        starts, ends = at["starts"], at["ends"]
-        axes, steps = at.get("axes"), None
+def _slice_positions(dim: int, start: int, end: int, step: int) -> np.ndarray:
+    """The positions ONNX Slice keeps on one axis of length dim (clamping as the spec says)."""
+    start = start + dim if start < 0 else start
+    end = end + dim if end < 0 else end
+    if step > 0:
+        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
     else:
-        if any(isinstance(v, Var) for v in ins[1:]):
-            raise b.error(node, "slice parameters must be constant")
-        starts, ends = list(np.asarray(ins[1]).reshape(-1)), list(np.asarray(ins[2]).reshape(-1))
-        axes = list(np.asarray(ins[3]).reshape(-1)) if len(ins) > 3 and ins[3] is not None else None
-        steps = list(np.asarray(ins[4]).reshape(-1)) if len(ins) > 4 and ins[4] is not None else None
-    axes = list(range(len(starts))) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
-    sl = [slice(None)] * len(x.shape)
+        start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return np.arange(start, end, step)
+
+
+def _conv_slice(b, node, ins, at):
+    x = _data(b, node, ins)
+    starts, ends = _ints(b, node, ins, at, 1, "starts"), _ints(b, node, ins, at, 2, "ends")
+    axes = _ints(b, node, ins, at, 3, "axes") or list(range(len(starts)))
+    steps = _ints(b, node, ins, at, 4, "steps") or [1] * len(starts)
+    idx = _index_of(x)
     for s, e, a, st in zip(starts, ends, axes, steps):
-        a = int(a) + len(x.shape) if a < 0 else int(a)
-        dim = x.shape[a]
-        s, e, st = int(s), int(e), int(st)
-        s = max(min(s, dim), -dim - 1) if st < 0 else max(min(s, dim), -dim)
-        e = max(min(e, dim), -dim - 1)
-        sl[a] = slice(s, e, st)
-    idx = _index_of(x)[tuple(sl)]
+        if st == 0:
+            raise b.error(node, "slice step 0")
+        a = _axis(b, node, a, len(x.shape))
+        idx = np.take(idx, _slice_positions(x.shape[a], s, e, st), axis=a)
     return [b.gather(node.name, x, idx)]
 
 
 def _conv_gather(b, node, ins, at):
-    x = ins[0]
-    if isinstance(ins[1], Var):
-        raise b.error(node, "gather indices must be constant")
-    axis = at.get("axis", 0)
-    return [b.gather(node.name, x, np.take(_index_of(x), np.asarray(ins[1]).astype(np.int64), axis=axis))]
+    x = _data(b, node, ins)
+    index = _const(b, node, ins, 1, "indices").astype(np.int64)
+    axis = _axis(b, node, at.get("axis", 0), len(x.shape))
+    if np.any(index >= x.shape[axis]) or np.any(index < -x.shape[axis]):
+        raise b.error(node, "index out of range")
+    return [b.gather(node.name, x, np.take(_index_of(x), index, axis=axis))]
 
 
 def _conv_concat(b, node, ins, at):
     vals = [v for v in ins if v is not None]
-    if not all(isinstance(v, Var) for v in vals):
-        raise b.error(node, "concatenation of variable and constant tensors is not supported")
-    axis = at["axis"]
-    axis = axis + len(vals[0].shape) if axis < 0 else axis
-    offsets = np.cumsum([0] + [numel(v.shape) for v in vals])
-    parts = [np.arange(numel(v.shape)).reshape(v.shape) + off for v, off in zip(vals, offsets)]
-    idx = np.concatenate(parts, axis=axis)
-    cat = b.add(node.name + "/flat", Concat(), vals, (int(offsets[-1]),))
-    return [b.gather(node.name, cat, idx)]
+    variables = [v for v in vals if isinstance(v, Var)]
+    axis = _axis(b, node, at["axis"], len(variables[0].shape))
+    parts, consts, offset = [], [], 0
+    for v in vals:
+        if isinstance(v, Var):
+            parts.append(_index_of(v) + offset)
+            consts.append(np.zeros(v.shape))
+            offset += numel(v.shape)
+        else:
+            parts.append(np.full(np.shape(v), -1))
+            consts.append(np.asarray(v, dtype=np.float64))
+    cat = variables[0] if len(variables) == 1 else b.add(node.name + "/flat", Concat(), variables, (offset,))
+    out = b.gather(node.name, cat, np.concatenate(parts, axis=axis))
+    if len(variables) < len(vals):
+        out = b.scale(node.name + "/const", out, 1.0, np.concatenate(consts, axis=axis))
+    return [out]
 
 
 def _conv_pad(b, node, ins, at):
-    x = ins[0]
-    mode = at.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
+    x = _data(b, node, ins)
+    mode, r = at.get("mode", "constant"), len(x.shape)
+    if mode not in ("constant", "edge", "reflect", "wrap"):
         raise b.error(node, f"pad mode '{mode}' is not supported")
-    if "pads" in at:
-        pads, value = list(at["pads"]), float(at.get("value", 0.0))
-    else:
-        pads = [int(p) for p in np.asarray(ins[1]).reshape(-1)]
-        value = float(np.asarray(ins[2]).reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None else 0.0
-        if len(ins) > 3 and ins[3] is not None:
-            raise b.error(node, "Pad with axes input is not supported")
-    r = len(x.shape)
-    if any(p < 0 for p in pads):
-        raise b.error(node, "negative pads are not supported")
-    width = [(pads[i], pads[i + r]) for i in range(r)]
-    idx = np.pad(_index_of(x), width, constant_values=-1)
+    pads = _ints(b, node, ins, at, 1, "pads")
+    value = _const(b, node, ins, 2, "constant_value")
+    value = float(at.get("value", 0.0)) if value is None or value.size == 0 else float(value.reshape(-1)[0])
+    axes = [_axis(b, node, a, r) for a in (_ints(b, node, ins, at, 3, "axes") or range(r))]
+    if pads is None or len(pads) != 2 * len(axes):
+        raise b.error(node, f"expected {2 * len(axes)} pads, got {pads}")
+    width = [(0, 0)] * r
+    for k, a in enumerate(axes):
+        width[a] = (pads[k], pads[k + len(axes)])
+    idx = _index_of(x)  # crop (negative pads) first, then pad, as onnxruntime does
+    idx = idx[tuple(slice(-min(lo, 0), n + min(hi, 0)) for (lo, hi), n in zip(width, idx.shape))]
+    grow = [(max(lo, 0), max(hi, 0)) for lo, hi in width]
+    if mode == "constant":
+        idx = np.pad(idx, grow, constant_values=-1)
+    elif any(lo > 0 or hi > 0 for lo, hi in grow):
+        if idx.size == 0 or (mode == "reflect" and any(max(g) >= n for g, n in zip(grow, idx.shape) if max(g))):
+            raise b.error(node, f"cannot pad shape {idx.shape} by {grow} in mode '{mode}'")
+        idx = np.pad(idx, grow, mode=mode)
     out = b.gather(node.name, x, idx)
-    if value != 0.0:
+    if value != 0.0 and np.any(idx < 0):
         out = b.scale(node.name + "/value", out, 1.0, np.where(idx < 0, value, 0.0))
     return [out]
 
 
-def _spatial(x: Var, b, node) -> tuple[int, int, int, bool]:
+def _spatial(b, node, x: Var) -> tuple[int, int, int, bool]:
     """(C, H, W, is_1d) of an (N=1, C, H, W) or (N=1, C, L) input."""
     if len(x.shape) == 4 and x.shape[0] == 1:
         return x.shape[1], x.shape[2], x.shape[3], False
@@ -442,152 +477,155 @@ def _spatial(x: Var, b, node) -> tuple[int, int, int, bool]:
     raise b.error(node, f"expected input of shape (1, C, H, W) or (1, C, L), got {x.shape}")
 
 
-def _pool_geometry(at, kernel, h, w, one_d) -> tuple:
-    """Strides, pads (t, l, b, r), dilations and output size for conv/pool attributes."""
+def _window_geometry(at, kernel, h, w, one_d) -> tuple:
+    """Strides, pads (t, l, b, r), dilations, kernel and output size for conv/pool attributes.
+
+    With ceil_mode, a last window that would start in the end padding is dropped
+    (the rule of onnxruntime, the reference evaluator and torch).
+    """
     if one_d:
-        kernel = (1, kernel[0])
+        kernel = [1, kernel[0]]
     stride = list(at.get("strides", [1] * (1 if one_d else 2)))
     dil = list(at.get("dilations", [1] * (1 if one_d else 2)))
     pads = list(at.get("pads", [0] * (2 if one_d else 4)))
     if one_d:
         stride, dil, pads = [1] + stride, [1] + dil, [0, pads[0], 0, pads[1]]
-    auto = at.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = at.get("auto_pad", "NOTSET")
     ek = [(kernel[i] - 1) * dil[i] + 1 for i in range(2)]
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0, 0, 0, 0]
         for i, n in enumerate((h, w)):
-            out = -(-n // stride[i])
-            total = max((out - 1) * stride[i] + ek[i] - n, 0)
+            total = max((-(-n // stride[i]) - 1) * stride[i] + ek[i] - n, 0)
             small, big = total // 2, total - total // 2
             pads[i], pads[i + 2] = (small, big) if auto == "SAME_UPPER" else (big, small)
     elif auto == "VALID":
         pads = [0, 0, 0, 0]
-    ceil = at.get("ceil_mode", 0)
     outs = []
     for i, n in enumerate((h, w)):
         span = n + pads[i] + pads[i + 2] - ek[i]
-        outs.append((-(-span // stride[i]) if ceil else span // stride[i]) + 1)
+        if not at.get("ceil_mode", 0):
+            outs.append(span // stride[i] + 1)
+            continue
+        out = -(-span // stride[i]) + 1
+        outs.append(out - 1 if (out - 1) * stride[i] >= n + pads[i] else out)
     return tuple(stride), tuple(pads), tuple(dil), tuple(kernel), tuple(outs)
 
 
+def _out_shape(c: int, outs, one_d: bool) -> Shape:
+    """ONNX output shape of a 1-D or 2-D conv/pool."""
+    return (1, c, outs[1]) if one_d else (1, c) + tuple(outs)
+
+
 def _conv_conv(b, node, ins, at):
-    x = ins[0]
-    if not isinstance(x, Var) or isinstance(ins[1], Var):
-        raise b.error(node, "only convolutions of a variable input with constant weights are supported")
-    c, h, w, one_d = _spatial(x, b, node)
-    weight = np.asarray(ins[1], dtype=np.float64)
-    if one_d:
-        weight = weight[:, :, None, :]
-    cout = weight.shape[0]
-    bias = np.asarray(ins[2], dtype=np.float64) if len(ins) > 2 and ins[2] is not None else np.zeros(cout)
+    x = _data(b, node, ins)
+    c, h, w, one_d = _spatial(b, node, x)
+    weight = _const(b, node, ins, 1, "weight").astype(np.float64)
+    if weight.ndim != (3 if one_d else 4):
+        raise b.error(node, f"weight of shape {weight.shape} does not fit input {x.shape}")
+    weight = weight[:, :, None, :] if one_d else weight
+    bias = _const(b, node, ins, 2, "bias")
+    bias = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
     groups = at.get("group", 1)
-    stride, pads, dil, _, (ho, wo) = _pool_geometry(at, list(weight.shape[2:]) if not one_d else [weight.shape[3]], h, w, one_d)
-    if weight.shape[1] * groups != c:
-        raise b.error(node, f"weight shape {weight.shape} does not fit {c} input channels")
-    shape = (1, cout, wo) if one_d else (1, cout, ho, wo)
+    if weight.shape[1] * groups != c or weight.shape[0] % groups:
+        raise b.error(node, f"weight shape {weight.shape} does not fit {c} input channels in {groups} groups")
+    kernel = [weight.shape[3]] if one_d else list(weight.shape[2:])
+    stride, pads, dil, _, outs = _window_geometry(at, kernel, h, w, one_d)
     op = Conv(weight, bias, stride, pads, dil, groups, (c, h, w))
-    return [b.add(node.name, op, [x], shape)]
+    return [b.add(node.name, op, [x], _out_shape(weight.shape[0], outs, one_d))]
 
 
 def _conv_batchnorm(b, node, ins, at):
-    x = ins[0]
-    if any(isinstance(v, Var) for v in ins[1:5]):
-        raise b.error(node, "batch-norm parameters must be constant")
-    s, bias, mean, var = (np.asarray(v, dtype=np.float64) for v in ins[1:5])
-    eps = at.get("epsilon", 1e-5)
-    mul = s / np.sqrt(var + eps)
+    x = _data(b, node, ins)
+    if at.get("training_mode", 0) or any(node.output[1:]):  # before opset 14: extra outputs = training
+        raise b.error(node, "BatchNormalization in training mode (batch statistics) is not supported")
+    s, bias, mean, var = (_const(b, node, ins, k, n).astype(np.float64)
+                          for k, n in enumerate(("scale", "B", "mean", "var"), start=1))
+    mul = s / np.sqrt(var + at.get("epsilon", 1e-5))
     add = bias - mean * mul
-    extra = (1,) * (len(x.shape) - 2)
-    return [b.scale(node.name, x, mul.reshape((-1,) + extra), add.reshape((-1,) + extra))] + [None] * (len(node.output) - 1)
+    if mul.ndim == 1:  # per channel; spatial=0 (opsets 7-8) gives (C, D1, ...) already
+        mul, add = (v.reshape((-1,) + (1,) * (len(x.shape) - 2)) for v in (mul, add))
+    return [b.scale(node.name, x, mul, add)]
 
 
-def _windows(c, h, w, kernel, stride, pads, dil, outs) -> np.ndarray:
-    """(C*Ho*Wo, kh*kw) flat input indices of each pooling window; -1 for padding."""
-    ho, wo = outs
-    kh, kw = kernel
+def _window_taps(c, h, w, kernel, stride, pads, dil, outs) -> tuple[np.ndarray, np.ndarray]:
+    """Per window (C*Ho*Wo rows, kh*kw taps): flat input index (-1 outside the input) and
+    whether the tap lies inside the padded input (what count_include_pad counts)."""
+    (ho, wo), (kh, kw) = outs, kernel
     oy = np.arange(ho)[:, None] * stride[0] - pads[0] + np.arange(kh)[None, :] * dil[0]  # (ho, kh)
     ox = np.arange(wo)[:, None] * stride[1] - pads[1] + np.arange(kw)[None, :] * dil[1]  # (wo, kw)
-    yy = oy[:, None, :, None]
-    xx = ox[None, :, None, :]
+    yy, xx = oy[:, None, :, None], ox[None, :, None, :]
     valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)  # (ho, wo, kh, kw)
-    base = yy * w + xx
+    padded = (yy < h + pads[2]) & (xx < w + pads[3]) & np.ones_like(valid)
     ch = np.arange(c)[:, None, None, None, None] * (h * w)
-    idx = np.where(valid[None], ch + base[None], -1)
-    return idx.reshape(c * ho * wo, kh * kw).astype(np.int64)
+    idx = np.where(valid[None], ch + (yy * w + xx)[None], -1)
+    padded = np.broadcast_to(padded[None], idx.shape)
+    return idx.reshape(c * ho * wo, kh * kw).astype(np.int64), padded.reshape(c * ho * wo, kh * kw)
 
 
 def _conv_maxpool(b, node, ins, at):
-    x = ins[0]
+    x = _data(b, node, ins)
     if len(node.output) > 1 and node.output[1]:
         raise b.error(node, "MaxPool indices output is not supported")
-    c, h, w, one_d = _spatial(x, b, node)
-    stride, pads, dil, kernel, outs = _pool_geometry(at, list(at["kernel_shape"]), h, w, one_d)
-    win = _windows(c, h, w, kernel, stride, pads, dil, outs)
+    c, h, w, one_d = _spatial(b, node, x)
+    stride, pads, dil, kernel, outs = _window_geometry(at, list(at["kernel_shape"]), h, w, one_d)
+    win, _ = _window_taps(c, h, w, kernel, stride, pads, dil, outs)
     if np.any(np.all(win < 0, axis=1)):
         raise b.error(node, "a pooling window lies entirely in the padding")
-    shape = (1, c, outs[1]) if one_d else (1, c) + outs
-    return [b.add(node.name, MaxPool(win), [x], shape)]
-
-
-def _avgpool_linear(b, name, x, c, h, w, kernel, stride, pads, dil, outs, include_pad, one_d):
-    """Average pooling as a sparse-in-spirit dense Linear (exact divisor semantics)."""
-    win = _windows(c, h, w, kernel, stride, pads, dil, outs)
-    n_out, n_in = win.shape[0], c * h * w
-    if n_out * n_in > DENSE_LIMIT:
-        raise ModelError(f"{b.source}: node '{name}': AveragePool too large to expand")
-    weight = np.zeros((n_out, n_in))
-    valid = win >= 0
-    counts = np.full(n_out, float(win.shape[1])) if include_pad else valid.sum(axis=1).astype(np.float64)
-    rows = np.repeat(np.arange(n_out), win.shape[1])[valid.reshape(-1)]
-    np.add.at(weight, (rows, win[valid]), 1.0 / counts[rows])
-    shape = (1, c, outs[1]) if one_d else (1, c) + tuple(outs)
-    return b.linear(name, x, weight, np.zeros(n_out), shape)
+    return [b.add(node.name, MaxPool(win), [x], _out_shape(c, outs, one_d))]
 
 
 def _conv_avgpool(b, node, ins, at):
-    x = ins[0]
-    c, h, w, one_d = _spatial(x, b, node)
-    stride, pads, dil, kernel, outs = _pool_geometry(at, list(at["kernel_shape"]), h, w, one_d)
-    include_pad = at.get("count_include_pad", 0)
-    if include_pad or not any(pads):
-        if at.get("ceil_mode", 0) and not include_pad:
-            return [_avgpool_linear(b, node.name, x, c, h, w, kernel, stride, pads, dil, outs, include_pad, one_d)]
-        weight = np.zeros((c, 1) + kernel)
-        weight[:] = 1.0 / (kernel[0] * kernel[1])
-        op = Conv(weight, np.zeros(c), stride, pads, dil, c, (c, h, w))
-        shape = (1, c, outs[1]) if one_d else (1, c) + outs
-        return [b.add(node.name, op, [x], shape)]
-    return [_avgpool_linear(b, node.name, x, c, h, w, kernel, stride, pads, dil, outs, include_pad, one_d)]
+    x = _data(b, node, ins)
+    c, h, w, one_d = _spatial(b, node, x)
+    stride, pads, dil, kernel, outs = _window_geometry(at, list(at["kernel_shape"]), h, w, one_d)
+    win, padded = _window_taps(c, h, w, kernel, stride, pads, dil, outs)
+    valid = win >= 0
+    counts = (padded if at.get("count_include_pad", 0) else valid).sum(axis=1).astype(np.float64)
+    shape = _out_shape(c, outs, one_d)
+    if np.all(counts == win.shape[1]):  # every window divides by the kernel size: a conv
+        weight = np.full((c, 1) + kernel, 1.0 / win.shape[1])
+        return [b.add(node.name, Conv(weight, np.zeros(c), stride, pads, dil, c, (c, h, w)), [x], shape)]
+    n_out = win.shape[0]
+    if n_out * c * h * w > DENSE_LIMIT:
+        raise b.error(node, "AveragePool too large to expand")
+    weight = np.zeros((n_out, c * h * w))
+    rows = np.repeat(np.arange(n_out), win.shape[1]).reshape(win.shape)
+    np.add.at(weight, (rows[valid], win[valid]), 1.0 / counts[rows[valid]])
+    return [b.linear(node.name, x, weight, np.zeros(n_out), shape)]
 
 
 def _conv_global_avgpool(b, node, ins, at):
-    x = ins[0]
-    c, h, w, one_d = _spatial(x, b, node)
+    x = _data(b, node, ins)
+    c, h, w, one_d = _spatial(b, node, x)
     weight = np.full((c, 1, h, w), 1.0 / (h * w))
     op = Conv(weight, np.zeros(c), (1, 1), (0, 0, 0, 0), (1, 1), c, (c, h, w))
     return [b.add(node.name, op, [x], (1, c, 1) if one_d else (1, c, 1, 1))]
 
 
+def _clip_bound(value) -> Optional[float]:
+    """A finite Clip bound, or None for no bound (absent, infinite or +-FLT_MAX)."""
+    if value is None or np.size(value) == 0:
+        return None
+    v = float(np.asarray(value).reshape(-1)[0])
+    return v if np.isfinite(v) and abs(v) < FLT_MAX else None
+
+
 def _conv_clip(b, node, ins, at):
-    x = ins[0]
-    lo = at.get("min", None)
-    hi = at.get("max", None)
-    if len(ins) > 1 and ins[1] is not None:
-        lo = float(np.asarray(ins[1]))
-    if len(ins) > 2 and ins[2] is not None:
-        hi = float(np.asarray(ins[2]))
-    if lo is None or not np.isfinite(lo):
-        raise b.error(node, "Clip without a finite lower bound is not supported")
-    # clip(x, lo, hi) = lo + relu(x - lo) - relu(x - hi)
-    shifted = b.scale(node.name + "/lo", x, 1.0, -lo)
-    r1 = b.add(node.name + "/relu_lo", Relu(), [shifted], x.shape)
-    if hi is None or not np.isfinite(hi):
-        return [b.scale(node.name, r1, 1.0, lo)]
-    # relu(x - lo) - relu(x - hi) = relu(t) - relu(t - (hi - lo)) with t = x - lo
-    t2 = b.scale(node.name + "/hi", r1, -1.0, hi - lo)       # (hi-lo) - relu(t)
-    r2 = b.add(node.name + "/relu_hi", Relu(), [t2], x.shape)  # relu((hi-lo) - relu(t)) = (hi-lo) - min(relu t, hi-lo)
-    return [b.scale(node.name, r2, -1.0, hi)]                   # hi - r2 = lo + min(relu(t), hi - lo)
+    x = _data(b, node, ins)
+    lo = _clip_bound(at.get("min", _const(b, node, ins, 1, "min")))
+    hi = _clip_bound(at.get("max", _const(b, node, ins, 2, "max")))
+    if lo is None and hi is None:
+        return [x]
+    if hi is None:  # lo + relu(x - lo)
+        r = b.add(node.name + "/relu", Relu(), [b.scale(node.name + "/lo", x, 1.0, -lo)], x.shape)
+        return [b.scale(node.name, r, 1.0, lo)]
+    if lo is None:  # hi - relu(hi - x)
+        r = b.add(node.name + "/relu", Relu(), [b.scale(node.name + "/hi", x, -1.0, hi)], x.shape)
+        return [b.scale(node.name, r, -1.0, hi)]
+    # hi - relu((hi - lo) - relu(x - lo)) = lo + min(relu(x - lo), hi - lo); = hi when lo > hi
+    r1 = b.add(node.name + "/relu_lo", Relu(), [b.scale(node.name + "/lo", x, 1.0, -lo)], x.shape)
+    r2 = b.add(node.name + "/relu_hi", Relu(), [b.scale(node.name + "/hi", r1, -1.0, hi - lo)], x.shape)
+    return [b.scale(node.name, r2, -1.0, hi)]
 
 
 CONVERTERS: dict[str, Converter] = {
@@ -611,7 +649,7 @@ CONVERTERS: dict[str, Converter] = {
     "Concat": _conv_concat,
     "Pad": _conv_pad,
     "Identity": _conv_identity,
-    "Dropout": _conv_identity,
+    "Dropout": _conv_dropout,
     "Cast": _conv_cast,
     "Conv": _conv_conv,
     "BatchNormalization": _conv_batchnorm,
@@ -621,50 +659,96 @@ CONVERTERS: dict[str, Converter] = {
     "Clip": _conv_clip,
 }
 
+# Ops whose output depends only on the input's static shape.
+SHAPE_OPS = {"Shape", "Size"}
+
 # Ops that are only accepted when every input is constant (folded away).
 CONSTANT_ONLY = {
-    "Constant", "Shape", "ConstantOfShape", "Range", "Size", "Equal", "Where", "Expand",
+    "Constant", "ConstantOfShape", "Range", "Equal", "Where", "Expand",
     "ReduceProd", "ReduceSum", "Floor", "Ceil", "Sqrt", "Pow", "Exp", "Log", "Min", "Max",
 }
 
 
-def _static_shape(vi: onnx.ValueInfoProto) -> Shape:
-    """The ONNX input shape with symbolic or zero dimensions read as 1."""
-    dims = vi.type.tensor_type.shape.dim
-    return tuple(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in dims)
+def _node_names(g: onnx.GraphProto) -> list[str]:
+    """Each node's name, or '<op>_<k>' for unnamed nodes (the model itself is not changed)."""
+    return [n.name or f"{n.op_type}_{k}" for k, n in enumerate(g.node)]
 
 
-def _unsupported_nodes(g: onnx.GraphProto) -> list[tuple[str, str]]:
-    """(op_type, node name) of every node we cannot convert, found before any conversion."""
-    init = {i.name for i in g.initializer}
-    variable = {vi.name for vi in g.input if vi.name not in init}
+def _unsupported(g: onnx.GraphProto, names: list[str], variables: set[str]) -> list[tuple[str, str]]:
+    """(op, node name) of every node we cannot convert, found by one pass over the graph."""
+    variables = set(variables)
     bad = []
-    for k, n in enumerate(g.node):
-        on_variable = any(name in variable for name in n.input) and n.op_type != "Shape"
-        if on_variable:
-            variable.update(n.output)
-        known = n.op_type in CONVERTERS or (n.op_type in CONSTANT_ONLY and not on_variable)
-        if n.domain not in ("", "ai.onnx") or not known:
-            bad.append((n.op_type, n.name or f"{n.op_type}_{k}"))
+    for node, name in zip(g.node, names):
+        on_var = any(i in variables for i in node.input)
+        known = node.op_type in CONVERTERS or node.op_type in CONSTANT_ONLY or node.op_type in SHAPE_OPS
+        if node.domain not in DEFAULT_DOMAINS or not known or (on_var and node.op_type in CONSTANT_ONLY):
+            bad.append((node.op_type, name))
+        if on_var and node.op_type not in SHAPE_OPS:
+            variables.update(node.output)
     return bad
+
+
+def _input_shape(vi: onnx.ValueInfoProto, source: str) -> Shape:
+    """The ONNX input shape; a symbolic or zero batch dimension (the first) is read as 1."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        raise ModelError(f"{source}: input '{vi.name}' has no declared shape")
+    dims = []
+    for k, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif k == 0:
+            dims.append(1)
+        else:
+            raise ModelError(f"{source}: input '{vi.name}': dimension {k} is not static "
+                             f"('{d.dim_param or d.dim_value}'); only the batch dimension may be dynamic")
+    return tuple(dims)
+
+
+def _check_output_shape(vi: onnx.ValueInfoProto, shape: Shape, source: str) -> None:
+    """Refuse when the declared static output shape disagrees with the computed one."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return
+    declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+    if len(declared) != len(shape) or any(d is not None and d != s for d, s in zip(declared, shape)):
+        raise ModelError(f"{source}: output '{vi.name}' is declared with shape "
+                         f"{tuple(d or '?' for d in declared)} but the graph computes shape {shape}")
+
+
+def _opset(model: onnx.ModelProto, source: str) -> int:
+    """The default-domain opset, checked against the supported range."""
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
+    if opset is None:
+        raise ModelError(f"{source}: model declares no default-domain opset")
+    if not (MIN_OPSET <= opset <= MAX_OPSET):
+        raise ModelError(f"{source}: opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET})")
+    return opset
+
+
+def _convert_node(b: _Builder, node: onnx.NodeProto, ins: list, opset: int) -> list:
+    """Outputs of one node: folded when constant, else through its converter."""
+    if node.op_type in SHAPE_OPS and isinstance(ins[0], Var):
+        shape = np.asarray(ins[0].shape, dtype=np.int64)
+        if node.op_type == "Size":
+            return [np.asarray(numel(ins[0].shape), dtype=np.int64)]
+        at = _attrs(node)  # Shape(start, end) from opset 15
+        return [shape[at.get("start", 0):at.get("end", len(shape))]]
+    if all(not isinstance(v, Var) for v in ins):
+        return _fold_constant(node, ins, opset, b.source)
+    return CONVERTERS[node.op_type](b, node, ins, _attrs(node))
 
 
 def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph: bool = True) -> Graph:
     """Convert a loaded ONNX model to a Graph (raises ModelError / UnsupportedOperatorError)."""
     g = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None:
-        raise ModelError(f"{source}: model declares no default-domain opset")
-    if not (MIN_OPSET <= opset <= MAX_OPSET):
-        raise ModelError(f"{source}: opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET})")
-    unsupported = _unsupported_nodes(g)
+    opset = _opset(model, source)
+    env: dict[str, Value] = {init.name: numpy_helper.to_array(init) for init in g.initializer}
+    real_inputs = [vi for vi in g.input if vi.name not in env]
+    names = _node_names(g)
+    unsupported = _unsupported(g, names, {vi.name for vi in real_inputs})
     if unsupported:
         raise UnsupportedOperatorError(unsupported, source)
-
-    env: dict[str, Value] = {}
-    for init in g.initializer:
-        env[init.name] = numpy_helper.to_array(init)
-    real_inputs = [vi for vi in g.input if vi.name not in env]
     if len(real_inputs) != 1:
         raise ModelError(f"{source}: expected exactly one network input, found {len(real_inputs)}")
     if len(g.output) != 1:
@@ -674,34 +758,26 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
     if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
         raise ModelError(f"{source}: input '{inp.name}' must be float32 or float64")
     b = _Builder(source, opset)
-    env[inp.name] = b.add(inp.name, Input(), [], _static_shape(inp))
+    env[inp.name] = b.add(inp.name, Input(), [], _input_shape(inp, source))
 
-    for k, node in enumerate(g.node):
-        if not node.name:
-            node.name = f"{node.op_type}_{k}"
-        ins = [env.get(name) if name else None for name in node.input]
-        for name, val in zip(node.input, ins):
-            if name and val is None and name not in env:
-                raise b.error(node, f"input '{name}' is not produced by any node")
-        at = _attrs(node)
-        if node.op_type == "Shape" and isinstance(ins[0], Var):
-            outs: list = [np.asarray(ins[0].shape, dtype=np.int64)]
-        elif all(not isinstance(v, Var) for v in ins):
-            outs = _fold_constant(node, ins, opset, source)
-        elif node.op_type in CONSTANT_ONLY:
-            raise UnsupportedOperatorError([(node.op_type, node.name)], source)
-        else:
-            outs = CONVERTERS[node.op_type](b, node, ins, at)
-        for name, val in zip(node.output, outs):
-            if name:
-                env[name] = val
+    for node, name in zip(g.node, names):
+        if node.name != name:
+            node = onnx.NodeProto(op_type=node.op_type, domain=node.domain, name=name,
+                                  input=node.input, output=node.output, attribute=node.attribute)
+        for i in node.input:
+            if i and i not in env:
+                raise b.error(node, f"input '{i}' is not produced by any node")
+        outs = _convert_node(b, node, [env[i] if i else None for i in node.input], opset)
+        for out_name, val in zip(node.output, outs):
+            if out_name and val is not None:
+                env[out_name] = val
     out = env.get(g.output[0].name)
     if not isinstance(out, Var):
         raise ModelError(f"{source}: the output '{g.output[0].name}' does not depend on the input")
+    _check_output_shape(g.output[0], out.shape, source)
     if out.index != len(b.nodes) - 1 or out.index == 0:
         b.add(g.output[0].name, Reshape(), [out], out.shape)
-    nodes = b.nodes
-    graph = Graph(tuple(nodes), input_name=inp.name, output_name=g.output[0].name,
+    graph = Graph(tuple(b.nodes), input_name=inp.name, output_name=g.output[0].name,
                   input_dtype="float64" if elem == onnx.TensorProto.DOUBLE else "float32",
                   onnx_model=model, source=source)
     graph = _prune(graph)
