@@ -83,6 +83,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains text."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace") \
+                    and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def _pids(log: Path) -> list[int]:
     """Every pid the fake verifier logged."""
     return [int(line.split()[0]) for line in log.read_text().splitlines()]
@@ -321,3 +334,27 @@ def test_vnncomp_scripts_follow_the_calling_convention():
 def test_instance_paths_resolve_against_csv_folder(tmp_path):
     inst = Instance("../x/a.onnx", "p.vnnlib", 1.0, tmp_path / "suite")
     assert inst.onnx_path == (tmp_path / "x" / "a.onnx").resolve()
+
+
+@pytest.mark.slow
+def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path):
+    import signal
+    import subprocess
+
+    out = tmp_path / "r.csv"
+    argv = [sys.executable, "-m", "completeverify", "bench", str(TINY), "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out_text, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err
+    kept = read_results(out, require_all=True)
+    assert 1 <= len(kept) < 6
+    time.sleep(0.3)
+    assert _processes_mentioning(out.stem + "_files") == []
+    assert "interrupted:" in out_text and "rerun the same command" in out_text
+    assert main(["bench", str(TINY), "--out", str(out)]) == 0
+    rows = read_results(out, require_all=True)
+    assert len(rows) == 6 and rows[: len(kept)] == kept

@@ -9,7 +9,9 @@ so far are kept; rerun the same command to resume).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -117,6 +119,30 @@ class _Progress:
             self.bar.close()
 
 
+def _interrupt_on_sigterm():
+    """Make SIGTERM behave like Ctrl-C (running instances are killed, finished rows kept); returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _print_partial(progress: _Progress, opts) -> None:
+    """The summary of the rows written before an interrupt."""
+    from .report import format_summary, summarize
+    from .suite import read_expected
+
+    expected = read_expected(opts.expected) if opts.expected else None
+    print(f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
+          f"rerun the same command to resume")
+    print(format_summary(summarize(progress.rows, progress.total, expected),
+                         opts.expected.name if opts.expected else "ground truth"))
+    sys.stdout.flush()
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     """The bench subcommand."""
     from .plot import cactus_plot
@@ -135,10 +161,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         raise InputError(f"folder of --plot does not exist: {Path(args.plot).resolve().parent}")
     progress = _Progress(len(select(read_instances(opts.instances), opts.filter)))
+    previous = _interrupt_on_sigterm()
     try:
         outcome = run_bench(opts, on_start=progress.start, on_row=progress.row)
+    except KeyboardInterrupt:
+        progress.close()
+        _print_partial(progress, opts)
+        raise
     finally:
         progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     where = f" on {args.scheduler}" if args.scheduler else (f" with {args.workers} workers" if args.workers > 1 else "")
     print(f"completeverify bench {args.instances}: {len(outcome.selected)} instances, "
           f"{outcome.ran} run now{where}, {outcome.skipped} already in {args.out}")
