@@ -13,7 +13,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from .run import BenchOptions
 
 EXIT_WRONG = 3
 
@@ -40,7 +43,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_bench_commands(sub) -> None:
+def add_bench_commands(sub: "argparse._SubParsersAction") -> None:
     """Add ``bench`` and ``plot`` to the top-level subparsers."""
     p = sub.add_parser("bench", help="run a VNN-COMP style instances.csv, one process per instance",
                        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout; "
@@ -130,7 +133,7 @@ def _interrupt_on_sigterm():
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _print_partial(progress: _Progress, opts) -> None:
+def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
     """The summary of the rows written before an interrupt."""
     from .report import format_summary, summarize
     from .suite import read_expected

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from ..errors import InputError
 from .results import ResultRow
@@ -258,5 +258,3 @@ def execute(jobs: Sequence[Job], workers: int = 1, scheduler: Optional[str] = No
         return run_pool(jobs, workers)
     return run_sequential(jobs)
 
-
-RowCallback = Callable[[ResultRow], None]
