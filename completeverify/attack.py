@@ -25,13 +25,42 @@ def spec_loss(y: torch.Tensor, Cs: list[torch.Tensor], ds: list[torch.Tensor]) -
     return torch.stack(vals, dim=1).amin(dim=1)
 
 
+def pgd_batch(graph: Graph, x0: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, Cs: list[torch.Tensor],
+              ds: list[torch.Tensor], steps: int, step_size: float,
+              deadline: Deadline) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign-gradient descent on spec_loss from starts x0 (K, n) inside boxes lo, hi ((n,) or (K, n)).
+
+    Returns the best point and loss per start: (K, n), (K,).
+    """
+    width = hi - lo
+    x = x0.clone()
+    shape = (x.shape[0],) + graph.input_shape
+    best_x = x.clone()
+    with torch.no_grad():
+        best_loss = spec_loss(graph.forward(x.reshape(shape)).reshape(x.shape[0], -1), Cs, ds)
+    for step in range(steps + 1):
+        if deadline.expired() or bool((best_loss < 0).any()):
+            break
+        x = x.detach().requires_grad_(True)
+        loss = spec_loss(graph.forward(x.reshape(shape)).reshape(x.shape[0], -1), Cs, ds)
+        grad, = torch.autograd.grad(loss.sum(), x)
+        with torch.no_grad():
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best_x[better] = x[better]
+            if step == steps:
+                break
+            lr = step_size * (0.5 * (1 + np.cos(np.pi * step / max(1, steps))) + 0.02)
+            x = torch.minimum(torch.maximum(x - lr * width * grad.sign(), lo), hi)
+    return best_x.detach(), best_loss.detach()
+
+
 def pgd(graph: Graph, lower: np.ndarray, upper: np.ndarray, polytopes, config: AttackConfig,
         deadline: Deadline, rng: np.random.Generator, extra_starts: np.ndarray | None = None) -> np.ndarray:
     """Run PGD inside the box; returns candidate flat inputs sorted by loss (best first), shape (K, n_in)."""
     dtype = torch.float32 if graph.input_dtype == "float32" else torch.float64
     lo = torch.as_tensor(lower, dtype=dtype)
     hi = torch.as_tensor(upper, dtype=dtype)
-    width = hi - lo
     Cs = [torch.as_tensor(p.C, dtype=dtype) for p in polytopes]
     ds = [torch.as_tensor(p.d, dtype=dtype) for p in polytopes]
     n = lower.size
@@ -42,27 +71,6 @@ def pgd(graph: Graph, lower: np.ndarray, upper: np.ndarray, polytopes, config: A
     if extra_starts is not None and len(extra_starts):
         starts.append(np.clip(extra_starts.reshape(-1, n), lower, upper))
     x = torch.as_tensor(np.concatenate(starts), dtype=dtype)
-    shape = (x.shape[0],) + graph.input_shape
-    best_x = x.clone()
-    with torch.no_grad():
-        best_loss = spec_loss(graph.forward(x.reshape(shape)).reshape(x.shape[0], -1), Cs, ds)
-    for step in range(config.steps):
-        if deadline.expired() or bool((best_loss < 0).any()):
-            break
-        x = x.detach().requires_grad_(True)
-        y = graph.forward(x.reshape(shape)).reshape(x.shape[0], -1)
-        loss = spec_loss(y, Cs, ds)
-        grad, = torch.autograd.grad(loss.sum(), x)
-        with torch.no_grad():
-            better = loss < best_loss
-            best_loss = torch.where(better, loss, best_loss)
-            best_x[better] = x[better]
-            lr = config.step_size * (0.5 * (1 + np.cos(np.pi * step / max(1, config.steps))) + 0.02)
-            x = torch.minimum(torch.maximum(x - lr * width * grad.sign(), lo), hi)
-    with torch.no_grad():
-        loss = spec_loss(graph.forward(x.reshape(shape)).reshape(x.shape[0], -1), Cs, ds)
-        better = loss < best_loss
-        best_loss = torch.where(better, loss, best_loss)
-        best_x[better] = x[better]
+    best_x, best_loss = pgd_batch(graph, x, lo, hi, Cs, ds, config.steps, config.step_size, deadline)
     order = torch.argsort(best_loss)
-    return best_x[order].detach().to(torch.float64).numpy()
+    return best_x[order].to(torch.float64).numpy()

@@ -1,8 +1,107 @@
-"""Branch-and-bound driver (placeholder: hands every pair to the exact MILP)."""
+"""Branch-and-bound driver: chooses input splitting, ReLU splitting or the plain MILP per problem."""
 
 from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..vnnlib import Case
+from .types import BabOutcome, BabVerdict
+
+log = logging.getLogger(__name__)
+
+
+def choose_mode(run) -> str:
+    """The search to use: the configured mode, or by input dimension when 'auto'."""
+    mode = run.config.mode
+    if mode != "auto":
+        return mode
+    return "input-split" if run.graph.n_inputs <= run.config.bab.input_split_max_dim else "relu-split"
+
+
+def _milp_leaf(run, case_index: int):
+    """A callback deciding one polytope exactly on a sub-box of a case."""
+    from ..bounds import BoundEngine
+    from ..milp.decide import Outcome, solve_pair
+    from ..milp.encoder import encode
+    from ..solvers import get_solver
+    from ..verdict import confirm
+    import torch
+
+    solver = get_solver(run.config.solver)
+    case = run.prop.cases[case_index]
+    engine = BoundEngine(run.graph)
+
+    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int) -> BabOutcome:
+        poly = case.polytopes[poly_index]
+        lo = torch.as_tensor(lower)[None]
+        hi = torch.as_tensor(upper)[None]
+        C = torch.as_tensor(poly.C)[None]
+        res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
+        pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+        t0 = time.monotonic()
+        enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)
+        ans = solve_pair(enc, solver, run.deadline.remaining(), run.config.milp.margin, run.config.milp.threads)
+        run.stats["milp"] = run.stats.get("milp", 0.0) + time.monotonic() - t0
+        if ans.outcome == Outcome.PROVEN:
+            return BabOutcome(BabVerdict.PROVEN, note="milp leaf")
+        if ans.outcome == Outcome.CANDIDATE:
+            sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
+            cex = confirm(run.replayer, ans.x_input, sub, case_index)
+            if cex is not None:
+                cex = type(cex)(cex.input, cex.output, case_index, poly_index)
+                return BabOutcome(BabVerdict.FALSIFIED, cex, note="milp leaf")
+        if ans.outcome == Outcome.TIMEOUT:
+            return BabOutcome(BabVerdict.TIMEOUT)
+        return BabOutcome(BabVerdict.OPEN, note="milp leaf undecided")
+
+    return leaf
 
 
 def decide_pairs(run, pairs, milp_stage):
     """Decide the (case, polytope) pairs that bounds left open; returns (counterexample, all_decided)."""
-    return milp_stage(run, pairs)
+    mode = choose_mode(run)
+    if mode == "milp" or not pairs:
+        return milp_stage(run, pairs)
+    t0 = time.monotonic()
+    all_done = True
+    try:
+        if mode == "input-split":
+            from .input_split import input_split
+
+            by_case: dict[int, list] = {}
+            for pr in pairs:
+                by_case.setdefault(pr.case, []).append(pr)
+            for ci, prs in by_case.items():
+                out = input_split(run, ci, [pr.poly for pr in prs], run.deadline, _milp_leaf(run, ci))
+                for pr in prs:
+                    o = out[pr.poly]
+                    if o.verdict == BabVerdict.FALSIFIED:
+                        return o.counterexample, False
+                    if o.verdict == BabVerdict.PROVEN:
+                        pr.proven, pr.note = True, "input split"
+                    else:
+                        all_done = False
+                    if o.verdict == BabVerdict.TIMEOUT:
+                        return None, False
+            return None, all_done
+        try:
+            from .relu_split import relu_split
+        except ImportError:  # ReLU splitting not available: the exact MILP decides
+            return milp_stage(run, pairs)
+
+        for pr in pairs:
+            o = relu_split(run, pr.case, pr.poly, pr.pre, run.deadline)
+            if o.verdict == BabVerdict.FALSIFIED:
+                return o.counterexample, False
+            if o.verdict == BabVerdict.PROVEN:
+                pr.proven, pr.note = True, "relu split"
+            else:
+                all_done = False
+                if o.verdict == BabVerdict.TIMEOUT:
+                    return None, False
+        return None, all_done
+    finally:
+        run.stats["bab"] = run.stats.get("bab", 0.0) + time.monotonic() - t0

@@ -1,0 +1,186 @@
+"""Input-splitting branch and bound for networks with few inputs (ACAS Xu, control benchmarks).
+
+Domains are sub-boxes of one case's input box.  Each round pops a batch of the
+worst domains, bounds every unsafe polytope's rows on all of them with one
+CROWN call, drops the domains on which every polytope is proven unreachable
+(some row's lower bound > 0), tries the concrete points the bounds point at
+(box centres and the minimisers of the linear lower bounds) as counterexamples,
+and bisects the rest along the input with the largest gradient-times-width
+"smear".  A domain that becomes tiny is decided by the exact MILP on its box,
+so completeness never depends on the boxes shrinking to points.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+
+import numpy as np
+import torch
+
+from ..config import Deadline
+from ..verdict import confirm
+from .types import BabOutcome, BabVerdict
+
+log = logging.getLogger(__name__)
+
+FALSIFY_STEPS = 8  # PGD steps inside each open domain per round
+MIN_WIDTH = 1e-7  # relative to the case's box: below this a domain goes to the MILP
+
+
+def _stack_rows(polytopes) -> tuple[torch.Tensor, torch.Tensor, list[slice]]:
+    """All polytopes' rows as one C (m, n_out), c0 = -d (m,), and each polytope's row slice."""
+    Cs, ds, slices, start = [], [], [], 0
+    for p in polytopes:
+        Cs.append(p.C)
+        ds.append(p.d)
+        slices.append(slice(start, start + p.C.shape[0]))
+        start += p.C.shape[0]
+    C = torch.as_tensor(np.concatenate(Cs), dtype=torch.float64)
+    c0 = -torch.as_tensor(np.concatenate(ds), dtype=torch.float64)
+    return C, c0, slices
+
+
+def _poly_margins(values: torch.Tensor, slices: list[slice]) -> torch.Tensor:
+    """(B, P): for each polytope, max over its rows (> 0 means that polytope is excluded)."""
+    return torch.stack([values[:, s].amax(dim=1) for s in slices], dim=1)
+
+
+def _smear_dims(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: torch.Tensor,
+                slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
+    """For each domain, the input dimension with the largest |gradient| * width of its worst open polytope."""
+    x = ((lo + hi) / 2).clone().requires_grad_(True)
+    y = graph.forward(x.reshape((x.shape[0],) + graph.input_shape)).reshape(x.shape[0], -1)
+    vals = y @ C.T + c0
+    margins = _poly_margins(vals, slices)
+    margins = torch.where(open_mask, margins, torch.full_like(margins, float("inf")))
+    worst = margins.amin(dim=1)
+    grad, = torch.autograd.grad(worst.sum(), x)
+    width = hi - lo
+    smear = grad.abs() * width
+    smear = torch.where(width > 0, smear + 1e-12 * width, torch.zeros_like(smear))
+    return smear.argmax(dim=1)
+
+
+def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_lb: torch.Tensor | None,
+             C: torch.Tensor, c0: torch.Tensor, slices: list[slice], deadline: Deadline):
+    """Batched PGD inside the domains; the first candidate the ONNX replay confirms, or None."""
+    from ..attack import pgd_batch
+
+    starts, los, his = [(lo + hi) / 2], [lo], [hi]
+    if x_lb is not None:
+        m = x_lb.shape[1]
+        starts.append(x_lb.reshape(-1, lo.shape[1]))
+        los.append(lo.repeat_interleave(m, dim=0))
+        his.append(hi.repeat_interleave(m, dim=0))
+    x0, blo, bhi = torch.cat(starts), torch.cat(los), torch.cat(his)
+    Cs = [C[s] for s in slices]
+    ds = [-c0[s] for s in slices]
+    best_x, best_loss = pgd_batch(run.graph, x0, blo, bhi, Cs, ds, FALSIFY_STEPS, 0.2, deadline)
+    for h in torch.nonzero(best_loss <= 1e-9).flatten()[:8].tolist():
+        cex = confirm(run.replayer, best_x[h].numpy(), case, case_index)
+        if cex is not None:
+            return cex
+    return None
+
+
+def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadline,
+                milp_leaf) -> dict[int, BabOutcome]:
+    """Decide the given polytopes of one case by splitting its input box.
+
+    milp_leaf(lower, upper, poly_index) -> BabOutcome decides one polytope exactly on a small box.
+    Returns an outcome per polytope index.
+    """
+    from ..bounds import BoundConfig, BoundEngine
+    from ..bounds.forward import forward_pre_bounds, supports
+
+    graph = run.graph
+    case = run.prop.cases[case_index]
+    polys = [case.polytopes[k] for k in poly_indices]
+    if any(p.C.shape[0] == 0 for p in polys):
+        return {k: BabOutcome(BabVerdict.OPEN, note="empty polytope") for k in poly_indices}
+    fast = supports(graph)
+    # with forward symbolic intermediate bounds, backward CROWN is only needed for the final rows
+    engine = BoundEngine(graph)
+    C, c0, slices = _stack_rows(polys)
+    cfg = run.config.bab
+    root_lo = torch.as_tensor(case.lower, dtype=torch.float64)
+    root_hi = torch.as_tensor(case.upper, dtype=torch.float64)
+    min_width = MIN_WIDTH * torch.clamp(root_hi - root_lo, min=1e-12)
+    counter = itertools.count()
+    # heap of (priority, tie, lower, upper, open polytope mask); priority = worst margin lower bound
+    heap: list = [(-np.inf, next(counter), root_lo, root_hi, torch.ones(len(polys), dtype=torch.bool))]
+    done = 0
+    outcome = {k: BabOutcome(BabVerdict.PROVEN) for k in poly_indices}
+    t_start = time.monotonic()
+    last_log = t_start
+    while heap:
+        if deadline.expired():
+            for k in poly_indices:
+                if outcome[k].verdict == BabVerdict.PROVEN:
+                    outcome[k] = BabOutcome(BabVerdict.TIMEOUT, domains=done)
+            return outcome
+        depth_first = len(heap) > cfg.max_domains
+        n = min(cfg.batch_size, len(heap))
+        batch = [heapq.heappop(heap) for _ in range(n)] if not depth_first else [heap.pop() for _ in range(n)]
+        if depth_first:
+            heapq.heapify(heap)
+        lo = torch.stack([b[2] for b in batch])
+        hi = torch.stack([b[3] for b in batch])
+        open_mask = torch.stack([b[4] for b in batch])
+        with torch.no_grad():
+            pre = forward_pre_bounds(graph, lo, hi) if fast else None
+            res = engine.compute(lo, hi, C, c0, method="crown", pre=pre)
+        done += n
+        margins = _poly_margins(res.lb, slices)  # (B, P) lower bounds of each polytope's margin
+        proven = (margins > 0) & torch.isfinite(margins)
+        open_mask = open_mask & ~proven
+        alive = open_mask.any(dim=1)
+        if not bool(alive.any()):
+            continue
+        idx = torch.nonzero(alive).flatten()
+        lo, hi, open_mask, margins = lo[idx], hi[idx], open_mask[idx], margins[idx]
+        # falsification: short PGD inside each open domain, from its centre and the bound minimisers
+        cex = _falsify(run, case, case_index, lo, hi, res.x_lb[idx] if res.x_lb is not None else None,
+                       C, c0, slices, deadline)
+        if cex is not None:
+            k = poly_indices[cex.polytope] if cex.polytope < len(poly_indices) else poly_indices[0]
+            return {kk: (BabOutcome(BabVerdict.FALSIFIED, cex, done) if kk == k else
+                         BabOutcome(BabVerdict.OPEN, domains=done)) for kk in poly_indices}
+        # split the open domains; tiny ones go to the exact MILP
+        width = hi - lo
+        tiny = (width <= min_width).all(dim=1)
+        for t in torch.nonzero(tiny).flatten().tolist():
+            for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
+                res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i])
+                if res_leaf.verdict == BabVerdict.FALSIFIED:
+                    return {kk: (res_leaf if kk == poly_indices[p_i] else BabOutcome(BabVerdict.OPEN, domains=done))
+                            for kk in poly_indices}
+                if res_leaf.verdict != BabVerdict.PROVEN:
+                    outcome[poly_indices[p_i]] = res_leaf
+        keep = torch.nonzero(~tiny).flatten()
+        if keep.numel():
+            lo, hi, open_mask, margins = lo[keep], hi[keep], open_mask[keep], margins[keep]
+            dims = _smear_dims(graph, lo, hi, C, c0, slices, open_mask)
+            mid = (lo.gather(1, dims[:, None]) + hi.gather(1, dims[:, None])).squeeze(1) / 2
+            prio = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).amin(dim=1)
+            for b in range(lo.shape[0]):
+                d = int(dims[b])
+                left_hi = hi[b].clone()
+                left_hi[d] = mid[b]
+                right_lo = lo[b].clone()
+                right_lo[d] = mid[b]
+                p = float(prio[b])
+                heapq.heappush(heap, (p, next(counter), lo[b], left_hi, open_mask[b]))
+                heapq.heappush(heap, (p, next(counter), right_lo, hi[b], open_mask[b]))
+        now = time.monotonic()
+        if now - last_log > 5:
+            last_log = now
+            log.info("input split: %d domains bounded, %d queued, worst bound %.4g", done, len(heap),
+                     float(heap[0][0]) if heap else float("nan"))
+    for k in poly_indices:
+        if outcome[k].verdict == BabVerdict.PROVEN:
+            outcome[k] = BabOutcome(BabVerdict.PROVEN, domains=done, note="input split")
+    return outcome
