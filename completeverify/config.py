@@ -45,6 +45,13 @@ class BabConfig:
     max_domains: int = 200_000
     input_split_max_dim: int = 16
     milp_handoff_domains: int = 5_000
+    # ReLU splitting (bab/relu_split.py)
+    branching: str = "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
+    bound_iters: int = 10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
+    intermediate_refine: bool = True  # recompute intermediate bounds with CROWN in every sub-domain
+    stall_rounds: int = 40  # hand off to the MILP when the global lower bound stalls this many batches (0: never)
+    max_memory_mb: int = 3_000  # queue memory budget; past it (or max_domains) the search goes depth-first
+    pgd_every: int = 25  # PGD seeded by the worst sub-domains every this many batches (0: never)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""ReLU-splitting branch and bound against an independent brute-force oracle (tests/nets.exact_min)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+import completeverify as cv
+from completeverify.bab import relu_split as rs
+from completeverify.bab.types import BabVerdict
+from completeverify.bounds import compute_bounds
+from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
+from completeverify.pipeline import Run
+from completeverify.verdict import Replayer
+from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
+
+SIZES = [2, 6, 6, 2]
+WIDTH = 4.0  # wide boxes leave many ReLUs unstable, so the bounds alone rarely decide
+GAPS = [-0.05, -0.02, -0.01, 0.01, 0.02, 0.05]
+
+
+@functools.lru_cache(maxsize=None)
+def instance(seed: int, n_rows: int = 1):
+    """A random MLP, its box, the spec rows C and the exact minimum of max_k (C y)_k over the box."""
+    rng = np.random.default_rng(1000 + seed)
+    layers = random_mlp(rng, SIZES)
+    lower = rng.uniform(-WIDTH, 0, size=SIZES[0]).round(3)
+    upper = (lower + rng.uniform(WIDTH / 3, WIDTH, size=SIZES[0])).round(3)
+    C = np.array([[1.0, -1.0], [0.5, 1.0]][:n_rows])
+    m = exact_min(layers, lower, upper, [(C, np.zeros(n_rows))])
+    return layers, lower, upper, C, m
+
+
+def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout: float = 30.0,
+              attack: bool = False) -> Run:
+    """A pipeline Run for one case with one polytope {C y <= d}, built by hand."""
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
+    config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
+    return Run(net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0))
+
+
+def solve(seed: int, gap: float, n_rows: int = 1, bab: BabConfig = BabConfig(), attack: bool = False):
+    """relu_split on the instance whose threshold sits ``gap`` above the exact minimum."""
+    layers, lower, upper, C, m = instance(seed, n_rows)
+    d = np.full(C.shape[0], m + gap)
+    run = build_run(layers, lower, upper, C, d, bab, attack=attack)
+    return rs.relu_split(run, 0, 0, None, run.deadline), (layers, lower, upper, C, d, m)
+
+
+def assert_agrees(out, inst) -> None:
+    """PROVEN iff the exact minimum of max_k (C y - d)_k is > 0; a FALSIFIED carries a true counterexample."""
+    layers, lower, upper, C, d, m = inst
+    unsafe_exists = m - d[0] <= 0
+    if unsafe_exists:
+        assert out.verdict == BabVerdict.FALSIFIED, (out.verdict, out.note)
+        cex = out.counterexample
+        x = np.asarray(cex.input, dtype=np.float64).reshape(-1)
+        assert np.all(x >= lower) and np.all(x <= upper)
+        y = np.asarray(cex.output, dtype=np.float64).reshape(-1)
+        assert np.all(C @ y <= d)
+        assert np.allclose(forward_np(layers, x), y, atol=1e-4)
+    else:
+        assert out.verdict == BabVerdict.PROVEN, (out.verdict, out.note)
+
+
+def root_lb(seed: int, gap: float) -> float:
+    """alpha-CROWN's root lower bound of max_k (C y - d)_k (what the bound stage alone sees)."""
+    layers, lower, upper, C, m = instance(seed)
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
+    lb, _ = compute_bounds(net, lower, upper, "alpha-crown", C)
+    return float(np.max(lb - (m + gap)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("gap", GAPS)
+def test_agrees_with_oracle(seed, gap):
+    out, inst = solve(seed, gap)
+    assert_agrees(out, inst)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("gap", [-0.02, 0.02])
+def test_two_row_polytope_agrees(seed, gap):
+    out, inst = solve(seed, gap, n_rows=2)
+    assert_agrees(out, inst)
+
+
+def test_instances_need_branching():
+    """The suite is not decided by bounds alone: the unsat side needs splits on most seeds."""
+    undecided = [s for s in range(6) if root_lb(s, -0.02) <= 0]
+    assert len(undecided) >= 3
+    domains = [solve(s, -0.02)[0].domains for s in undecided]
+    assert max(domains) > 3
+
+
+@pytest.mark.parametrize("bab", [
+    BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0),  # depth-first past 8 domains
+    BabConfig(batch_size=4, milp_handoff_domains=2),  # early MILP hand-off
+    BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
+    BabConfig(branching="width", batch_size=3),
+    BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
+], ids=["dfs", "handoff", "stall", "width", "cheap"])
+@pytest.mark.parametrize("gap", [-0.02, 0.02])
+def test_search_variants_agree(bab, gap):
+    for seed in range(3):
+        out, inst = solve(seed, gap, bab=bab)
+        assert_agrees(out, inst)
+
+
+def test_depth_first_switch_and_hard_limit(caplog):
+    """Past max_domains the queue goes depth-first; with no memory at all it stops (OPEN), never grows on."""
+    caplog.set_level("DEBUG", logger=rs.__name__)
+    out, inst = solve(2, -0.02, bab=BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0))
+    assert_agrees(out, inst)
+    assert any("depth-first" in r.getMessage() for r in caplog.records)
+    out, inst = solve(2, -0.02, bab=BabConfig(batch_size=1, max_domains=1, max_memory_mb=0, milp_handoff_domains=0))
+    assert out.verdict in (BabVerdict.OPEN, BabVerdict.PROVEN)
+    assert out.domains < 60
+
+
+def test_one_relu_knife_edge_is_falsified():
+    """y = 2 relu(x) - x = |x| on [-1, 1]; unsafe iff y <= 0, i.e. only at x = 0: the leaf LP finds it."""
+    w1 = np.array([[1.0], [1.0]])
+    b1 = np.array([0.0, 2.0])  # the second ReLU is stable (x + 2 > 0): one unstable ReLU
+    w2 = np.array([[2.0, -1.0]])
+    b2 = np.array([2.0])
+    layers = [(w1, b1), (w2, b2)]
+    lower, upper = np.array([-1.0]), np.array([1.0])
+    C, d = np.array([[1.0]]), np.array([0.0])
+    run = build_run(layers, lower, upper, C, d)
+    lb, _ = compute_bounds(run.graph, lower, upper, "alpha-crown", C)
+    assert lb[0] <= 0  # the bounds cannot prove it (it is false) ...
+    out = rs.relu_split(run, 0, 0, None, run.deadline)
+    assert out.verdict == BabVerdict.FALSIFIED, out.note
+    assert abs(float(np.asarray(out.counterexample.input).reshape(-1)[0])) < 1e-6
+    # ... and the same network with a threshold just below 0 is proven
+    run = build_run(layers, lower, upper, C, np.array([-1e-3]))
+    assert rs.relu_split(run, 0, 0, None, run.deadline).verdict == BabVerdict.PROVEN
+
+
+def test_deadline_gives_timeout():
+    layers, lower, upper, C, m = instance(0)
+    run = build_run(layers, lower, upper, C, np.array([m - 0.01]))
+    out = rs.relu_split(run, 0, 0, None, Deadline(0.0))
+    assert out.verdict in (BabVerdict.TIMEOUT, BabVerdict.PROVEN)
+
+
+def test_injected_wrong_split_sign_is_caught(monkeypatch):
+    """With the second child's split sign wrong (+1 twice), some sat instance comes out PROVEN."""
+    monkeypatch.setattr(rs, "SPLIT_SIGNS", (1, 1))
+    caught = 0
+    for seed in range(6):
+        for gap in (0.01, 0.02, 0.05):
+            out, inst = solve(seed, gap)
+            try:
+                assert_agrees(out, inst)
+            except AssertionError:
+                caught += 1
+    assert caught >= 1
