@@ -122,12 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="completeverify", description="Sound and complete neural-network verification")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     _add_verify(sub)
-    try:
-        from .bench.cli import add_bench_commands
-    except ImportError:  # the bench commands are optional at this stage
-        add_bench_commands = None
-    if add_bench_commands is not None:
-        add_bench_commands(sub)
+    from .bench.cli import add_bench_commands
+
+    add_bench_commands(sub)
     return parser
 
 

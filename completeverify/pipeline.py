@@ -94,7 +94,10 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
         lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
         hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
         res = None
-        for method in _methods(run.config.bound_method):
+        methods = _methods(run.config.bound_method)
+        if run.graph.n_inputs <= run.config.bab.input_split_max_dim and run.config.mode in ("auto", "input-split"):
+            methods = methods[:2]  # input splitting follows: alpha at the root rarely pays off
+        for method in methods:
             if run.deadline.expired():
                 break
             res = engine.compute(lo, hi, C[None], c0[None], method=method, deadline=run.deadline.end)
