@@ -126,7 +126,7 @@ class _Search:
         self.m = int(self.C.shape[0])
         self.lo = torch.as_tensor(np.asarray(self.case.lower, dtype=np.float64).reshape(1, -1))
         self.hi = torch.as_tensor(np.asarray(self.case.upper, dtype=np.float64).reshape(1, -1))
-        self.root_engine = BoundEngine(self.graph)
+        self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
         self.engine = BoundEngine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
                                                           intermediate_crown=self.cfg.intermediate_refine))
         self.done = 0  # domains bounded
@@ -324,6 +324,8 @@ class _Search:
         root_pre = {} if pre is None else {
             int(j): (torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
                      torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1))) for j, (lo, hi) in pre.items()}
+        if root_pre:  # the bound stage already ran CROWN on every intermediate node: only alpha is left to do
+            self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
         root = Domain(torch.full((self.m,), -math.inf, dtype=torch.float64), 0, {}, root_pre, {}, {})
         queue = _Queue()
         verdict, cex, _, _ = self.process([root], queue, root=True)
