@@ -332,7 +332,7 @@ class _Search:
         if verdict:
             return self.outcome(verdict, cex, "relu split (root)")
         cap = self._cap(queue)
-        best_glb, stall, rounds = -math.inf, 0, 0
+        best_glb, stall, rounds, per_domain = -math.inf, 0, 0, 0.0
         last_log = time.monotonic()
         while len(queue):
             if self.deadline.expired():
@@ -349,8 +349,10 @@ class _Search:
             queue.set_depth_first(len(queue) > cap or (queue.depth_first and len(queue) > cap // 2))
             if len(queue) > 2 * cap + 4 * self.cfg.batch_size:  # depth-first could not contain it
                 return BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit")
-            batch = queue.pop_batch(self.cfg.batch_size)
+            batch = queue.pop_batch(self._batch_size(per_domain))
+            t_batch = time.monotonic()
             verdict, cex, open_idx, x_lb = self.process(batch, queue)
+            per_domain = (time.monotonic() - t_batch) / len(batch)
             if verdict:
                 return self.outcome(verdict, cex, f"relu split ({self.done} domains)")
             rounds += 1
@@ -369,6 +371,13 @@ class _Search:
                               f"relu split: {self.open_leaves} exact leaves without a verdict")
         return BabOutcome(BabVerdict.PROVEN, None, self.done,
                           f"relu split ({self.done} domains, {self.leaves} exact leaves)")
+
+    def _batch_size(self, per_domain: float) -> int:
+        """config.bab.batch_size, smaller when the last batch's pace would overrun the deadline."""
+        if per_domain <= 0:
+            return self.cfg.batch_size
+        fit = int(self.deadline.remaining() / (1.25 * per_domain))
+        return max(1, min(self.cfg.batch_size, fit))
 
     def _cap(self, queue: _Queue) -> int:
         """Queue size past which the search goes depth-first (max_domains or the memory budget)."""
