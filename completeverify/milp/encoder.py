@@ -94,6 +94,7 @@ class Encoding:
     output_cols: np.ndarray  # (n_out,) columns of the flat output
     t_col: int
     n_binaries: int
+    node_cols: list[np.ndarray] | None = None  # per graph node, the columns of its flat value
 
     def input_of(self, x: np.ndarray) -> np.ndarray:
         """The flat network input in a solution vector."""
@@ -274,4 +275,4 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     r, c = np.nonzero(C)
     p.add_rows(np.concatenate([r, np.arange(m)]), np.concatenate([y_cols[c], np.full(m, t)]),
                np.concatenate([C[r, c], -np.ones(m)]), -np.inf, d, m)
-    return Encoding(p.build(t), cols[0], y_cols, int(t), n_bin)
+    return Encoding(p.build(t), cols[0], y_cols, int(t), n_bin, cols)
