@@ -17,10 +17,10 @@ class AttackConfig:
     """PGD falsification: restarts, steps and its share of the deadline."""
 
     enabled: bool = True
-    restarts: int = 64
-    steps: int = 60
+    restarts: int = 32
+    steps: int = 40
     step_size: float = 0.1  # fraction of each input's half-width per step (decays)
-    time_share: float = 0.1  # at most this share of the deadline
+    time_share: float = 0.05  # at most this share of the deadline
 
 
 @dataclass(frozen=True)
