@@ -32,8 +32,8 @@ class MilpConfig:
     margin: float = 1e-5
     # pre-activation bounds are widened by this (relative + absolute) before big-M use
     bound_widening: float = 1e-7
-    # tighten the pre-activation bounds of the first layers by LP before the MILP
-    lp_tighten_layers: int = 1
+    # tighten the pre-activation bounds of the first ReLU layers by LP before a whole-box MILP
+    lp_tighten_layers: int = 2
     threads: int = 1
 
 

@@ -145,6 +145,13 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
             lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
             hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
             pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in BoundEngine(run.graph).ibp(lo, hi).items()}
+        if cfg.lp_tighten_layers > 0:
+            from .milp.tighten import tighten_bounds
+
+            t0 = time.monotonic()
+            pre = tighten_bounds(run.graph, case.lower, case.upper, pre, layers=cfg.lp_tighten_layers,
+                                 relax="lp", deadline=run.deadline.sub(0.2))
+            run.timed("lp_tighten", t0)
         t0 = time.monotonic()
         enc = encode(run.graph, case.lower, case.upper, pre, poly.C, poly.d, widening=cfg.bound_widening)
         run.timed("encode", t0)
