@@ -35,7 +35,7 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, target)
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     """argparse type: a positive number."""
     try:
         value = float(text)
@@ -46,12 +46,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: '{text}'")
+    return value
+
+
 def _add_verify(sub) -> None:
     """The verify subcommand's options."""
     p = sub.add_parser("verify", help="verify one ONNX network against one VNNLIB property")
     p.add_argument("network", help="ONNX model (.onnx or .onnx.gz)")
     p.add_argument("property", help="VNNLIB property (.vnnlib or .vnnlib.gz)")
-    p.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds (default 300)")
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds (default 300)")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--solver", choices=["highs", "pulp"], default="highs")
     p.add_argument("--mode", choices=["auto", "relu-split", "input-split", "milp"], default="auto")

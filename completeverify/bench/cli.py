@@ -15,32 +15,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from ..cli import positive_float, positive_int
+
 if TYPE_CHECKING:
     from .run import BenchOptions
 
 EXIT_WRONG = 3
-
-
-def _positive(text: str) -> float:
-    """argparse type: a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: '{text}'")
-    return value
 
 
 def add_bench_commands(sub: "argparse._SubParsersAction") -> None:
@@ -52,15 +32,15 @@ def add_bench_commands(sub: "argparse._SubParsersAction") -> None:
                                    "Exit code 3 when a verdict contradicts --expected.")
     p.add_argument("instances", help="instances.csv")
     p.add_argument("--out", default="results.csv", help="results CSV, appended to and resumed (default results.csv)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="instances run at once on this machine")
+    p.add_argument("--workers", type=positive_int, default=1, help="instances run at once on this machine")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)")
-    p.add_argument("--timeout-scale", type=_positive, default=1.0, metavar="F",
+    p.add_argument("--timeout-scale", type=positive_float, default=1.0, metavar="F",
                    help="multiply every published timeout by F")
-    p.add_argument("--timeout-cap", type=_positive, metavar="S", help="never give an instance more than S seconds")
+    p.add_argument("--timeout-cap", type=positive_float, metavar="S", help="never give an instance more than S seconds")
     p.add_argument("--filter", metavar="REGEX", help="run only rows whose 'onnx,vnnlib' matches REGEX")
     p.add_argument("--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column")
     p.add_argument("--plot", metavar="PNG", help="also draw the cactus plot here")
-    p.add_argument("--grace", type=_positive, default=None, metavar="S",
+    p.add_argument("--grace", type=positive_float, default=None, metavar="S",
                    help="seconds past an instance's timeout before its processes are killed (default 5)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=run_bench_command)
