@@ -66,6 +66,10 @@ class VerifyConfig:
     use_bounds: bool = True
     bound_method: str = "alpha-crown"
     check_import_points: int = 16
+    # torch intra-op threads while verifying (restored afterwards).  One thread is
+    # much faster for the small tensors of branch and bound, and avoids OpenMP
+    # spin-waiting when several verifications share the cores.
+    torch_threads: int = 1
     attack: AttackConfig = field(default_factory=AttackConfig)
     milp: MilpConfig = field(default_factory=MilpConfig)
     bab: BabConfig = field(default_factory=BabConfig)
@@ -80,6 +84,8 @@ class VerifyConfig:
             raise InputError(f"unknown mode '{self.mode}' (choose from {', '.join(MODES)})")
         if self.replay not in REPLAYERS:
             raise InputError(f"unknown replay '{self.replay}' (choose from {', '.join(REPLAYERS)})")
+        if self.torch_threads < 1:
+            raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
         if self.bound_method not in ("ibp", "crown", "alpha-crown"):
             raise InputError(f"unknown bound method '{self.bound_method}'")
 

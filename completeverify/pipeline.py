@@ -187,7 +187,16 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
 
 def verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
     """Run the pipeline on an imported Graph and a parsed Property."""
-    deadline = deadline or Deadline(config.timeout)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads)
+    try:
+        return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline) -> Result:
+    """verify_graph with the thread setting in place."""
     check_sizes(graph, prop)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
