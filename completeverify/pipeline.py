@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from .attack import pgd
 from .config import Deadline, VerifyConfig
 from .errors import PropertyError
 from .graph import Graph
+from .spec import polytope_margins, stack_rows
 from .verdict import Counterexample, Replayer, Result, Status, check_graph_against_model, confirm
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,9 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
             return
         case = run.prop.cases[ci]
         polys = [case.polytopes[pr.poly] for pr in prs]
-        rows = [p.C for p in polys]
-        if any(r.shape[0] == 0 for r in rows):
+        if any(p.C.shape[0] == 0 for p in polys):
             continue  # a polytope with no rows is the whole output space: nothing to prove
-        C = torch.as_tensor(np.concatenate(rows), dtype=torch.float64)
-        c0 = -torch.as_tensor(np.concatenate([p.d for p in polys]), dtype=torch.float64)
+        C, c0, slices = stack_rows(polys)
         lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
         hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
         res = None
@@ -101,14 +101,11 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
             if run.deadline.expired():
                 break
             res = engine.compute(lo, hi, C[None], c0[None], method=method, deadline=run.deadline.end)
-            lb = res.lb[0].numpy()
-            start = 0
-            for pr, p in zip(prs, polys):
-                m = p.C.shape[0]
-                if np.all(np.isfinite(lb[start:start + m])) and lb[start:start + m].max() > 0:
+            margins = polytope_margins(res.lb, slices)[0]
+            for pr, margin in zip(prs, margins.tolist()):
+                if math.isfinite(margin) and margin > 0 and not pr.proven:
                     pr.proven = True
                     pr.note = f"bounds ({method})"
-                start += m
             if all(pr.proven for pr in prs):
                 break
         if res is not None:

@@ -145,3 +145,37 @@ def test_property_size_mismatch_is_an_error():
     text = vnnlib_text([0.0, 0.0], [1.0, 1.0], [(np.ones((1, 3)), np.zeros(1))])
     with pytest.raises(cv.PropertyError, match="2"):
         cv.verify(net, text, timeout=10)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gap", [-0.01, 0.01])
+@pytest.mark.parametrize("mode", ["input-split", "relu-split"])
+def test_multi_row_polytopes_agree_with_brute_force(seed, gap, mode):
+    # three-row polytopes exercise the convex-combination rows of completeverify.spec
+    rng = np.random.default_rng(100 + seed)
+    layers = random_mlp(rng, [2, 5, 5, 4])
+    lower, upper = np.array([-1.0, -0.5]), np.array([0.5, 1.0])
+    C = np.array([[1.0, -1.0, 0.0, 0.0], [1.0, 0.0, -1.0, 0.0], [1.0, 0.0, 0.0, -1.0]])
+    m = exact_min(layers, lower, upper, [(C, np.zeros(3))])
+    polys = [(C, np.full(3, m + gap))]
+    model = mlp_onnx(layers)
+    net = cv.load_onnx(model)
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
+    r = cv.verify(net, prop, config=no_attack(timeout=60, mode=mode))
+    assert r.status == (cv.Status.SAT if gap > 0 else cv.Status.UNSAT), r.message
+    if r.status == cv.Status.SAT:
+        assert replay_ok(model, prop, r)
+
+
+def test_convex_combination_rows_are_implied_by_the_rows():
+    from completeverify.spec import with_combinations
+
+    rng = np.random.default_rng(3)
+    C, d = rng.normal(size=(4, 6)), rng.normal(size=4)
+    C2, d2 = with_combinations(C, d)
+    assert C2.shape == (4 + 1 + 6, 6)
+    ys = rng.normal(size=(2000, 6)) * 3
+    viol = ys @ C2.T - d2  # where every original row is <= 0, every combination is too
+    inside = np.all(viol[:, :4] <= 0, axis=1)
+    assert np.all(viol[inside] <= 1e-12)
+    assert np.all(viol.max(axis=1) <= viol[:, :4].max(axis=1) + 1e-12)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import Deadline
+from ..spec import polytope_margins, stack_rows
 from ..verdict import confirm
 from .types import BabOutcome, BabVerdict
 
@@ -30,31 +31,13 @@ FALSIFY_STEPS = 8  # PGD steps inside each open domain per round
 MIN_WIDTH = 1e-7  # relative to the case's box: below this a domain goes to the MILP
 
 
-def _stack_rows(polytopes) -> tuple[torch.Tensor, torch.Tensor, list[slice]]:
-    """All polytopes' rows as one C (m, n_out), c0 = -d (m,), and each polytope's row slice."""
-    Cs, ds, slices, start = [], [], [], 0
-    for p in polytopes:
-        Cs.append(p.C)
-        ds.append(p.d)
-        slices.append(slice(start, start + p.C.shape[0]))
-        start += p.C.shape[0]
-    C = torch.as_tensor(np.concatenate(Cs), dtype=torch.float64)
-    c0 = -torch.as_tensor(np.concatenate(ds), dtype=torch.float64)
-    return C, c0, slices
-
-
-def _poly_margins(values: torch.Tensor, slices: list[slice]) -> torch.Tensor:
-    """(B, P): for each polytope, max over its rows (> 0 means that polytope is excluded)."""
-    return torch.stack([values[:, s].amax(dim=1) for s in slices], dim=1)
-
-
 def _smear_dims(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: torch.Tensor,
                 slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
     """For each domain, the input dimension with the largest |gradient| * width of its worst open polytope."""
     x = ((lo + hi) / 2).clone().requires_grad_(True)
     y = graph.forward(x.reshape((x.shape[0],) + graph.input_shape)).reshape(x.shape[0], -1)
     vals = y @ C.T + c0
-    margins = _poly_margins(vals, slices)
+    margins = polytope_margins(vals, slices)
     margins = torch.where(open_mask, margins, torch.full_like(margins, float("inf")))
     worst = margins.amin(dim=1)
     grad, = torch.autograd.grad(worst.sum(), x)
@@ -104,7 +87,7 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
     fast = supports(graph)
     # with forward symbolic intermediate bounds, backward CROWN is only needed for the final rows
     engine = BoundEngine(graph)
-    C, c0, slices = _stack_rows(polys)
+    C, c0, slices = stack_rows(polys)
     cfg = run.config.bab
     root_lo = torch.as_tensor(case.lower, dtype=torch.float64)
     root_hi = torch.as_tensor(case.upper, dtype=torch.float64)
@@ -134,7 +117,7 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
             pre = forward_pre_bounds(graph, lo, hi) if fast else None
             res = engine.compute(lo, hi, C, c0, method="crown", pre=pre)
         done += n
-        margins = _poly_margins(res.lb, slices)  # (B, P) lower bounds of each polytope's margin
+        margins = polytope_margins(res.lb, slices)  # (B, P) lower bounds of each polytope's margin
         proven = (margins > 0) & torch.isfinite(margins)
         open_mask = open_mask & ~proven
         alive = open_mask.any(dim=1)
