@@ -34,13 +34,14 @@ def _milp_leaf(run, case_index: int):
     case = run.prop.cases[case_index]
     engine = BoundEngine(run.graph)
 
-    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int) -> BabOutcome:
+    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int, pre: dict | None = None) -> BabOutcome:
         poly = case.polytopes[poly_index]
-        lo = torch.as_tensor(lower)[None]
-        hi = torch.as_tensor(upper)[None]
-        C = torch.as_tensor(poly.C)[None]
-        res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
-        pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+        if pre is None:
+            lo = torch.as_tensor(lower)[None]
+            hi = torch.as_tensor(upper)[None]
+            C = torch.as_tensor(poly.C)[None]
+            res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
+            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
         t0 = time.monotonic()
         enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)
         ans = solve_pair(enc, solver, run.deadline.remaining(), run.config.milp.margin, run.config.milp.threads)
@@ -92,12 +93,22 @@ def decide_pairs(run, pairs, milp_stage):
         except ImportError:  # ReLU splitting not available: the exact MILP decides
             return milp_stage(run, pairs)
 
+        from .relu_split import relu_split_joint
+
+        groups: list[list] = []  # one search per case (all its open polytopes), or per pair
         for pr in pairs:
-            o = relu_split(run, pr.case, pr.poly, pr.pre, run.deadline)
+            if run.config.bab.joint and groups and groups[-1][0].case == pr.case:
+                groups[-1].append(pr)
+            else:
+                groups.append([pr])
+        for prs in groups:
+            pre = prs[0].pre if all(pr.pre is prs[0].pre for pr in prs) else None
+            o = relu_split_joint(run, prs[0].case, [pr.poly for pr in prs], pre, run.deadline)
             if o.verdict == BabVerdict.FALSIFIED:
                 return o.counterexample, False
             if o.verdict == BabVerdict.PROVEN:
-                pr.proven, pr.note = True, "relu split"
+                for pr in prs:
+                    pr.proven, pr.note = True, "relu split"
             else:
                 all_done = False
                 if o.verdict == BabVerdict.TIMEOUT:

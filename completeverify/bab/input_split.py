@@ -5,9 +5,11 @@ worst domains, bounds every unsafe polytope's rows on all of them with one
 CROWN call, drops the domains on which every polytope is proven unreachable
 (some row's lower bound > 0), tries the concrete points the bounds point at
 (box centres and the minimisers of the linear lower bounds) as counterexamples,
-and bisects the rest along the input with the largest gradient-times-width
-"smear".  A domain that becomes tiny is decided by the exact MILP on its box,
-so completeness never depends on the boxes shrinking to points.
+and bisects the rest along the input with the best score: the gradient-times-width
+"smear" at the centre plus |A_j| x width_j of the linear lower bound that matters most
+(each normalised per domain; BabConfig.input_branching).  A domain that becomes
+tiny, or keeps at most LEAF_UNSTABLE unstable ReLUs, is decided by the exact MILP
+on its box, so completeness never depends on the boxes shrinking to points.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from .types import BabOutcome, BabVerdict
 log = logging.getLogger(__name__)
 
 FALSIFY_STEPS = 8  # PGD steps inside each open domain per round
+LEAF_UNSTABLE = 3  # a domain with at most this many unstable ReLUs is decided by MILP
 MIN_WIDTH = 1e-7  # relative to the case's box: below this a domain goes to the MILP
 
 
-def _smear_dims(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: torch.Tensor,
+def _smear_scores(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: torch.Tensor,
                 slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
-    """For each domain, the input dimension with the largest |gradient| * width of its worst open polytope."""
+    """For each domain, |gradient| * width of its worst open polytope at the centre (B, n_in)."""
     x = ((lo + hi) / 2).clone().requires_grad_(True)
     y = graph.forward(x.reshape((x.shape[0],) + graph.input_shape)).reshape(x.shape[0], -1)
     vals = y @ C.T + c0
@@ -44,7 +47,7 @@ def _smear_dims(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: 
     width = hi - lo
     smear = grad.abs() * width
     smear = torch.where(width > 0, smear + 1e-12 * width, torch.zeros_like(smear))
-    return smear.argmax(dim=1)
+    return smear
 
 
 def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_lb: torch.Tensor | None,
@@ -69,11 +72,35 @@ def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_l
     return None
 
 
+def _coef_scores(lo: torch.Tensor, hi: torch.Tensor, lb: torch.Tensor, coeffs: torch.Tensor,
+               slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
+    """For each domain, the scores |A_j| * width_j of the bound row that matters most (B, n_in).
+
+    The row is the best row (highest lower bound) of the worst open polytope: its linear lower
+    bound A x + b loses about |A_j| * width_j / 2 to dimension j, which bisecting j recovers.
+    """
+    best_rows, best_vals = [], []
+    for s in slices:
+        vals, arg = lb[:, s].max(dim=1)
+        best_rows.append(arg + s.start)
+        best_vals.append(vals)
+    rows = torch.stack(best_rows, dim=1)  # (B, P)
+    vals = torch.where(open_mask, torch.stack(best_vals, dim=1), torch.full_like(open_mask, 0, dtype=lb.dtype) + torch.inf)
+    worst = vals.argmin(dim=1)
+    row = rows.gather(1, worst[:, None]).squeeze(1)  # (B,)
+    a = coeffs[torch.arange(lo.shape[0]), row]  # (B, n_in)
+    width = hi - lo
+    score = a.abs() * width
+    score = torch.where(torch.isfinite(score), score, torch.zeros_like(score)) + 1e-12 * width
+    return score
+
+
 def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadline,
                 milp_leaf) -> dict[int, BabOutcome]:
     """Decide the given polytopes of one case by splitting its input box.
 
-    milp_leaf(lower, upper, poly_index) -> BabOutcome decides one polytope exactly on a small box.
+    milp_leaf(lower, upper, poly_index, pre) -> BabOutcome decides one polytope exactly on a small box
+    (pre: the domain's sound intermediate bounds, or None to compute them).
     Returns an outcome per polytope index.
     """
     from ..bounds import BoundConfig, BoundEngine
@@ -132,12 +159,15 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
             k = poly_indices[cex.polytope] if cex.polytope < len(poly_indices) else poly_indices[0]
             return {kk: (BabOutcome(BabVerdict.FALSIFIED, cex, done) if kk == k else
                          BabOutcome(BabVerdict.OPEN, domains=done)) for kk in poly_indices}
-        # split the open domains; tiny ones go to the exact MILP
+        # split the open domains; tiny ones, and ones with few unstable ReLUs left (a small
+        # exact MILP), go to the solver
         width = hi - lo
-        tiny = (width <= min_width).all(dim=1)
+        n_unstable = sum(((l_j[idx] < 0) & (u_j[idx] > 0)).sum(dim=1) for l_j, u_j in res.pre.values())
+        tiny = (width <= min_width).all(dim=1) | (n_unstable <= LEAF_UNSTABLE)
         for t in torch.nonzero(tiny).flatten().tolist():
+            pre_t = {j: (l_j[idx[t]].numpy(), u_j[idx[t]].numpy()) for j, (l_j, u_j) in res.pre.items()}
             for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
-                res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i])
+                res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i], pre_t)
                 if res_leaf.verdict == BabVerdict.FALSIFIED:
                     return {kk: (res_leaf if kk == poly_indices[p_i] else BabOutcome(BabVerdict.OPEN, domains=done))
                             for kk in poly_indices}
@@ -146,7 +176,14 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
         keep = torch.nonzero(~tiny).flatten()
         if keep.numel():
             lo, hi, open_mask, margins = lo[keep], hi[keep], open_mask[keep], margins[keep]
-            dims = _smear_dims(graph, lo, hi, C, c0, slices, open_mask)
+            score = _smear_scores(graph, lo, hi, C, c0, slices, open_mask)
+            score = score / score.amax(dim=1, keepdim=True).clamp(min=1e-300)
+            branching = cfg.input_branching
+            if branching != "smear" and res.coeffs is not None:
+                coef = _coef_scores(lo, hi, res.lb[idx][keep], res.coeffs[idx][keep], slices, open_mask)
+                coef = coef / coef.amax(dim=1, keepdim=True).clamp(min=1e-300)
+                score = coef if branching == "coef" else score + coef
+            dims = score.argmax(dim=1)
             mid = (lo.gather(1, dims[:, None]) + hi.gather(1, dims[:, None])).squeeze(1) / 2
             prio = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).amin(dim=1)
             for b in range(lo.shape[0]):

@@ -62,6 +62,8 @@ class BoundResult:
     lb: (B, m) sound lower bounds of C @ y + c0; ub: (B, m) upper bounds or None.
     pre: node index -> (lower, upper) each (B, size) for every node feeding an activation.
     x_lb: (B, m, n_in) input points minimising each row's final linear lower bound, or None (IBP).
+    coeffs: (B, m, n_in) the coefficients A of those linear lower bounds A x + b (CROWN only; for
+        alpha-CROWN those of the last iterate, which may differ from the best bound kept).
     state: AlphaState to warm-start the next call, or None.
     """
 
@@ -70,6 +72,7 @@ class BoundResult:
     pre: dict[int, tuple[torch.Tensor, torch.Tensor]]
     x_lb: torch.Tensor | None
     state: "AlphaState | None"
+    coeffs: torch.Tensor | None = None  # (B, m, n_in) input coefficients of each row's linear lower bound
 
 
 @dataclass
