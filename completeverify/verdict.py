@@ -138,12 +138,6 @@ class Replayer:
         return xc
 
 
-def in_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> bool:
-    """Exact membership of a (cast) input in the box."""
-    xf = np.asarray(x, dtype=np.float64).reshape(-1)
-    return bool(np.all(xf >= lower) and np.all(xf <= upper))
-
-
 def violates(y: np.ndarray, polytopes) -> int:
     """Index of the first polytope C y <= d that y satisfies exactly, or -1."""
     yf = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -158,11 +152,12 @@ def violates(y: np.ndarray, polytopes) -> int:
 def confirm(replayer: Replayer, x: np.ndarray, case, case_index: int = 0) -> Optional[Counterexample]:
     """Replay x in the ONNX model; return a Counterexample only if it really violates the property."""
     xc = replayer.cast_into_box(x, case.lower, case.upper)
-    if not in_box(xc, case.lower, case.upper):
-        # only happens for boxes with no representable point (zero width at a
-        # non-representable value): accept the nearest representable input
-        if not np.all(case.lower == case.upper):
-            return None
+    flat = xc.astype(np.float64).reshape(-1)
+    outside = (flat < case.lower) | (flat > case.upper)
+    # only a zero-width interval at a value the model's float type cannot represent has no
+    # point inside; there the nearest representable value is the only possible input
+    if np.any(outside & (case.lower != case.upper)):
+        return None
     y = replayer.run(xc)
     k = violates(y, case.polytopes)
     if k < 0:

@@ -179,3 +179,16 @@ def test_convex_combination_rows_are_implied_by_the_rows():
     inside = np.all(viol[:, :4] <= 0, axis=1)
     assert np.all(viol[inside] <= 1e-12)
     assert np.all(viol.max(axis=1) <= viol[:, :4].max(axis=1) + 1e-12)
+
+
+def test_zero_width_dimension_at_a_value_float32_cannot_represent():
+    # X_0 is pinned to 0.1, which has no float32 representation: the nearest float32 is the only
+    # possible input for it, while X_1 must still lie inside its interval exactly
+    model = mlp_onnx([(np.eye(2), np.zeros(2))], input_shape=(1, 2))
+    net = cv.load_onnx(model)
+    text = vnnlib_text([0.1, 0.0], [0.1, 1.0], [(np.array([[0.0, 1.0]]), np.array([0.5]))])
+    prop = cv.load_vnnlib(text, net)
+    r = cv.verify(net, prop, timeout=20)
+    assert r.status == "sat"
+    x = r.counterexample.input.reshape(-1)
+    assert abs(float(x[0]) - 0.1) < 1e-7 and 0.0 <= x[1] <= 0.5
