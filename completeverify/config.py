@@ -54,6 +54,7 @@ class BabConfig:
     bound_iters: int = 10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
     intermediate_refine: bool = True  # recompute intermediate bounds with CROWN in every sub-domain
     reuse_pre: bool = True  # ... only for the nodes after the latest split (the parent's bounds hold before it)
+    root_pre_iters: int = 20  # alpha-CROWN steps per intermediate node at the root (0: keep the CROWN bounds)
     joint: bool = True  # search all open polytopes of a case in one tree (False: one search per polytope)
     stall_rounds: int = 40  # hand off to the MILP when the global lower bound stalls this many batches (0: never)
     max_memory_mb: int = 3_000  # queue memory budget; past it (or max_domains) the search goes depth-first

@@ -27,6 +27,8 @@ import torch
 
 from ..attack import pgd
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Splits
+from ..bounds.engine import ACTIVATIONS
+from ..graph import Relu
 from ..config import Deadline
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
@@ -51,16 +53,20 @@ class Domain:
     pre: dict[int, Box]  # pre-activation node -> (lower (size,), upper (size,)) float64
     alphas: dict[int, torch.Tensor]  # relu node -> (m, size) float32
     betas: dict[int, torch.Tensor]
+    open: torch.Tensor  # (P,) bool: polytopes not yet excluded on this domain
+    slices: tuple[slice, ...]  # each polytope's rows (shared by all domains of a search)
+    split_pre: int = -1  # pre-activation node of the latest split (-1: none); earlier nodes keep their bounds
 
     @property
     def key(self) -> float:
-        """The domain's bound: max_k lb_k (the pair is proven on it once this is > 0)."""
-        v = float(self.lb.max()) if self.lb.numel() else -math.inf
-        return v if math.isfinite(v) else -math.inf
+        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is > 0)."""
+        vals = [float(self.lb[s].max()) for p, s in enumerate(self.slices) if bool(self.open[p])]
+        v = min(vals) if vals else math.inf
+        return v if not math.isnan(v) else -math.inf
 
     def nbytes(self) -> int:
         """Approximate memory held by this domain's own tensors."""
-        ts = list(self.splits.values()) + [t for b in self.pre.values() for t in b]
+        ts = list(self.splits.values()) + [t for b in self.pre.values() for t in b] + [self.open]
         ts += list(self.alphas.values()) + list(self.betas.values())
         return sum(t.element_size() * t.numel() for t in ts)
 
@@ -109,35 +115,101 @@ class _Queue:
         return len(self.heap)
 
 
-class _Search:
-    """State of one relu_split call."""
+class _PartialRefine(BoundEngine):
+    """A BoundEngine that recomputes intermediate bounds by CROWN only for nodes after ``refine_after``.
 
-    def __init__(self, run, case_index: int, poly_index: int, deadline: Deadline) -> None:
-        """Spec tensors, bound engines and counters for the pair."""
+    Children get their parent's intermediate bounds as ``pre``; a new split at pre-activation
+    node j changes no bound of a node <= j (intermediate CROWN ignores beta), so skipping those
+    nodes loses nothing, and an unrefined box (IBP intersected with the inherited bounds) is
+    sound in any case.
+    """
+
+    refine_after = -1
+
+    def _crown_node(self, j, box, relax, lo, hi):
+        """CROWN bounds of node j, or None (keep the inherited box) for nodes up to refine_after."""
+        if j <= self.refine_after:
+            return None
+        return super()._crown_node(j, box, relax, lo, hi)
+
+
+class _Search:
+    """State of one relu_split call: one case, one or more polytopes searched together."""
+
+    def __init__(self, run, case_index: int, poly_indices: list[int], deadline: Deadline) -> None:
+        """Spec tensors (all polytopes' rows stacked), bound engines and counters."""
         self.run = run
         self.ci = case_index
         self.case = run.prop.cases[case_index]
-        self.poly = self.case.polytopes[poly_index]
+        self.poly_indices = list(poly_indices)
+        self.polys = [self.case.polytopes[k] for k in self.poly_indices]
+        self.P = len(self.polys)
         self.cfg = run.config.bab
         self.deadline = deadline
         self.graph = run.graph
-        self.C = torch.as_tensor(np.asarray(self.poly.C, dtype=np.float64))
-        self.d = torch.as_tensor(np.asarray(self.poly.d, dtype=np.float64).reshape(-1))
+        slices, start = [], 0
+        for p in self.polys:
+            slices.append(slice(start, start + int(p.C.shape[0])))
+            start += int(p.C.shape[0])
+        self.slices = tuple(slices)
+        self.C = torch.as_tensor(np.concatenate([np.asarray(p.C, dtype=np.float64).reshape(-1, self.graph.n_outputs)
+                                                 for p in self.polys]))
+        self.d = torch.as_tensor(np.concatenate([np.asarray(p.d, dtype=np.float64).reshape(-1) for p in self.polys]))
         self.m = int(self.C.shape[0])
         self.lo = torch.as_tensor(np.asarray(self.case.lower, dtype=np.float64).reshape(1, -1))
         self.hi = torch.as_tensor(np.asarray(self.case.upper, dtype=np.float64).reshape(1, -1))
         self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
-        self.engine = BoundEngine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
-                                                          intermediate_crown=self.cfg.intermediate_refine))
+        self.engine = _PartialRefine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
+                                                             intermediate_crown=self.cfg.intermediate_refine))
         self.done = 0  # domains bounded
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
         self.root_pre: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._solver = None
 
+    def optimise_pre(self, pre: dict[int, Box]) -> dict[int, Box]:
+        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation node.
+
+        Each unstable neuron of node j is bounded from below and above by alpha-CROWN on the
+        network cut at j (a sound bound of that node's value), with the already tightened bounds
+        of the nodes before j; the result is intersected with the given bounds, so never looser.
+        """
+        iters = self.cfg.root_pre_iters
+        nodes = self.graph.nodes
+        out = dict(pre)
+        for j in sorted(out):
+            if self.deadline.expired():
+                break
+            if not any(isinstance(n.op, ACTIVATIONS) for n in nodes[:j]):
+                continue  # an affine function of the input: CROWN is already exact
+            lo_j, hi_j = out[j]
+            idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            sub = self.graph.with_nodes(nodes[:j + 1])
+            eng = BoundEngine(sub, BoundConfig(alpha_iters=iters, intermediate_crown=False))
+            c = idx.numel()
+            rows = torch.zeros(2 * c, nodes[j].size, dtype=torch.float64)
+            rows[torch.arange(c), idx] = 1.0
+            rows[torch.arange(c) + c, idx] = -1.0
+            sub_pre = {i: (b[0][None], b[1][None]) for i, b in out.items() if i < j}
+            res = eng.compute(self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=self.deadline.end)
+            new_lo, new_hi = lo_j.clone(), hi_j.clone()
+            cand_lo, cand_hi = res.lb[0, :c], -res.lb[0, c:]
+            new_lo[idx] = torch.where(torch.isfinite(cand_lo), torch.maximum(lo_j[idx], cand_lo), lo_j[idx])
+            new_hi[idx] = torch.where(torch.isfinite(cand_hi), torch.minimum(hi_j[idx], cand_hi), hi_j[idx])
+            log.debug("relu_split: root node %d: %d -> %d unstable", j, c,
+                      int(((new_lo < 0) & (new_hi > 0)).sum()))
+            out[j] = (new_lo, new_hi)
+        return out
+
+    def margins(self, lb: torch.Tensor) -> torch.Tensor:
+        """(B, P): per polytope the max of its rows' lower bounds (> 0: excluded)."""
+        return torch.stack([lb[:, s].amax(1) for s in self.slices], 1)
+
     # ------------------------------------------------------------------ bounding
-    def bound(self, doms: list[Domain], root: bool = False):
-        """beta-CROWN on a batch of domains (warm-started); returns the BoundResult."""
+    def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
+        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the BoundResult."""
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
         split_keys = sorted({r for d in doms for r in d.splits})
@@ -146,10 +218,13 @@ class _Search:
                          for r in split_keys})
         pre = {j: (torch.stack([d.pre[j][0] for d in doms]), torch.stack([d.pre[j][1] for d in doms]))
                for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})}
-        warm = AlphaState(self._stack_state(doms, "alphas"), self._stack_state(doms, "betas"))
+        warm = AlphaState({r: a[:, rows] for r, a in self._stack_state(doms, "alphas").items()},
+                          {r: v[:, rows] for r, v in self._stack_state(doms, "betas").items()})
         engine = self.root_engine if root else self.engine
-        return engine.compute(lo, hi, self.C, -self.d, method="alpha-crown", splits=splits, pre=pre or None,
-                              warm=warm, deadline=self.deadline.end)
+        if not root:
+            self.engine.refine_after = min(d.split_pre for d in doms) if pre and self.cfg.reuse_pre else -1
+        return engine.compute(lo, hi, self.C[rows], -self.d[rows], method="alpha-crown", splits=splits,
+                              pre=pre or None, warm=warm, deadline=self.deadline.end)
 
     def _stack_state(self, doms: list[Domain], field: str) -> dict[int, torch.Tensor]:
         """Batch one of the warm-start dicts; domains without a node get zeros there."""
@@ -170,14 +245,14 @@ class _Search:
             self._solver = get_solver(self.run.config.solver)
         return self._solver
 
-    def exact(self, pre: dict, splits: dict | None) -> tuple[str, Counterexample | None]:
-        """Decide the pair on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'."""
+    def exact(self, pre: dict, splits: dict | None, p: int) -> tuple[str, Counterexample | None]:
+        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'."""
         from ..milp.decide import Outcome, solve_pair
         from ..milp.encoder import encode
 
         mcfg = self.run.config.milp
         try:
-            enc = encode(self.graph, self.case.lower, self.case.upper, pre, self.poly.C, self.poly.d,
+            enc = encode(self.graph, self.case.lower, self.case.upper, pre, self.polys[p].C, self.polys[p].d,
                          splits=splits, widening=mcfg.bound_widening)
         except ValueError as err:
             if "empty pre-activation bounds" in str(err):
@@ -194,7 +269,7 @@ class _Search:
                     if ans.outcome == Outcome.CANDIDATE:
                         cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
                         if cex is None:
-                            cex = self.attack(ans.x_input[None], 2.0)
+                            cex = self.attack(ans.x_input[None], 2.0, [self.polys[p]])
                 if cex is not None:
                     return "cex", cex
             if ans.outcome == Outcome.PROVEN:
@@ -213,7 +288,7 @@ class _Search:
         xs = x_lb[idx].reshape(-1, x_lb.shape[-1])
         with torch.no_grad():
             y = self.graph.forward(xs.reshape(xs.shape[0], *self.graph.input_shape)).reshape(xs.shape[0], -1)
-            viol = (y.to(torch.float64) @ self.C.T - self.d).max(1).values
+            viol = self.margins(y.to(torch.float64) @ self.C.T - self.d).min(1).values
         order = torch.argsort(viol)
         for k in order[:REPLAYS_PER_ROUND].tolist():
             if not float(viol[k]) <= CANDIDATE_SLACK:
@@ -223,14 +298,14 @@ class _Search:
                 return cex
         return None
 
-    def attack(self, starts: np.ndarray, at_most: float) -> Counterexample | None:
+    def attack(self, starts: np.ndarray, at_most: float, polys=None) -> Counterexample | None:
         """Short PGD from the given starts (plus a few random ones); replays the best candidates."""
         acfg = self.run.config.attack
         if not acfg.enabled or self.deadline.expired():
             return None
         small = dataclasses.replace(acfg, restarts=min(acfg.restarts, 8), steps=min(acfg.steps, 30))
         t0 = time.monotonic()
-        cands = pgd(self.graph, self.case.lower, self.case.upper, [self.poly], small,
+        cands = pgd(self.graph, self.case.lower, self.case.upper, list(polys or self.polys), small,
                     self.deadline.sub(0.05, at_most), self.run.rng, extra_starts=starts)
         self.run.timed("bab_pgd", t0)
         for x in cands[:REPLAYS_PER_ROUND]:
@@ -243,17 +318,22 @@ class _Search:
     def process(self, doms: list[Domain], queue: _Queue, root: bool = False
                 ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
         """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a verdict."""
-        res = self.bound(doms, root)
+        open_in = torch.stack([d.open for d in doms])  # (B, P)
+        live = open_in.any(0)
+        rows = torch.cat([torch.arange(self.m)[s] for p, s in enumerate(self.slices) if bool(live[p])])
+        res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
             self.root_pre = {j: (lo[0].numpy().copy(), hi[0].numpy().copy()) for j, (lo, hi) in res.pre.items()}
         inherited = torch.stack([d.lb for d in doms])
-        lb = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
-        lb = torch.maximum(lb, inherited)  # a sub-domain keeps every bound of its ancestors
+        new = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
+        lb = inherited.clone()
+        lb[:, rows] = torch.maximum(new, inherited[:, rows])  # a sub-domain keeps every bound of its ancestors
         empty = torch.zeros(len(doms), dtype=torch.bool)
         for lo_j, hi_j in res.pre.values():
             empty |= (lo_j > hi_j).any(1)
-        proven = empty | (lb.max(1).values > 0)
+        still = open_in & ~(self.margins(lb) > 0)  # polytopes not yet excluded, per domain
+        proven = empty | ~still.any(1)
         open_idx = [b for b in range(len(doms)) if not bool(proven[b])]
         if not open_idx:
             return "", None, [], res.x_lb
@@ -265,37 +345,65 @@ class _Search:
         split_open = {r: torch.stack([doms[b].splits[r] if r in doms[b].splits else
                                       torch.zeros(self.graph.nodes[r].size, dtype=torch.int8) for b in open_idx])
                       for r in {r for b in open_idx for r in doms[b].splits}}
-        best_row = lb[sel].argmax(1)
+        # branch for the worst open polytope of each domain, scored with its most promising row
+        marg = torch.where(still[sel], self.margins(lb[sel]), torch.full((len(open_idx), self.P), math.inf,
+                                                                           dtype=lb.dtype))
+        worst = marg.argmin(1)
+        masked = torch.full_like(lb[sel], -math.inf)
+        for p, s_ in enumerate(self.slices):
+            pick = worst == p
+            masked[pick, s_] = torch.where(torch.isfinite(lb[sel][pick, s_]), lb[sel][pick, s_],
+                                           torch.full_like(lb[sel][pick, s_], -1e300))
+        best_row = masked.argmax(1)
         picks = choose(scores(self.engine, pre_open, split_open, self.C[best_row], self.cfg.branching))
         state = res.state or AlphaState()
         for pos, b in enumerate(open_idx):
             parent = doms[b]
             pre_b = {j: (lo[pos].clone(), hi[pos].clone()) for j, (lo, hi) in pre_open.items()}
             if picks[pos] is None:  # every unstable ReLU is split: the domain is an LP
-                verdict, cex = self.leaf(parent, pre_b)
+                verdict, cex = self.leaf(parent, pre_b, still[b])
                 if verdict in ("cex", "timeout"):
                     return verdict, cex, open_idx, res.x_lb
                 continue
-            alphas = {r: a[b].to(torch.float32).clone() for r, a in state.alphas.items()}
-            betas = {r: v[b].to(torch.float32).clone() for r, v in state.betas.items()}
+            alphas = self._child_state(parent.alphas, state.alphas, b, rows)
+            betas = self._child_state(parent.betas, state.betas, b, rows)
             r, k = picks[pos]
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
                 row = child_splits.get(r, torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)).clone()
                 row[k] = sign
                 child_splits[r] = row
-                queue.push(Domain(lb[b].clone(), parent.depth + 1, child_splits, pre_b, alphas, betas))
+                queue.push(Domain(lb[b].clone(), parent.depth + 1, child_splits, pre_b, alphas, betas,
+                                  still[b].clone(), self.slices, self.graph.nodes[r].inputs[0]))
         return "", None, open_idx, res.x_lb
 
-    def leaf(self, dom: Domain, pre: dict[int, Box]) -> tuple[str, Counterexample | None]:
-        """Decide a domain with no free unstable ReLU exactly (an LP with its split constraints)."""
+    def _child_state(self, old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int,
+                     rows: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The parent's (m, size) warm-start tensors with the rows just optimised replaced."""
+        out = {}
+        for r, v in new.items():
+            if rows.numel() == self.m:
+                out[r] = v[b].to(torch.float32).clone()
+                continue
+            full = old[r].clone() if r in old else torch.zeros(self.m, v.shape[-1], dtype=torch.float32)
+            full[rows] = v[b].to(torch.float32)
+            out[r] = full
+        return out
+
+    def leaf(self, dom: Domain, pre: dict[int, Box], still: torch.Tensor) -> tuple[str, Counterexample | None]:
+        """Decide a domain with no free unstable ReLU exactly: one LP per open polytope."""
         self.leaves += 1
         pre_np = {j: (lo.numpy(), hi.numpy()) for j, (lo, hi) in pre.items()}
         splits_np = {r: s.numpy().astype(np.int64) for r, s in dom.splits.items()}
-        verdict, cex = self.exact(pre_np, splits_np)
-        if verdict == "unknown":
-            self.open_leaves += 1
-        return verdict, cex
+        for p in range(self.P):
+            if not bool(still[p]):
+                continue
+            verdict, cex = self.exact(pre_np, splits_np, p)
+            if verdict == "unknown":
+                self.open_leaves += 1
+            elif verdict != "proven":
+                return verdict, cex
+        return "", None
 
     # ------------------------------------------------------------------ main loop
     def handoff(self, why: str) -> BabOutcome:
@@ -303,9 +411,14 @@ class _Search:
         log.info("relu_split: handing off to the MILP (%s) after %d domains, %.1f s left",
                  why, self.done, self.deadline.remaining())
         assert self.root_pre is not None
-        verdict, cex = self.exact(self.root_pre, None)
         note = f"milp after {self.done} domains ({why})"
-        return self.outcome(verdict, cex, note)
+        for p in range(self.P):  # every polytope the search has not excluded everywhere
+            if not bool(self.root_open[p]):
+                continue
+            verdict, cex = self.exact(self.root_pre, None, p)
+            if verdict != "proven":
+                return self.outcome(verdict, cex, note)
+        return self.outcome("proven", None, note)
 
     def outcome(self, verdict: str, cex: Counterexample | None, note: str) -> BabOutcome:
         """Map an exact-stage verdict to a BabOutcome."""
@@ -318,17 +431,28 @@ class _Search:
 
     def search(self, pre: dict | None) -> BabOutcome:
         """The whole branch and bound for the pair."""
-        if self.m == 0:  # no rows: every output is unsafe
+        if any(s.stop == s.start for s in self.slices):  # a polytope without rows: every output is unsafe
             cex = confirm(self.run.replayer, (self.case.lower + self.case.upper) / 2, self.case, self.ci)
             return BabOutcome(BabVerdict.FALSIFIED if cex else BabVerdict.OPEN, cex, 0, "empty polytope")
         root_pre = {} if pre is None else {
             int(j): (torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
                      torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1))) for j, (lo, hi) in pre.items()}
-        if root_pre:  # the bound stage already ran CROWN on every intermediate node: only alpha is left to do
+        if self.cfg.root_pre_iters > 0 and any(isinstance(n.op, Relu) for n in self.graph.nodes):
+            t0 = time.monotonic()
+            if not root_pre:
+                res = self.root_engine.compute(self.lo, self.hi, self.C, -self.d, method="crown")
+                root_pre = {j: (lo[0], hi[0]) for j, (lo, hi) in res.pre.items()}
+            root_pre = self.optimise_pre(root_pre)
+            self.run.timed("bab_root_pre", t0)
+        if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
-        root = Domain(torch.full((self.m,), -math.inf, dtype=torch.float64), 0, {}, root_pre, {}, {})
+        root = Domain(torch.full((self.m,), -math.inf, dtype=torch.float64), 0, {}, root_pre, {}, {},
+                      torch.ones(self.P, dtype=torch.bool), self.slices)
         queue = _Queue()
         verdict, cex, _, _ = self.process([root], queue, root=True)
+        self.root_open = torch.zeros(self.P, dtype=torch.bool)
+        for e in queue.heap:
+            self.root_open |= e[3].open
         if verdict:
             return self.outcome(verdict, cex, "relu split (root)")
         cap = self._cap(queue)
@@ -386,14 +510,26 @@ class _Search:
         return max(self.cfg.batch_size, min(self.cfg.max_domains, self.cfg.max_memory_mb * 2**20 // per))
 
 
-def relu_split(run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline) -> BabOutcome:
-    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact leaves)."""
+def relu_split_joint(run, case_index: int, poly_indices: list[int], pre: dict | None,
+                     deadline: Deadline) -> BabOutcome:
+    """Decide several polytopes of one case together by ReLU-splitting branch and bound.
+
+    A domain carries the mask of the polytopes not yet excluded on it and is closed once every
+    one of them is (some row of each with a positive lower bound), or when it is infeasible.
+    PROVEN means every polytope is unreachable; FALSIFIED carries a replay-confirmed
+    counterexample of some polytope of the case; anything else leaves all of them undecided.
+    """
     t0 = time.monotonic()
-    search = _Search(run, case_index, poly_index, deadline)
+    search = _Search(run, case_index, poly_indices, deadline)
     try:
         out = search.search(pre)
     finally:
         run.timed("bab_relu", t0)
         run.stats["bab_domains"] = run.stats.get("bab_domains", 0) + search.done
-    log.info("relu_split: case %d polytope %d -> %s (%s)", case_index, poly_index, out.verdict.value, out.note)
+    log.info("relu_split: case %d polytopes %s -> %s (%s)", case_index, poly_indices, out.verdict.value, out.note)
     return out
+
+
+def relu_split(run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline) -> BabOutcome:
+    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact leaves)."""
+    return relu_split_joint(run, case_index, [poly_index], pre, deadline)
