@@ -103,7 +103,9 @@ def test_instances_need_branching():
     BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
     BabConfig(branching="width", batch_size=3),
     BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
-], ids=["dfs", "handoff", "stall", "width", "cheap"])
+    BabConfig(root_pre_iters=0, reuse_pre=False),  # CROWN root bounds, full refinement in every domain
+    BabConfig(root_pre_iters=50, batch_size=1),
+], ids=["dfs", "handoff", "stall", "width", "cheap", "plain-root", "tight-root"])
 @pytest.mark.parametrize("gap", [-0.02, 0.02])
 def test_search_variants_agree(bab, gap):
     for seed in range(3):
@@ -161,3 +163,49 @@ def test_injected_wrong_split_sign_is_caught(monkeypatch):
             except AssertionError:
                 caught += 1
     assert caught >= 1
+
+
+@functools.lru_cache(maxsize=None)
+def row_minima(seed: int) -> tuple[float, float]:
+    """Exact minimum over the box of each of the two spec rows of instance(seed, 2) on its own."""
+    layers, lower, upper, C, _ = instance(seed, 2)
+    return tuple(exact_min(layers, lower, upper, [(C[k:k + 1], np.zeros(1))]) for k in range(2))
+
+
+def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()):
+    """relu_split_joint on a case with one single-row polytope per gap (row k threshold = its minimum + gap)."""
+    layers, lower, upper, C, _ = instance(seed, 2)
+    mins = row_minima(seed)
+    polys = [(C[k % 2:k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
+    config = VerifyConfig(timeout=30.0, attack=AttackConfig(enabled=False), bab=bab)
+    run = Run(net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0))
+    out = rs.relu_split_joint(run, 0, list(range(len(polys))), None, run.deadline)
+    return out, (layers, lower, upper, polys)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gaps", [(-0.02, -0.02), (-0.02, 0.02), (0.02, -0.02), (-0.05, -0.01, 0.01),
+                                  (-0.01, -0.05, -0.02)])
+@pytest.mark.parametrize("bab", [BabConfig(), BabConfig(batch_size=2, root_pre_iters=0)], ids=["default", "small"])
+def test_joint_search_agrees_with_oracle(seed, gaps, bab):
+    """Several polytopes searched together: PROVEN iff none is reachable; a counterexample lies in a reachable one."""
+    out, (layers, lower, upper, polys) = solve_joint(seed, gaps, bab)
+    if all(g < 0 for g in gaps):
+        assert out.verdict == BabVerdict.PROVEN, (out.verdict, out.note)
+        return
+    assert out.verdict == BabVerdict.FALSIFIED, (out.verdict, out.note)
+    x = np.asarray(out.counterexample.input, dtype=np.float64).reshape(-1)
+    assert np.all(x >= lower) and np.all(x <= upper)
+    y = forward_np(layers, x)
+    k = out.counterexample.polytope
+    assert gaps[k] >= 0 and np.all(polys[k][0] @ y <= polys[k][1] + 1e-6), (k, gaps)
+
+
+def test_joint_search_closes_polytopes_per_domain(caplog):
+    """An easy and a hard unreachable polytope together: the joint search proves both (and logs them together)."""
+    caplog.set_level("INFO", logger=rs.__name__)
+    out, _ = solve_joint(0, (-0.5, -0.01))
+    assert out.verdict == BabVerdict.PROVEN
+    assert any("polytopes [0, 1]" in r.getMessage() for r in caplog.records)
