@@ -46,9 +46,9 @@ class BabConfig:
     input_split_max_dim: int = 16
     milp_handoff_domains: int = 5_000
     # input splitting (bab/input_split.py): which input to bisect.  "smear": |gradient| x width
-    # at the centre; "coef": |A_j| x width of the linear lower bound that matters most; "sum":
-    # both, each normalised per domain (fewest domains on every ACAS Xu instance we tried)
-    input_branching: str = "sum"
+    # at the centre; "coef": |A_j| x width of the linear lower bound that matters most; "both":
+    # the smear choice, and the coef choice too where they differ (see _branch_dims)
+    input_branching: str = "both"
     # ReLU splitting (bab/relu_split.py)
     branching: str = "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
     bound_iters: int = 10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
@@ -93,8 +93,8 @@ class VerifyConfig:
             raise InputError(f"unknown replay '{self.replay}' (choose from {', '.join(REPLAYERS)})")
         if self.torch_threads < 1:
             raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
-        if self.bab.input_branching not in ("smear", "coef", "sum"):
-            raise InputError(f"unknown input branching '{self.bab.input_branching}' (smear, coef, sum)")
+        if self.bab.input_branching not in ("smear", "coef", "both"):
+            raise InputError(f"unknown input branching '{self.bab.input_branching}' (smear, coef, both)")
         if self.bound_method not in ("ibp", "crown", "alpha-crown"):
             raise InputError(f"unknown bound method '{self.bound_method}'")
 
