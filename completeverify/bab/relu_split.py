@@ -40,7 +40,9 @@ Box = tuple[torch.Tensor, torch.Tensor]
 CANDIDATE_SLACK = 1e-6  # graph-forward pre-filter before a (decisive) ONNX replay
 REPLAYS_PER_ROUND = 3
 LOG_EVERY_S = 2.0
-SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
+SPLIT_SIGNS = (1, -1)
+ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
+ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)  # the two children of a split: pre-activation >= 0, <= 0
 
 
 @dataclass
@@ -177,8 +179,9 @@ class _Search:
         iters = self.cfg.root_pre_iters
         nodes = self.graph.nodes
         out = dict(pre)
+        stop = min(self.deadline.end, time.monotonic() + ROOT_PRE_SHARE * self.deadline.remaining())
         for j in sorted(out):
-            if self.deadline.expired():
+            if time.monotonic() >= stop:
                 break
             if not any(isinstance(n.op, ACTIVATIONS) for n in nodes[:j]):
                 continue  # an affine function of the input: CROWN is already exact
@@ -186,19 +189,22 @@ class _Search:
             idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            sub = self.graph.with_nodes(nodes[:j + 1])
-            eng = BoundEngine(sub, BoundConfig(alpha_iters=iters, intermediate_crown=False))
-            c = idx.numel()
-            rows = torch.zeros(2 * c, nodes[j].size, dtype=torch.float64)
-            rows[torch.arange(c), idx] = 1.0
-            rows[torch.arange(c) + c, idx] = -1.0
+            eng = BoundEngine(self.graph.with_nodes(nodes[:j + 1]),
+                              BoundConfig(alpha_iters=iters, intermediate_crown=False))
             sub_pre = {i: (b[0][None], b[1][None]) for i, b in out.items() if i < j}
-            res = eng.compute(self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=self.deadline.end)
+            chunk = max(1, ROOT_PRE_ELEMS // (2 * sum(n.size for n in nodes[:j + 1])))
             new_lo, new_hi = lo_j.clone(), hi_j.clone()
-            cand_lo, cand_hi = res.lb[0, :c], -res.lb[0, c:]
-            new_lo[idx] = torch.where(torch.isfinite(cand_lo), torch.maximum(lo_j[idx], cand_lo), lo_j[idx])
-            new_hi[idx] = torch.where(torch.isfinite(cand_hi), torch.minimum(hi_j[idx], cand_hi), hi_j[idx])
-            log.debug("relu_split: root node %d: %d -> %d unstable", j, c,
+            for start in range(0, idx.numel(), chunk):
+                sel = idx[start:start + chunk]
+                c = sel.numel()
+                rows = torch.zeros(2 * c, nodes[j].size, dtype=torch.float64)
+                rows[torch.arange(c), sel] = 1.0
+                rows[torch.arange(c) + c, sel] = -1.0
+                res = eng.compute(self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=stop)
+                cand_lo, cand_hi = res.lb[0, :c], -res.lb[0, c:]
+                new_lo[sel] = torch.where(torch.isfinite(cand_lo), torch.maximum(lo_j[sel], cand_lo), lo_j[sel])
+                new_hi[sel] = torch.where(torch.isfinite(cand_hi), torch.minimum(hi_j[sel], cand_hi), hi_j[sel])
+            log.debug("relu_split: root node %d: %d -> %d unstable", j, idx.numel(),
                       int(((new_lo < 0) & (new_hi > 0)).sum()))
             out[j] = (new_lo, new_hi)
         return out
