@@ -88,11 +88,6 @@ def decide_pairs(run, pairs, milp_stage):
                     if o.verdict == BabVerdict.TIMEOUT:
                         return None, False
             return None, all_done
-        try:
-            from .relu_split import relu_split
-        except ImportError:  # ReLU splitting not available: the exact MILP decides
-            return milp_stage(run, pairs)
-
         from .relu_split import relu_split_joint
 
         groups: list[list] = []  # one search per case (all its open polytopes), or per pair

@@ -135,7 +135,7 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
     (pre: the domain's sound intermediate bounds, or None to compute them).
     Returns an outcome per polytope index.
     """
-    from ..bounds import BoundConfig, BoundEngine
+    from ..bounds import BoundEngine
     from ..bounds.forward import forward_pre_bounds, supports
 
     graph = run.graph
