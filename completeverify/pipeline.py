@@ -168,8 +168,8 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
                             cex = confirm(run.replayer, x, case, pr.case)
                             if cex is not None:
                                 break
-            run.timed("milp", t0)
             if cex is not None:
+                run.timed("milp", t0)
                 return cex, False
         run.timed("milp", t0)
         if ans.outcome == Outcome.PROVEN:
