@@ -61,6 +61,21 @@ def _milp_leaf(run, case_index: int):
     return leaf
 
 
+def _settle(results: list, note: str) -> tuple:
+    """Record (pair, outcome) results on the pairs: (counterexample, stop searching, all proven)."""
+    all_proven = True
+    for pr, o in results:
+        if o.verdict == BabVerdict.FALSIFIED:
+            return o.counterexample, True, False
+        if o.verdict == BabVerdict.PROVEN:
+            pr.proven, pr.note = True, note
+        else:
+            all_proven = False
+            if o.verdict == BabVerdict.TIMEOUT:
+                return None, True, False
+    return None, False, all_proven
+
+
 def decide_pairs(run, pairs, milp_stage):
     """Decide the (case, polytope) pairs that bounds left open; returns (counterexample, all_decided)."""
     mode = choose_mode(run)
@@ -77,16 +92,10 @@ def decide_pairs(run, pairs, milp_stage):
                 by_case.setdefault(pr.case, []).append(pr)
             for ci, prs in by_case.items():
                 out = input_split(run, ci, [pr.poly for pr in prs], run.deadline, _milp_leaf(run, ci))
-                for pr in prs:
-                    o = out[pr.poly]
-                    if o.verdict == BabVerdict.FALSIFIED:
-                        return o.counterexample, False
-                    if o.verdict == BabVerdict.PROVEN:
-                        pr.proven, pr.note = True, "input split"
-                    else:
-                        all_done = False
-                    if o.verdict == BabVerdict.TIMEOUT:
-                        return None, False
+                cex, stop, proven = _settle([(pr, out[pr.poly]) for pr in prs], "input split")
+                if stop:
+                    return cex, False
+                all_done &= proven
             return None, all_done
         from .relu_split import relu_split_joint
 
@@ -99,15 +108,10 @@ def decide_pairs(run, pairs, milp_stage):
         for prs in groups:
             pre = prs[0].pre if all(pr.pre is prs[0].pre for pr in prs) else None
             o = relu_split_joint(run, prs[0].case, [pr.poly for pr in prs], pre, run.deadline)
-            if o.verdict == BabVerdict.FALSIFIED:
-                return o.counterexample, False
-            if o.verdict == BabVerdict.PROVEN:
-                for pr in prs:
-                    pr.proven, pr.note = True, "relu split"
-            else:
-                all_done = False
-                if o.verdict == BabVerdict.TIMEOUT:
-                    return None, False
+            cex, stop, proven = _settle([(pr, o) for pr in prs], "relu split")
+            if stop:
+                return cex, False
+            all_done &= proven
         return None, all_done
     finally:
         run.stats["bab"] = run.stats.get("bab", 0.0) + time.monotonic() - t0
