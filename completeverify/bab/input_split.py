@@ -143,8 +143,9 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
     polys = [case.polytopes[k] for k in poly_indices]
     if any(p.C.shape[0] == 0 for p in polys):
         return {k: BabOutcome(BabVerdict.OPEN, note="empty polytope") for k in poly_indices}
+    # forward symbolic bounds first (cheap with few inputs); the engine then runs backward
+    # CROWN only on the intermediate neurons they leave unstable, and on the final rows
     fast = supports(graph)
-    # with forward symbolic intermediate bounds, backward CROWN is only needed for the final rows
     engine = BoundEngine(graph)
     C, c0, slices = stack_rows(polys)
     cfg = run.config.bab
@@ -188,7 +189,8 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
         cex = _falsify(run, case, case_index, lo, hi, res.x_lb[idx] if res.x_lb is not None else None,
                        C, c0, slices, deadline)
         if cex is not None:
-            k = poly_indices[cex.polytope] if cex.polytope < len(poly_indices) else poly_indices[0]
+            # confirm() checks every polytope of the case; cex.polytope indexes case.polytopes
+            k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
             return {kk: (BabOutcome(BabVerdict.FALSIFIED, cex, done) if kk == k else
                          BabOutcome(BabVerdict.OPEN, domains=done)) for kk in poly_indices}
         # split the open domains; tiny ones, and ones with few unstable ReLUs left (a small
