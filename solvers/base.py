@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -243,3 +244,17 @@ def solve_without_columns(program: MilpProgram, seconds: float) -> SolveResult:
                            col_duals=np.zeros(0))
     return SolveResult(SolveStatus.INFEASIBLE, None, None, math.inf, seconds,
                        "no columns and a row excludes 0")
+
+
+def start_solve(program: MilpProgram, limits: SolveLimits | None,
+                t0: float) -> tuple[SolveLimits, SolveResult | None]:
+    """Shared preamble of every backend: validate, default limits, and decide column-free programs.
+
+    Returns the limits to use and, for a program without columns, its final result.
+    """
+    limits = SolveLimits() if limits is None else limits
+    program.validate()
+    limits.validate()
+    if program.num_cols() == 0:
+        return limits, solve_without_columns(program, time.perf_counter() - t0)
+    return limits, None

@@ -19,7 +19,7 @@ from .base import (
     SolveLimits,
     SolveResult,
     compressed,
-    solve_without_columns,
+    start_solve,
 )
 from .status import SolveStatus, at_limit
 
@@ -167,11 +167,9 @@ class HighsSolver:
     def solve(self, program: MilpProgram, limits: SolveLimits | None = None) -> SolveResult:
         """Solve program with HiGHS; solver failures come back as status ERROR."""
         t0 = time.perf_counter()
-        limits = SolveLimits() if limits is None else limits
-        program.validate()
-        limits.validate()
-        if program.num_cols() == 0:
-            return solve_without_columns(program, time.perf_counter() - t0)
+        limits, done = start_solve(program, limits, t0)
+        if done is not None:
+            return done
         try:
             h = _new_highs()
             pass_status = h.passModel(_build_lp(program))

@@ -23,7 +23,7 @@ from .base import (
     SolveResult,
     compressed,
     max_violation,
-    solve_without_columns,
+    start_solve,
 )
 from .status import SolveStatus, at_limit
 
@@ -75,11 +75,9 @@ class PulpSolver:
     def solve(self, program: MilpProgram, limits: SolveLimits | None = None) -> SolveResult:
         """Solve program with CBC; solver failures come back as status ERROR."""
         t0 = time.perf_counter()
-        limits = SolveLimits() if limits is None else limits
-        program.validate()
-        limits.validate()
-        if program.num_cols() == 0:
-            return solve_without_columns(program, time.perf_counter() - t0)
+        limits, done = start_solve(program, limits, t0)
+        if done is not None:
+            return done
         empty_rows = _violated_empty_rows(program)
         if empty_rows.size:
             return SolveResult(SolveStatus.INFEASIBLE, None, None, math.inf,
