@@ -136,6 +136,7 @@ class SolveLimits:
     mip_rel_gap: float = 1e-4
     mip_abs_gap: float = 1e-6
     node_limit: int | None = None
+    presolve: bool | None = None  # None: the backend's default
 
     def validate(self) -> None:
         """Raise SolverError for limits no backend can honour."""
@@ -171,6 +172,7 @@ class SolveResult:
     row_duals: np.ndarray | None = None
     col_duals: np.ndarray | None = None
     stopped_early: bool = False
+    dual_ray: np.ndarray | None = None  # LP declared infeasible: a Farkas ray (row multipliers)
 
 
 @runtime_checkable

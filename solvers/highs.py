@@ -106,6 +106,8 @@ def _set_options(h: Any, program: MilpProgram, limits: SolveLimits) -> None:
     }
     if math.isfinite(limits.time_limit):
         options["time_limit"] = float(limits.time_limit)
+    if limits.presolve is not None:
+        options["presolve"] = "on" if limits.presolve else "off"
     if program.is_mip():
         options["mip_rel_gap"] = float(limits.mip_rel_gap)
         options["mip_abs_gap"] = float(limits.mip_abs_gap)
@@ -217,7 +219,7 @@ def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop 
         if stopper is not None and math.isfinite(stopper.best_dual):
             dual_bound = stopper.best_dual if dual_bound is None else max(dual_bound,
                                                                           stopper.best_dual)
-    row_duals = col_duals = None
+    row_duals = col_duals = dual_ray = None
 
     if name == "kOptimal":
         if x is None:
@@ -233,6 +235,8 @@ def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop 
                     col_duals = np.asarray(solution.col_dual, dtype=np.float64).copy()
     elif name == "kInfeasible":
         status, x, objective, dual_bound = SolveStatus.INFEASIBLE, None, None, math.inf
+        if not is_mip:
+            dual_ray = _dual_ray(h, program.num_rows())
     elif name in ("kUnbounded", "kUnboundedOrInfeasible"):
         status, dual_bound = SolveStatus.UNBOUNDED, None
     elif name in _LIMIT_STATUSES:
@@ -243,7 +247,25 @@ def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop 
         status, x, objective, dual_bound = SolveStatus.ERROR, None, None, None
     return SolveResult(status, x, objective, dual_bound, time.perf_counter() - t0, message,
                        node_count=node_count, row_duals=row_duals, col_duals=col_duals,
-                       stopped_early=stopped)
+                       stopped_early=stopped, dual_ray=dual_ray)
+
+
+def _dual_ray(h: Any, num_rows: int) -> np.ndarray | None:
+    """HiGHS's Farkas ray of an infeasible LP (row multipliers, its sign convention), or None.
+
+    After presolve found the infeasibility HiGHS may first have to solve again to produce it.
+    The ray is only a candidate: callers check it rigorously (solvers.safe_lp_lower_bound).
+    """
+    try:
+        status, has_ray, values = h.getDualRay()
+    except Exception:  # noqa: BLE001 - no ray is an ordinary outcome, not an error
+        return None
+    if status.name == "kError" or not has_ray:
+        return None
+    ray = np.asarray(values, dtype=np.float64).copy()
+    if ray.shape != (num_rows,) or not np.all(np.isfinite(ray)):
+        return None
+    return ray
 
 
 def _finite_or_none(value: float) -> float | None:

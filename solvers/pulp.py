@@ -99,6 +99,7 @@ class PulpSolver:
                 gapAbs=float(limits.mip_abs_gap) if program.is_mip() else None,
                 maxNodes=int(limits.node_limit) if limits.node_limit is not None else None,
                 timeMode="elapsed",
+                presolve=limits.presolve,
             )
             prob.solve(solver)
             values = [var.varValue for var in variables]
@@ -107,7 +108,34 @@ class PulpSolver:
         except Exception as exc:  # noqa: BLE001 - any failure is a non-verdict, reported as ERROR
             return SolveResult(SolveStatus.ERROR, None, None, None, time.perf_counter() - t0,
                                f"PuLP/CBC failed: {type(exc).__name__}: {exc}")
-        return _interpret(program, limits, prob, solver.raw_status, values, t0)
+        result = _interpret(program, limits, prob, solver.raw_status, values, t0)
+        if result.status is SolveStatus.OPTIMAL and not program.is_mip():
+            result.row_duals = _row_duals(program, prob)
+        return result
+
+
+def _row_duals(program: MilpProgram, prob: Any) -> np.ndarray | None:
+    """CBC's row duals of an LP, one per program row (HiGHS's signs: y > 0 at the lower side).
+
+    A program row became up to two PuLP constraints (r{i}_eq, or r{i}_lo and r{i}_up); its
+    multiplier is their sum, and 0 for a row _build left out.  CBC prints them with limited
+    precision, so they are only candidates for solvers.safe_lp_lower_bound (valid for any y).
+    None when CBC reported none.
+    """
+    y = np.zeros(program.num_rows())
+    constraints = prob.constraints
+    try:
+        # PuLP >= 3.3: a callable giving the list (its dict view is deprecated); older: a dict
+        listed = constraints() if callable(constraints) else list(constraints.values())
+        for con in listed:
+            row, _, _ = str(con.name)[1:].partition("_")
+            pi = con.pi
+            if pi is None:
+                return None
+            y[int(row)] += float(pi)
+    except (AttributeError, ValueError, TypeError):
+        return None
+    return y if np.all(np.isfinite(y)) else None
 
 
 def _violated_empty_rows(program: MilpProgram) -> np.ndarray:

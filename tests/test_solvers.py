@@ -493,3 +493,35 @@ def test_import_is_cheap_and_silent() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+
+
+def _infeasible_lp() -> MilpProgram:
+    """x + y >= 3 with x, y in [0, 1], and a second, harmless row: infeasible by 1."""
+    return dense([1, 0], [[1, 1], [1, -1]], [3, -INF], [INF, 5], [0, 0], [1, 1], [False, False])
+
+
+@needs_highs
+@pytest.mark.parametrize("presolve", [None, True, False])
+def test_highs_infeasible_lp_gives_a_farkas_ray(presolve) -> None:
+    """An infeasible LP comes with a ray whose multipliers prove the zero objective's min > 0."""
+    program = _infeasible_lp()
+    result = get_solver("highs").solve(program, SolveLimits(presolve=presolve))
+    assert result.status is SolveStatus.INFEASIBLE
+    assert result.dual_ray is not None and result.dual_ray.shape == (2,)
+    zero = dense([0, 0], [[1, 1], [1, -1]], [3, -INF], [INF, 5], [0, 0], [1, 1], [False, False])
+    assert safe_lp_lower_bound(zero, result.dual_ray) > 0.5  # exactly 1 for y = (1, 0)
+    mip = dense([1, 0], [[1, 1], [1, -1]], [3, -INF], [INF, 5], [0, 0], [1, 1], [True, False])
+    assert get_solver("highs").solve(mip).dual_ray is None  # only LPs carry one
+
+
+@pytest.mark.skipif("pulp" not in BACKENDS, reason="PuLP/CBC not available")
+@pytest.mark.parametrize("case", ["lp", "equality_rows", "duplicates"])
+def test_pulp_lp_row_duals_give_the_optimum(case: str) -> None:
+    """CBC's LP duals, one per program row, in HiGHS's sign convention; none for a MIP."""
+    build, expected = KNOWN[case]
+    program = build()
+    result = get_solver("pulp").solve(program, SolveLimits(presolve=False))
+    assert result.row_duals is not None and result.row_duals.shape == (program.num_rows(),)
+    bound = safe_lp_lower_bound(program, result.row_duals)
+    assert bound <= expected and bound == pytest.approx(expected, abs=1e-8)
+    assert get_solver("pulp").solve(knapsack(6, 2, 0)).row_duals is None
