@@ -59,13 +59,18 @@ class _Program:
         self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)).copy())
         self.n_rows += n
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current column bounds as two arrays (consolidated in place, so edits stick)."""
+        if len(self.col_lower) != 1:
+            self.col_lower = [np.concatenate(self.col_lower)] if self.col_lower else [np.zeros(0)]
+            self.col_upper = [np.concatenate(self.col_upper)] if self.col_upper else [np.zeros(0)]
+        return self.col_lower[0], self.col_upper[0]
+
     def tighten(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         """Intersect existing column bounds with [lower, upper]."""
-        lo = np.concatenate(self.col_lower)
-        hi = np.concatenate(self.col_upper)
+        lo, hi = self.bounds()
         lo[cols] = np.maximum(lo[cols], lower)
         hi[cols] = np.minimum(hi[cols], upper)
-        self.col_lower, self.col_upper = [lo], [hi]
 
     def build(self, objective_col: int) -> MilpProgram:
         """The finished program: minimise column ``objective_col``."""
@@ -107,14 +112,59 @@ def widen(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray,
     return lower - pad, upper + pad
 
 
-def _dense_rows(p: _Program, out_cols: np.ndarray, in_cols: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> None:
-    """Rows out - W in = bias for a dense W (zeros dropped)."""
-    r, c = np.nonzero(weight)
-    n = out_cols.size
-    rows = np.concatenate([np.arange(n), r])
-    cols = np.concatenate([out_cols, in_cols[c]])
-    vals = np.concatenate([np.ones(n), -weight[r, c]])
-    p.add_rows(rows, cols, vals, bias, bias, n)
+_EPS = float(np.finfo(np.float64).eps)
+_TINY = 1e-290  # covers underflow of products, per term
+
+
+def interval_affine(n: int, rows: np.ndarray, vals: np.ndarray, const: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rigorous bounds of v_r = const_r + sum_k vals_k x_k (over rows_k == r), x_k in [lo_k, hi_k].
+
+    lo/hi are given per term (already gathered).  The float64 sums are widened by an allowance
+    2 (k_r + 2) eps sum|terms| (k_r terms in row r), which covers the rounding of every product
+    and addition whatever the summation order.  Infinite input bounds give infinite results.
+    """
+    vals = np.asarray(vals, dtype=np.float64)
+    const = np.broadcast_to(np.asarray(const, dtype=np.float64), (n,))
+    with np.errstate(invalid="ignore", over="ignore"):
+        a, b = vals * lo, vals * hi
+    zero = vals == 0.0
+    a, b = np.where(zero, 0.0, a), np.where(zero, 0.0, b)
+    t_lo, t_hi = np.minimum(a, b), np.maximum(a, b)
+    low = np.bincount(rows, weights=t_lo, minlength=n) + const
+    up = np.bincount(rows, weights=t_hi, minlength=n) + const
+    count = np.bincount(rows, minlength=n) + 2.0
+    mag = np.bincount(rows, weights=np.maximum(np.abs(t_lo), np.abs(t_hi)), minlength=n)
+    mag = mag + np.abs(const)
+    with np.errstate(invalid="ignore"):
+        slack = 2.0 * count * _EPS * mag + count * _TINY
+        low, up = low - slack, up + slack
+    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(up), np.inf, up)
+
+
+def _widen_finite(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray, ...]:
+    """widen, with the pad taken from the finite sides only (an infinite side stays infinite)."""
+    mag = np.maximum(np.where(np.isfinite(lower), np.abs(lower), 0.0),
+                     np.where(np.isfinite(upper), np.abs(upper), 0.0))
+    pad = rel * (1.0 + mag)
+    return lower - pad, upper + pad
+
+
+def _affine(p: _Program, out: np.ndarray, rows: np.ndarray, in_cols: np.ndarray, vals: np.ndarray,
+            const, rel: float) -> None:
+    """Rows out_r - sum_k vals_k x[in_cols_k] = const_r (rows_k == r); box out by interval arithmetic.
+
+    The box is implied by the rows and the input columns' bounds (widened outward), so it never
+    cuts off a point of the program; it makes every column bounded, which the rigorous LP bound
+    from duals (solvers.safe_lp_lower_bound) needs.
+    """
+    n = out.size
+    const = np.broadcast_to(np.asarray(const, dtype=np.float64), (n,))
+    p.add_rows(np.concatenate([np.arange(n), rows]), np.concatenate([out, in_cols]),
+               np.concatenate([np.ones(n), -np.asarray(vals, dtype=np.float64)]), const, const, n)
+    col_lo, col_hi = p.bounds()
+    lo, hi = interval_affine(n, rows, vals, const, col_lo[in_cols], col_hi[in_cols])
+    p.tighten(out, *_widen_finite(lo, hi, rel))
 
 
 def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -176,29 +226,23 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
             cols.append(np.where(idx >= 0, ins[0][np.maximum(idx, 0)], zero))
         elif isinstance(op, Linear):
             out = p.new_cols(-np.inf, np.inf, node.size)
-            _dense_rows(p, out, ins[0], op.weight, op.bias)
+            r, c = np.nonzero(op.weight)
+            _affine(p, out, r, ins[0][c], op.weight[r, c], op.bias, widening)
             cols.append(out)
         elif isinstance(op, Conv):
             out = p.new_cols(-np.inf, np.inf, node.size)
             r, c, v, n = conv_triplets(op)
-            bias = np.repeat(op.bias, n // op.weight.shape[0])
-            p.add_rows(np.concatenate([np.arange(n), r]), np.concatenate([out, ins[0][c]]),
-                       np.concatenate([np.ones(n), -v]), bias, bias, n)
+            _affine(p, out, r, ins[0][c], v, np.repeat(op.bias, n // op.weight.shape[0]), widening)
             cols.append(out)
         elif isinstance(op, Scale):
-            mul, add = op.mul.reshape(-1), op.add.reshape(-1)
             out = p.new_cols(-np.inf, np.inf, node.size)
-            n = node.size
-            p.add_rows(np.concatenate([np.arange(n), np.arange(n)]), np.concatenate([out, ins[0]]),
-                       np.concatenate([np.ones(n), -mul]), add, add, n)
+            _affine(p, out, np.arange(node.size), ins[0], op.mul.reshape(-1), op.add.reshape(-1), widening)
             cols.append(out)
         elif isinstance(op, Add):
             out = p.new_cols(-np.inf, np.inf, node.size)
             n = node.size
-            rows = np.concatenate([np.arange(n)] * (1 + len(ins)))
-            cc = np.concatenate([out] + ins)
-            vals = np.concatenate([np.ones(n)] + [-np.ones(n)] * len(ins))
-            p.add_rows(rows, cc, vals, 0.0, 0.0, n)
+            _affine(p, out, np.concatenate([np.arange(n)] * len(ins)), np.concatenate(ins),
+                    np.ones(n * len(ins)), 0.0, widening)
             cols.append(out)
         elif isinstance(op, Relu):
             j = node.inputs[0]
@@ -267,12 +311,23 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
         if i in pre and not isinstance(op, (Input,)):
             lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
             p.tighten(cols[i], lo_b, hi_b)
+    col_lo, col_hi = p.bounds()
+    if np.any(col_lo > col_hi):  # sound boxes (pre, splits, intervals) with no common point
+        raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
     y_cols = cols[-1]
     C = np.asarray(C, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64).reshape(-1)
-    t = p.new_cols(-np.inf, np.inf, 1)[0]
     m = C.shape[0]
     r, c = np.nonzero(C)
+    # t >= max_k (C_k y - d_k) at every point; an interval box of that max bounds t below
+    # (implied) and above (each point keeps its minimal t = max_k(...) <= the box's top, so
+    # min t and the set of network points are unchanged)
+    t_lo, t_hi = -np.inf, np.inf
+    if m:
+        k_lo, k_hi = interval_affine(m, r, C[r, c], -d, col_lo[y_cols[c]], col_hi[y_cols[c]])
+        t_lo, t_hi = _widen_finite(np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True),
+                                   widening)
+    t = p.new_cols(t_lo, t_hi, 1)[0]
     p.add_rows(np.concatenate([r, np.arange(m)]), np.concatenate([y_cols[c], np.full(m, t)]),
                np.concatenate([C[r, c], -np.ones(m)]), -np.inf, d, m)
     return Encoding(p.build(t), cols[0], y_cols, int(t), n_bin, cols)
