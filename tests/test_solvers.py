@@ -525,3 +525,14 @@ def test_pulp_lp_row_duals_give_the_optimum(case: str) -> None:
     bound = safe_lp_lower_bound(program, result.row_duals)
     assert bound <= expected and bound == pytest.approx(expected, abs=1e-8)
     assert get_solver("pulp").solve(knapsack(6, 2, 0)).row_duals is None
+
+
+@needs_highs
+def test_highs_infeasibility_contradicted_without_presolve_is_no_verdict(monkeypatch) -> None:
+    """If the check run without presolve does not confirm an LP's infeasibility: ERROR, no ray."""
+    import completeverify.solvers.highs as highs_mod
+
+    monkeypatch.setattr(highs_mod, "_rerun_without_presolve", lambda h: "kOptimal")
+    result = get_solver("highs").solve(_infeasible_lp())
+    assert result.status is SolveStatus.ERROR and result.dual_ray is None
+    assert result.dual_bound is None and "not infeasible" in result.message
