@@ -13,8 +13,9 @@ Lagrangian duality over the encoding's finite column bounds):
 * infeasible: the solver's Farkas ray y must give a safe bound > 0 for the zero objective
   (then no point satisfies the rows and column bounds).
 
-Fallbacks, where a backend gives no multipliers at all (PuLP/CBC without duals, HiGHS
-without a ray): the rule for MILPs above.  This is the behaviour the project had before
+Fallbacks, where a backend gives no multipliers at all (PuLP/CBC: no ray for an infeasible
+LP, or an LP without duals; HiGHS: no ray, e.g. when its re-solve without presolve ran out
+of time): the rule for MILPs above.  This is the behaviour the project had before
 these certificates; it leans on the encoding being widened outward (every big-M and column
 bound is a widened over-approximation, so a knife-edge optimum or infeasibility cannot come
 from our own constants) and on solver tolerances enlarging the feasible set (which lowers
