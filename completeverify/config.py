@@ -59,6 +59,9 @@ class BabConfig:
     stall_rounds: int = 40  # hand off to the MILP when the global lower bound stalls this many batches (0: never)
     max_memory_mb: int = 3_000  # queue memory budget; past it (or max_domains) the search goes depth-first
     pgd_every: int = 25  # PGD seeded by the worst sub-domains every this many batches (0: never)
+    # both cores: the exact MILP of the case (on the search's root bounds) runs on a second thread
+    # while the search runs; the first to decide wins (HiGHS only; replaces the stall hand-off)
+    race_milp: bool = True
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -137,6 +137,9 @@ class SolveLimits:
     mip_abs_gap: float = 1e-6
     node_limit: int | None = None
     presolve: bool | None = None  # None: the backend's default
+    # an object with is_set() (a threading.Event): once set, the solve stops as at a time limit
+    # (HiGHS checks it in its interrupt callbacks; PuLP/CBC cannot be interrupted and ignores it)
+    cancel: Any = None
 
     def validate(self) -> None:
         """Raise SolverError for limits no backend can honour."""

@@ -120,12 +120,13 @@ def _set_options(h: Any, program: MilpProgram, limits: SolveLimits) -> None:
 
 
 class _EarlyStop:
-    """MIP interrupt callback that stops on stop_above (dual bound) or stop_below (primal)."""
+    """MIP interrupt callback that stops on stop_above (dual bound), stop_below (primal) or cancel."""
 
-    def __init__(self, stop_above: float | None, stop_below: float | None) -> None:
+    def __init__(self, stop_above: float | None, stop_below: float | None, cancel: Any = None) -> None:
         """Remember the thresholds; nothing triggered yet."""
         self.stop_above = stop_above
         self.stop_below = stop_below
+        self.cancel = cancel
         self.triggered = ""
         self.best_dual = -math.inf
 
@@ -135,12 +136,22 @@ class _EarlyStop:
         dual, primal = float(data.mip_dual_bound), float(data.mip_primal_bound)
         if math.isfinite(dual):
             self.best_dual = max(self.best_dual, dual)
-        if self.stop_above is not None and dual > self.stop_above:
+        if self.cancel is not None and self.cancel.is_set():
+            self.triggered = "cancelled"
+        elif self.stop_above is not None and dual > self.stop_above:
             self.triggered = f"stop_above: dual bound {dual!r} > {self.stop_above!r}"
         elif self.stop_below is not None and primal < self.stop_below:
             self.triggered = f"stop_below: primal objective {primal!r} < {self.stop_below!r}"
         if self.triggered:
             event.interrupt()
+
+
+def _cancel_callback(cancel: Any):
+    """A simplex interrupt callback that stops the LP once ``cancel`` is set."""
+    def callback(event: Any) -> None:
+        if cancel.is_set():
+            event.interrupt()
+    return callback
 
 
 def _run(h: Any) -> Any:
@@ -180,9 +191,14 @@ class HighsSolver:
             _set_options(h, program, limits)
             stopper = None
             wants_stop = limits.stop_above is not None or limits.stop_below is not None
-            if program.is_mip() and wants_stop:
-                stopper = _EarlyStop(limits.stop_above, limits.stop_below)
+            if program.is_mip() and (wants_stop or limits.cancel is not None):
+                stopper = _EarlyStop(limits.stop_above, limits.stop_below, limits.cancel)
                 h.cbMipInterrupt.subscribe(stopper)
+            elif limits.cancel is not None:
+                h.cbSimplexInterrupt.subscribe(_cancel_callback(limits.cancel))
+            if limits.cancel is not None and limits.cancel.is_set():
+                return SolveResult(SolveStatus.NO_SOLUTION_AT_LIMIT, None, None, None,
+                                   time.perf_counter() - t0, "cancelled before the solve started")
             run_status = _run(h)
             return _collect(h, program, run_status, stopper, t0)
         except Exception as exc:  # noqa: BLE001 - any failure is a non-verdict, reported as ERROR

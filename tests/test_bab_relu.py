@@ -35,10 +35,15 @@ def instance(seed: int, n_rows: int = 1):
 
 
 def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout: float = 30.0,
-              attack: bool = False) -> Run:
-    """A pipeline Run for one case with one polytope {C y <= d}, built by hand."""
+              attack: bool = False, race: bool = False) -> Run:
+    """A pipeline Run for one case with one polytope {C y <= d}, built by hand.
+
+    The MILP race is off unless asked for: these tests check the search itself, which a racing
+    MILP could otherwise decide for it (tests/test_race.py covers the race).
+    """
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
+    bab = dataclasses.replace(bab, race_milp=race)
     config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
     return Run(net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0))
 
@@ -179,7 +184,7 @@ def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()
     polys = [(C[k % 2:k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
-    config = VerifyConfig(timeout=30.0, attack=AttackConfig(enabled=False), bab=bab)
+    config = VerifyConfig(timeout=30.0, attack=AttackConfig(enabled=False), bab=dataclasses.replace(bab, race_milp=False))
     run = Run(net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0))
     out = rs.relu_split_joint(run, 0, list(range(len(polys))), None, run.deadline)
     return out, (layers, lower, upper, polys)

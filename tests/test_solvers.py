@@ -240,6 +240,25 @@ def test_zero_time_limit(backend: str) -> None:
 
 
 @needs_highs
+def test_cancel_stops_a_running_mip() -> None:
+    """SolveLimits.cancel set from another thread stops a long HiGHS solve with a limit status."""
+    import threading
+
+    program = knapsack(n=200, m=15, seed=0)
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    result = get_solver("highs").solve(program, SolveLimits(time_limit=60.0, mip_rel_gap=0.0, mip_abs_gap=0.0,
+                                                            cancel=cancel))
+    timer.cancel()
+    assert result.status in AT_LIMIT, result.message
+    assert result.seconds < 5.0
+    already = threading.Event()
+    already.set()
+    assert get_solver("highs").solve(program, SolveLimits(cancel=already)).status in AT_LIMIT
+
+
+@needs_highs
 def test_stop_above_interrupts_with_proven_bound() -> None:
     """stop_above below the root bound stops at once with a dual bound above the threshold."""
     program = knapsack(n=200, m=15, seed=0)

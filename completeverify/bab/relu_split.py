@@ -251,8 +251,13 @@ class _Search:
             self._solver = get_solver(self.run.config.solver)
         return self._solver
 
-    def exact(self, pre: dict, splits: dict | None, p: int) -> tuple[str, Counterexample | None]:
-        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'."""
+    def exact(self, pre: dict, splits: dict | None, p: int, cancel=None, rng=None
+              ) -> tuple[str, Counterexample | None]:
+        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'.
+
+        cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
+        PGD polishing (a thread other than the search's passes its own).
+        """
         from ..milp.decide import Outcome, solve_pair
         from ..milp.encoder import encode
 
@@ -266,16 +271,17 @@ class _Search:
             raise
         t0 = time.monotonic()
         try:
-            ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads)
+            ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads,
+                             cancel=cancel)
             if ans.outcome == Outcome.CANDIDATE:
                 cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
                 if cex is None:  # knife edge: solve to optimality, then polish with PGD
                     ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads,
-                                     stop_below=None)
+                                     stop_below=None, cancel=cancel)
                     if ans.outcome == Outcome.CANDIDATE:
                         cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
                         if cex is None:
-                            cex = self.attack(ans.x_input[None], 2.0, [self.polys[p]])
+                            cex = self.attack(ans.x_input[None], 2.0, [self.polys[p]], rng)
                 if cex is not None:
                     return "cex", cex
             if ans.outcome == Outcome.PROVEN:
@@ -284,7 +290,8 @@ class _Search:
                 return "timeout", None
             return "unknown", None
         finally:
-            self.run.timed("bab_exact", t0)
+            if cancel is None:  # the race keeps its own time
+                self.run.timed("bab_exact", t0)
 
     # ------------------------------------------------------------------ falsification
     def replay_minimisers(self, x_lb: torch.Tensor | None, idx: list[int]) -> Counterexample | None:
@@ -304,7 +311,7 @@ class _Search:
                 return cex
         return None
 
-    def attack(self, starts: np.ndarray, at_most: float, polys=None) -> Counterexample | None:
+    def attack(self, starts: np.ndarray, at_most: float, polys=None, rng=None) -> Counterexample | None:
         """Short PGD from the given starts (plus a few random ones); replays the best candidates."""
         acfg = self.run.config.attack
         if not acfg.enabled or self.deadline.expired():
@@ -312,7 +319,7 @@ class _Search:
         small = dataclasses.replace(acfg, restarts=min(acfg.restarts, 8), steps=min(acfg.steps, 30))
         t0 = time.monotonic()
         cands = pgd(self.graph, self.case.lower, self.case.upper, list(polys or self.polys), small,
-                    self.deadline.sub(0.05, at_most), self.run.rng, extra_starts=starts)
+                    self.deadline.sub(0.05, at_most), rng or self.run.rng, extra_starts=starts)
         self.run.timed("bab_pgd", t0)
         for x in cands[:REPLAYS_PER_ROUND]:
             cex = confirm(self.run.replayer, x, self.case, self.ci)
@@ -461,24 +468,48 @@ class _Search:
             self.root_open |= e[3].open
         if verdict:
             return self.outcome(verdict, cex, "relu split (root)")
+        race = self._start_race()
+        try:
+            return self._loop(queue, race)
+        finally:
+            if race is not None:
+                race.stop()
+
+    def _start_race(self):
+        """The MILP racing the search on a second thread (config.bab.race_milp), or None."""
+        if not self.cfg.race_milp or self.run.config.solver != "highs" or self.root_pre is None:
+            return None
+        if self.deadline.remaining() < 1.0 or not bool(self.root_open.any()):
+            return None
+        from .race import MilpRace
+
+        return MilpRace(self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]).start()
+
+    def _loop(self, queue: _Queue, race) -> BabOutcome:
+        """Pop, bound and branch until the queue is empty or a verdict is reached."""
         cap = self._cap(queue)
         best_glb, stall, rounds, per_domain = -math.inf, 0, 0, 0.0
         last_log = time.monotonic()
         while len(queue):
             if self.deadline.expired():
                 return BabOutcome(BabVerdict.TIMEOUT, None, self.done, "relu split: deadline")
+            won = race.verdict() if race is not None else None
+            if won is not None:
+                return self.outcome(won[0], won[1], f"milp race (after {self.done} domains of the search)")
             glb = queue.global_lb()
             if glb > best_glb + 1e-6 * (1.0 + abs(best_glb) if math.isfinite(best_glb) else 1.0):
                 best_glb, stall = glb, 0
             else:
                 stall += 1
-            if self.cfg.milp_handoff_domains and len(queue) > self.cfg.milp_handoff_domains:
+            if race is not None:
+                pass  # the MILP already runs on the other core: the search keeps going (depth-first past the cap)
+            elif self.cfg.milp_handoff_domains and len(queue) > self.cfg.milp_handoff_domains:
                 return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
-            if self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
+            elif self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
                 return self.handoff(f"global lower bound stalled at {best_glb:.4g}")
             queue.set_depth_first(len(queue) > cap or (queue.depth_first and len(queue) > cap // 2))
             if len(queue) > 2 * cap + 4 * self.cfg.batch_size:  # depth-first could not contain it
-                return BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit")
+                return self._give_up(race, BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit"))
             batch = queue.pop_batch(self._batch_size(per_domain))
             t_batch = time.monotonic()
             verdict, cex, open_idx, x_lb = self.process(batch, queue)
@@ -497,10 +528,20 @@ class _Search:
                          self.done, len(queue), " (depth-first)" if queue.depth_first else "", queue.global_lb(),
                          self.leaves, self.deadline.remaining())
         if self.open_leaves:
-            return BabOutcome(BabVerdict.OPEN, None, self.done,
-                              f"relu split: {self.open_leaves} exact leaves without a verdict")
+            return self._give_up(race, BabOutcome(BabVerdict.OPEN, None, self.done,
+                                                  f"relu split: {self.open_leaves} exact leaves without a verdict"))
         return BabOutcome(BabVerdict.PROVEN, None, self.done,
                           f"relu split ({self.done} domains, {self.leaves} exact leaves)")
+
+    def _give_up(self, race, undecided: BabOutcome) -> BabOutcome:
+        """The search cannot finish: wait for the racing MILP (until the deadline) before saying so."""
+        if race is None:
+            return undecided
+        race.thread.join(self.deadline.remaining())
+        won = race.verdict()
+        if won is None:
+            return undecided
+        return self.outcome(won[0], won[1], f"milp race (the search stopped: {undecided.note})")
 
     def _batch_size(self, per_domain: float) -> int:
         """config.bab.batch_size, smaller when the last batch's pace would overrun the deadline."""

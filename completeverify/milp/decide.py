@@ -105,18 +105,19 @@ def lp_infeasibility_certified(program: MilpProgram, ray: np.ndarray | None) -> 
 
 
 def solve_pair(enc: Encoding, solver: MilpSolver, time_limit: float, margin: float,
-               threads: int = 1, stop_below: float | None = 0.0) -> MilpAnswer:
+               threads: int = 1, stop_below: float | None = 0.0, cancel=None) -> MilpAnswer:
     """Minimise t; PROVEN only from a bound above ``margin`` or a proven infeasibility.
 
     For an LP (no integer column) both must be certified from the solver's multipliers where
     it gives them (see the module docstring); for a MILP HiGHS's proven dual bound decides.
+    cancel (a threading.Event) stops the solve early, as a time limit would (HiGHS only).
     """
     program = enc.program
     is_lp = not program.is_mip()
     presolve = False if is_lp and program.num_cols() <= LP_NO_PRESOLVE_MAX_COLS else None
     limits = SolveLimits(time_limit=max(0.05, time_limit), threads=threads, stop_above=margin,
                          stop_below=stop_below, mip_rel_gap=0.0, mip_abs_gap=margin / 10,
-                         presolve=presolve)
+                         presolve=presolve, cancel=cancel)
     res = solver.solve(program, limits)
     x_in = enc.input_of(res.x) if res.x is not None else None
     db = res.dual_bound
