@@ -1,11 +1,13 @@
-"""completeverify bench / plot: suite reading, one process per instance, resume, timeouts, Dask, plots."""
+"""completeverify bench / plot: suite reading, one process per instance (fork and spawn), resume, timeouts, Dask, plots."""
 
 from __future__ import annotations
 
 import csv
 import os
+import signal
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +15,8 @@ import pytest
 
 from completeverify.bench.results import COLUMNS, ResultRow, ResultsWriter, read_results
 from completeverify.bench.run import BenchOptions, run_bench
-from completeverify.bench.runner import make_job, run_job, run_pool
+from completeverify.bench import forkserver
+from completeverify.bench.runner import Launcher, make_job, run_job, run_pool
 from completeverify.bench.suite import Instance, read_expected, read_instances, select
 from completeverify.cli import main
 from completeverify.errors import InputError
@@ -25,13 +28,17 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 
 # A stand-in verifier: behaviour chosen by the network's file name, every call logged.
 FAKE = textwrap.dedent('''
-    import json, os, subprocess, sys, time
+    import json, os, signal, subprocess, sys, time
     onnx, vnnlib = sys.argv[1], sys.argv[2]
     result_file = sys.argv[sys.argv.index("--result-file") + 1]
     log = os.environ["FAKE_LOG"]
-    with open(log, "a") as fh:
-        fh.write(f"{os.getpid()} {os.path.basename(onnx)}\\n")
     name = os.path.basename(onnx)
+    with open(log, "a") as fh:  # pid, name, parent pid, whether torch was imported before we ran
+        fh.write(f"{os.getpid()} {name} {os.getppid()} {int('torch' in sys.modules)}\\n")
+    if name.startswith("slow"):
+        time.sleep(float(os.environ.get("FAKE_SLOW", "1")))
+    if name.startswith("killed"):
+        os.kill(os.getpid(), signal.SIGKILL)
     if name.startswith("hang"):
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         with open(log, "a") as fh:
@@ -96,9 +103,31 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _processes_with_env(entry: str) -> list[int]:
+    """Live processes whose environment holds entry (NAME=value)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and entry.encode() in (proc / "environ").read_bytes().split(b"\0") \
+                    and _alive(int(proc.name)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def _pids(log: Path) -> list[int]:
     """Every pid the fake verifier logged."""
     return [int(line.split()[0]) for line in log.read_text().splitlines()]
+
+
+def _calls(log: Path) -> list[tuple[int, str, int, bool]]:
+    """(pid, network name, parent pid, torch already imported) of every fake verifier call."""
+    return [(int(f[0]), f[1], int(f[2]), f[3] == "1") for f in
+            (line.split() for line in log.read_text().splitlines()) if len(f) == 4]
+
+
+ISOLATIONS = ["fork", "spawn"]
 
 
 # ---------------------------------------------------------------- reading suites
@@ -140,30 +169,40 @@ def test_read_expected_matches_ignoring_gz(tmp_path):
 # ---------------------------------------------------------------- one process per instance
 
 
-def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake, isolation):
     command, log = fake
-    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "crash.onnx", "nojson.onnx"])
+    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "crash.onnx", "nojson.onnx", "killed.onnx"])
     out = tmp_path / "r.csv"
-    outcome = run_bench(BenchOptions(csv_path, out, command=command))
+    outcome = run_bench(BenchOptions(csv_path, out, command=command, isolation=isolation))
     rows = {r.onnx: r for r in read_results(out, require_all=True)}
     assert {k: r.status for k, r in rows.items()} == {
-        "sat1.onnx": "sat", "unsat1.onnx": "unsat", "crash.onnx": "error", "nojson.onnx": "error"}
+        "sat1.onnx": "sat", "unsat1.onnx": "unsat", "crash.onnx": "error", "nojson.onnx": "error",
+        "killed.onnx": "error"}
     assert rows["crash.onnx"].message == "Traceback: boom"
     assert "no JSON" in rows["nojson.onnx"].message
+    assert rows["killed.onnx"].message == "verifier killed by SIGKILL"
     cex = out.parent / rows["sat1.onnx"].counterexample
     assert cex.read_text().startswith("sat") and rows["unsat1.onnx"].counterexample == ""
-    assert outcome.ran == 4 and outcome.summary.counts["error"] == 2
+    assert outcome.ran == 5 and outcome.summary.counts["error"] == 3
+    calls = _calls(log)
+    assert len(calls) == 5
+    if isolation == "fork":  # all forked by one server (a killed child did not take it down), torch preloaded
+        assert len({ppid for _, _, ppid, _ in calls}) == 1 and os.getpid() not in {c[2] for c in calls}
+        assert all(torch for *_, torch in calls)
+    else:
+        assert all(ppid == os.getpid() and not torch for _, _, ppid, torch in calls)
 
 
 def test_resume_skips_done_rows_and_drops_partial_line(tmp_path, fake):
     command, log = fake
     csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "unsat2.onnx"])
     out = tmp_path / "r.csv"
-    run_bench(BenchOptions(csv_path, out, command=command, filter="unsat1"))
+    run_bench(BenchOptions(csv_path, out, command=command, filter="unsat1", isolation="spawn"))
     assert len(_pids(log)) == 1
     with open(out, "a") as fh:  # an interrupted append
         fh.write("sat1.onnx,prop.vnnlib,10,sa")
-    outcome = run_bench(BenchOptions(csv_path, out, command=command))
+    outcome = run_bench(BenchOptions(csv_path, out, command=command, isolation="spawn"))
     assert outcome.skipped == 1 and outcome.ran == 2 and len(_pids(log)) == 3
     rows = read_results(out, require_all=True)
     assert sorted(r.onnx for r in rows) == ["sat1.onnx", "unsat1.onnx", "unsat2.onnx"]
@@ -172,25 +211,106 @@ def test_resume_skips_done_rows_and_drops_partial_line(tmp_path, fake):
     assert again.ran == 0 and again.skipped == 3 and len(_pids(log)) == 3
 
 
-def test_hung_instance_times_out_and_leaves_no_process(tmp_path, fake):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_hung_instance_times_out_and_leaves_no_process(tmp_path, fake, isolation):
     command, log = fake
-    csv_path = _suite(tmp_path / "s", ["hang.onnx"], timeout=1)
-    inst = read_instances(csv_path)[0]
-    start = time.monotonic()
-    row = run_job(make_job(inst, 1.0, tmp_path / "files", tmp_path, command, grace=0.5))
-    assert row.status == "timeout" and "hard timeout" in row.message
-    assert time.monotonic() - start < 10
-    pids = _pids(log)
-    assert len(pids) == 2  # the fake verifier and its grandchild
-    time.sleep(0.2)
-    assert not any(_alive(p) for p in pids)
+    csv_path = _suite(tmp_path / "s", ["hang.onnx", "unsat1.onnx"], timeout=1)
+    hang, unsat = read_instances(csv_path)
+    with Launcher(isolation) as launcher:
+        server = launcher.server.pid if launcher.server else None
+        start = time.monotonic()
+        row = run_job(make_job(hang, 1.0, tmp_path / "files", tmp_path, command, grace=0.5), launcher)
+        assert row.status == "timeout" and "hard timeout" in row.message
+        assert time.monotonic() - start < 10
+        pids = _pids(log)
+        assert len(pids) == 2  # the fake verifier and its grandchild
+        time.sleep(0.2)
+        assert not any(_alive(p) for p in pids)
+        # the server outlived its killed child and still forks
+        assert run_job(make_job(unsat, 5.0, tmp_path / "files", tmp_path, command), launcher).status == "unsat"
+        assert launcher.fallback is None
+    parents = {c[1]: c[2] for c in _calls(log)}
+    assert parents["hang.onnx"] == parents["unsat1.onnx"] == (server if isolation == "fork" else os.getpid())
+    if server is not None:
+        assert not _alive(server)  # stopped with the launcher
 
 
-def test_interrupted_pool_kills_running_children(tmp_path, fake):
+def test_fork_server_is_single_threaded_and_preloaded():
+    with forkserver.ForkServer() as server:
+        info = server.info
+        assert info["python_threads"] == 1 and info["native_threads"] in (1, None)
+        assert {"torch", "onnx", "highspy", "completeverify.cli", "completeverify.pipeline"} <= set(info["preloaded"])
+        assert info["failed"] == []
+        assert info["not_preloaded"] == []  # onnxruntime stays out of the server (native thread at import)
+        pid = server.pid
+    assert not _alive(pid)
+
+
+def test_fork_refused_while_threads_run():
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        with pytest.raises(forkserver.ForkServerError, match="threads alive"):
+            forkserver._fork({}, ())
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_fork_target_only_for_this_interpreter():
+    py = sys.executable
+    assert forkserver.fork_target([py, "-m", "completeverify", "verify", "a"]) == (["cli"], ["verify", "a"])
+    assert forkserver.fork_target([py, "-m", "pkg.mod", "x"]) == (["module", "pkg.mod"], ["x"])
+    assert forkserver.fork_target([py, "s.py", "x"]) == (["script", os.path.abspath("s.py")], ["x"])
+    assert forkserver.fork_target([py, "-X", "dev", "s.py"]) is None
+    assert forkserver.fork_target(["/bin/echo", "s.py"]) is None
+
+
+def test_dead_fork_server_falls_back_to_spawn(tmp_path, fake, monkeypatch, caplog):
+    command, log = fake
+    monkeypatch.setenv("FAKE_SLOW", "1")
+    csv_path = _suite(tmp_path / "s", ["slow1.onnx", "unsat1.onnx"], timeout=30)
+    slow, unsat = read_instances(csv_path)
+
+    def kill_when_started(pid: int) -> None:
+        deadline = time.monotonic() + 20
+        while not _calls(log) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)  # the server dies while slow1 sleeps
+
+    with Launcher("fork") as launcher:
+        server = launcher.server.pid
+        threading.Thread(target=kill_when_started, args=(server,)).start()
+        row = run_job(make_job(slow, 30.0, tmp_path / "files", tmp_path, command), launcher)
+        assert row.status == "unsat" and launcher.fallback and "fork server" in launcher.fallback
+        assert run_job(make_job(unsat, 30.0, tmp_path / "files", tmp_path, command), launcher).status == "unsat"
+    calls = _calls(log)
+    assert [(name, ppid == server) for _, name, ppid, _ in calls] == [
+        ("slow1.onnx", True), ("slow1.onnx", False), ("unsat1.onnx", False)]  # rerun, then spawn only
+    assert not any(_alive(p) for p in _pids(log)) and not _alive(server)
+    assert any("spawn" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_fork_server_that_cannot_start_falls_back(tmp_path, fake, monkeypatch):
+    command, log = fake
+
+    def broken(self):
+        raise forkserver.ForkServerError("fork server exited with code 1: ImportError: no torch")
+
+    monkeypatch.setattr(forkserver.ForkServer, "start", broken)
+    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx"])
+    outcome = run_bench(BenchOptions(csv_path, tmp_path / "r.csv", command=command, isolation="fork"))
+    assert [r.status for r in outcome.rows] == ["sat", "unsat"]
+    assert all(ppid == os.getpid() for _, _, ppid, _ in _calls(log))
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_interrupted_pool_kills_running_children(tmp_path, fake, isolation):
     command, log = fake
     csv_path = _suite(tmp_path / "s", ["unsat1.onnx", "hang1.onnx", "hang2.onnx"], timeout=60)
     jobs = [make_job(i, 60.0, tmp_path / "files", tmp_path, command) for i in read_instances(csv_path)]
-    rows = run_pool(jobs, workers=3)
+    rows = run_pool(jobs, workers=3, isolation=isolation)
     first = next(rows)
     assert first.status == "unsat"
     deadline = time.monotonic() + 10
@@ -232,7 +352,7 @@ def test_results_writer_rejects_foreign_csv(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_sequential(tmp_path_factory):
-    """One sequential CLI run over benchmarks/suites/tiny.csv."""
+    """One sequential CLI run over benchmarks/suites/tiny.csv (the default isolation: fork)."""
     folder = tmp_path_factory.mktemp("tiny")
     out = folder / "results.csv"
     rc = main(["bench", str(TINY), "--out", str(out), "--expected", str(TINY_TRUTH), "--plot",
@@ -254,6 +374,22 @@ def test_tiny_suite_sequential_rows(tiny_sequential):
         else:
             assert r.counterexample == ""
     assert (folder / "cactus.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiny_spawn_and_fork_give_the_same_table(tiny_sequential, tmp_path, capsys):
+    _, fork_out, _ = tiny_sequential
+    out = tmp_path / "spawn.csv"
+    assert main(["bench", str(TINY), "--out", str(out), "--isolation", "spawn", "--expected", str(TINY_TRUTH)]) == 0
+    assert "6 agree, 0 wrong" in capsys.readouterr().out
+
+    def table(path):
+        return [(r.onnx, r.vnnlib, r.timeout, r.status, bool(r.counterexample), r.message)
+                for r in read_results(path, require_all=True)]
+
+    assert table(out) == table(fork_out)
+    for r in read_results(out):
+        if r.status == "sat":
+            assert (out.parent / r.counterexample).read_text().startswith("sat\n((X_0 ")
 
 
 def test_tiny_resume_and_wrong_ground_truth_exits_3(tiny_sequential, tmp_path, capsys):
@@ -286,6 +422,13 @@ def test_dask_local_cluster_equals_sequential(tiny_sequential, tmp_path):
     seq = {r.key: r.status for r in read_results(seq_out)}
     par = {r.key: r.status for r in read_results(out)}
     assert par == seq and len(par) == 6
+
+
+def test_fork_isolation_on_dask_is_input_error(tmp_path, capsys):
+    rc = main(["bench", str(TINY), "--out", str(tmp_path / "r.csv"), "--scheduler", "tcp://127.0.0.1:1",
+               "--isolation", "fork"])
+    assert rc == 2 and "--isolation fork" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_bad_scheduler_address_is_input_error(tmp_path, capsys, monkeypatch):
@@ -337,23 +480,25 @@ def test_instance_paths_resolve_against_csv_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path):
-    import signal
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path, isolation):
     import subprocess
 
     out = tmp_path / "r.csv"
-    argv = [sys.executable, "-m", "completeverify", "bench", str(TINY), "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mark = f"CV_BENCH_TEST_MARK={tmp_path}"  # inherited by the runner, the fork server and every verifier
+    argv = [sys.executable, "-m", "completeverify", "bench", str(TINY), "--out", str(out), "--isolation", isolation]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CV_BENCH_TEST_MARK": str(tmp_path)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
-        time.sleep(0.1)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     out_text, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err
     kept = read_results(out, require_all=True)
     assert 1 <= len(kept) < 6
     time.sleep(0.3)
-    assert _processes_mentioning(out.stem + "_files") == []
+    assert _processes_mentioning(out.stem + "_files") == [] and _processes_with_env(mark) == []
     assert "interrupted:" in out_text and "rerun the same command" in out_text
     assert main(["bench", str(TINY), "--out", str(out)]) == 0
     rows = read_results(out, require_all=True)

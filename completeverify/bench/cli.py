@@ -40,6 +40,9 @@ def add_bench_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--filter", metavar="REGEX", help="run only rows whose 'onnx,vnnlib' matches REGEX")
     p.add_argument("--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column")
     p.add_argument("--plot", metavar="PNG", help="also draw the cactus plot here")
+    p.add_argument("--isolation", choices=["fork", "spawn"], default=None,
+                   help="fork: fork each instance from a server that imported torch and completeverify once "
+                        "(default for local runs); spawn: a fresh interpreter per instance (always on Dask)")
     p.add_argument("--grace", type=positive_float, default=None, metavar="S",
                    help="seconds past an instance's timeout before its processes are killed (default 5)")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -138,7 +141,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
                         scheduler=args.scheduler, timeout_scale=args.timeout_scale,
                         timeout_cap=args.timeout_cap, filter=args.filter,
                         expected=Path(args.expected) if args.expected else None,
-                        grace=args.grace if args.grace is not None else DEFAULT_GRACE)
+                        grace=args.grace if args.grace is not None else DEFAULT_GRACE,
+                        isolation=args.isolation)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         from ..errors import InputError
 

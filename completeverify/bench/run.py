@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 from ..errors import InputError
 from .report import Summary, summarize
 from .results import ResultRow, ResultsWriter
-from .runner import DEFAULT_GRACE, execute, make_job
+from .runner import DEFAULT_GRACE, check_isolation, execute, make_job
 from .suite import Instance, effective_timeout, read_expected, read_instances, select
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class BenchOptions:
     expected: Optional[Path] = None
     command: Optional[Sequence[str]] = None
     grace: float = DEFAULT_GRACE
+    isolation: Optional[str] = None  # fork | spawn; None: fork locally, spawn on Dask
 
 
 @dataclass
@@ -62,6 +63,7 @@ def run_bench(opts: BenchOptions, on_start: Optional[Callable[[int, list[ResultR
         raise InputError("--timeout-scale must be positive")
     if opts.timeout_cap is not None and not opts.timeout_cap > 0:
         raise InputError("--timeout-cap must be positive")
+    check_isolation(opts.isolation, opts.scheduler)
     selected = select(read_instances(opts.instances), opts.filter)
     expected = read_expected(opts.expected) if opts.expected else None
     if not selected:
@@ -82,7 +84,7 @@ def run_bench(opts: BenchOptions, on_start: Optional[Callable[[int, list[ResultR
         ran = 0
         if jobs:
             files_dir.mkdir(parents=True, exist_ok=True)
-            for row in execute(jobs, opts.workers, opts.scheduler):
+            for row in execute(jobs, opts.workers, opts.scheduler, opts.isolation):
                 writer.append(row)
                 ran += 1
                 if on_row is not None:
