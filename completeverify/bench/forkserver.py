@@ -16,7 +16,9 @@ child that
   with the argv of ``python -m completeverify verify ...``; another
   ``-m module`` or a ``script.py`` through runpy) and leaves with ``os._exit``
   and that exit code (``SystemExit`` and uncaught exceptions map to codes as
-  the interpreter maps them).
+  the interpreter maps them; non-daemon threads are joined first, as at
+  interpreter exit; atexit handlers are not run, since most were inherited
+  from the server).
 
 The server reaps its children and reports their exit status (negative signal
 number when killed, like ``Popen.returncode``).  It never kills a child on a
@@ -180,6 +182,9 @@ def _child(req: dict, own_fds: Sequence[int]) -> NoReturn:
             os.dup2(fd, target)
             os.close(fd)
         code = _run_target(req["target"], req["args"])
+        for thread in threading.enumerate():  # the interpreter waits for non-daemon threads too
+            if not thread.daemon and thread is not threading.current_thread():
+                thread.join()
     except BaseException:
         try:
             traceback.print_exc()
