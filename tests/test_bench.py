@@ -242,8 +242,9 @@ def test_fork_server_is_single_threaded_and_preloaded():
         assert {"torch", "onnx", "highspy", "completeverify.cli", "completeverify.pipeline"} <= set(info["preloaded"])
         assert info["failed"] == []
         assert info["not_preloaded"] == []  # onnxruntime stays out of the server (native thread at import)
-        pid = server.pid
-    assert not _alive(pid)
+        pid, files = server.pid, server._tmp
+        assert files.is_dir()
+    assert not _alive(pid) and not files.exists()
 
 
 def test_fork_refused_while_threads_run():

@@ -69,6 +69,7 @@ import logging
 import os
 import pkgutil
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -407,8 +408,8 @@ class ForkServer:
         self._next = 0
         self._proc: Optional[subprocess.Popen] = None
         self._ready = threading.Event()
-        self._tmp = Path(tempfile.mkdtemp(prefix="cv-bench-fork-"))
-        self._stderr = tempfile.TemporaryFile(dir=self._tmp)
+        self._tmp: Optional[Path] = None  # children's output files, made by start
+        self._stderr = None  # the server's stderr, a temporary file
         self._reader: Optional[threading.Thread] = None
 
     @property
@@ -418,6 +419,8 @@ class ForkServer:
 
     def start(self) -> "ForkServer":
         """Start the server and wait until it has imported everything; ForkServerError if it cannot."""
+        self._tmp = Path(tempfile.mkdtemp(prefix="cv-bench-fork-"))
+        self._stderr = tempfile.TemporaryFile(dir=self._tmp)
         try:
             self._proc = subprocess.Popen([sys.executable, "-m", "completeverify.bench.forkserver"],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -440,6 +443,8 @@ class ForkServer:
 
     def _stderr_tail(self) -> str:
         """The last line the server wrote on stderr, if any."""
+        if self._stderr is None:
+            return ""
         try:
             self._stderr.seek(0)
             lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -485,6 +490,7 @@ class ForkServer:
             if self.dead is not None or self._proc is None or self._proc.stdin is None:
                 raise ForkServerError(self.dead or "fork server not running")
             self._next += 1
+            assert self._tmp is not None
             child = ForkedChild(self._next, self._tmp / f"{self._next}.out", self._tmp / f"{self._next}.err")
             self._pending[child.ident] = child
             req = {"id": child.ident, "target": list(target), "args": list(args),
@@ -521,16 +527,10 @@ class ForkServer:
                 proc.wait()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout=REAP_TIMEOUT)
-        self._stderr.close()
-        for p in self._tmp.glob("*"):
-            try:
-                p.unlink()
-            except OSError:
-                pass
-        try:
-            self._tmp.rmdir()
-        except OSError:
-            pass
+        if self._stderr is not None:
+            self._stderr.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> "ForkServer":
         """Start it."""
