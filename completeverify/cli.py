@@ -69,6 +69,10 @@ def _add_verify(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bounds", action="store_true", help="skip linear bounds (pure MILP baseline)")
     p.add_argument("--no-attack", action="store_true", help="skip PGD falsification")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="sub-domains bounded together in branch and bound (default 256)")
+    p.add_argument("--race-milp", action="store_true",
+                   help="ReLU splitting: race the exact MILP on a second core (small networks; see README)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the verdict line")
     p.add_argument("-v", "--verbose", action="count", default=0)
 
@@ -106,6 +110,11 @@ def _run_verify(args) -> int:
                           use_bounds=not args.no_bounds)
     if args.no_attack:
         config = replace(config, attack=AttackConfig(enabled=False))
+    if args.batch_size is not None or args.race_milp:
+        bab = replace(config.bab, race_milp=args.race_milp)
+        if args.batch_size is not None:
+            bab = replace(bab, batch_size=args.batch_size)
+        config = replace(config, bab=bab)
     _start_watchdog(args.timeout, args.result_file, args.json)
     result = api.verify(args.network, args.property, config=config)
     if args.result_file:

@@ -116,3 +116,13 @@ def test_shape_mismatch_and_bad_options(tmp_path):
     assert p.returncode == 2 and str(missing.name) in p.stderr
     p = run("verify", NET, UNSAT, "--result-file", tmp_path / "no" / "such" / "dir" / "r.txt")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_branch_and_bound_knobs():
+    """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit 2."""
+    p = run("verify", NET, UNSAT, "--timeout", 60, "--mode", "relu-split", "--race-milp", "--batch-size", 4)
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "unsat", p.stderr
+    p = run("verify", NET, SAT, "--timeout", 60, "--mode", "relu-split", "--race-milp", "--no-attack")
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "sat", p.stderr
+    p = run("verify", NET, UNSAT, "--batch-size", 0)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1

@@ -7,6 +7,15 @@ constants as tight as the search's own.  Whichever side decides first wins; the 
 search polls ``verdict()`` once per batch, and the MILP is cancelled through its solver's interrupt
 callback (``SolveLimits.cancel``).
 
+When it pays.  Not on the 2-vCPU machine it was measured on, hence off by default
+(config.bab.race_milp, CLI --race-milp).  Two busy threads there give about 1.2x the throughput
+of one: two independent searches each ran ~40% slower (1,791 -> ~1,090 domains in 40 s on
+mnist_fc 256x4), so the race slows the search and the MILP alike.  On a random 10-20x4-1 MLP
+where the search stalls and hands off, search-then-MILP took 42.6 s and the race 49.1 s; on
+oval21 the convolutional encoding also holds the GIL for seconds (17 s -> 36 s).  Whether machines
+with independent cores gain was not measured.  Even when enabled, _Search._start_race skips
+networks with convolutions or more than ``race_max_unstable`` unstable ReLUs at the root.
+
 Soundness does not change: the MILP's answers go through the same ``_Search.exact`` as every
 exact leaf (proof only from a proven dual bound above the margin, a counterexample only after its
 ONNX replay), and the race only reports a case proven when every open polytope is.
@@ -72,7 +81,7 @@ class MilpRace:
     def stop(self) -> None:
         """Cancel the solve and wait for the thread (the solver checks the flag in its callback)."""
         self.cancel.set()
-        self.thread.join(timeout=5.0)
+        self.thread.join(timeout=1.0)
         if self.thread.is_alive():
-            log.warning("race: the MILP thread did not stop within 5 s; it ends with the deadline")
+            log.warning("race: the MILP thread did not stop within 1 s; its solve ends at the deadline")
         self.search.run.stats["race_milp"] = self.search.run.stats.get("race_milp", 0.0) + self.seconds

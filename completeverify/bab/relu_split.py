@@ -28,7 +28,7 @@ import torch
 from ..attack import pgd
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Splits
 from ..bounds.engine import ACTIVATIONS
-from ..graph import Relu
+from ..graph import Conv, Relu
 from ..config import Deadline
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
@@ -480,6 +480,13 @@ class _Search:
         if not self.cfg.race_milp or self.run.config.solver != "highs" or self.root_pre is None:
             return None
         if self.deadline.remaining() < 1.0 or not bool(self.root_open.any()):
+            return None
+        if any(isinstance(n.op, Conv) for n in self.graph.nodes):
+            return None
+        unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for j, (lo, hi) in self.root_pre.items()
+                       if any(isinstance(n.op, Relu) and n.inputs[0] == j for n in self.graph.nodes))
+        if unstable > self.cfg.race_max_unstable:
+            log.debug("relu_split: no MILP race (%d unstable ReLUs at the root)", unstable)
             return None
         from .race import MilpRace
 
