@@ -12,39 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from ..bounds.backward import BACKWARD
-from ..bounds.engine import ACTIVATIONS, BoundEngine
-from ..bounds.relax import ReluRelax
-from ..graph import Linear, Relu
+from ..bounds.engine import BoundEngine
+from ..graph import Linear
 
 Box = tuple[torch.Tensor, torch.Tensor]
 TIE_WEIGHT = 1e-4  # share of |coefficient| x intercept that breaks ties between zero-gain neurons
-
-
-def relu_output_coefficients(engine: BoundEngine, pre: dict[int, Box], rows: torch.Tensor
-                             ) -> dict[int, torch.Tensor]:
-    """CROWN backward coefficients (B, size) on every Relu output for the spec rows (B, n_out)."""
-    nodes = engine.nodes
-    last = len(nodes) - 1
-    acc: dict[int, torch.Tensor] = {last: rows.to(torch.float64).unsqueeze(1)}
-    coeffs: dict[int, torch.Tensor] = {}
-    for i in range(last, 0, -1):
-        ai = acc.pop(i, None)
-        if ai is None:
-            continue
-        node = nodes[i]
-        if isinstance(node.op, ACTIVATIONS):
-            box = pre[node.inputs[0]]
-            relax = ReluRelax(*box) if isinstance(node.op, Relu) else engine._relax(i, box)
-            if isinstance(node.op, Relu):
-                coeffs[i] = ai[:, 0, :]
-            a_in, _ = relax.backward(ai)  # type: ignore[attr-defined]
-            outs = [a_in]
-        else:
-            outs, _ = BACKWARD[type(node.op)](node, engine.in_nodes[i], engine.params[i], ai)
-        for k, ak in zip(node.inputs, outs):
-            acc[k] = acc[k] + ak if k in acc else ak
-    return coeffs
 
 
 def _outgoing_weight(engine: BoundEngine, r: int) -> torch.Tensor | float:
@@ -59,7 +31,7 @@ def _outgoing_weight(engine: BoundEngine, r: int) -> torch.Tensor | float:
 def scores(engine: BoundEngine, pre: dict[int, Box], splits: dict[int, torch.Tensor], rows: torch.Tensor,
            method: str) -> dict[int, torch.Tensor]:
     """Score (B, size) of each Relu neuron; -inf where it is stable or already split."""
-    coeffs = relu_output_coefficients(engine, pre, rows) if method == "babsr" else {}
+    coeffs = engine.activation_coefficients(pre, rows) if method == "babsr" else {}
     out: dict[int, torch.Tensor] = {}
     for r in engine.relu_nodes:
         lo, hi = pre[engine.nodes[r].inputs[0]]

@@ -191,8 +191,12 @@ class BoundEngine:
 
     def _walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
               alphas: dict[int, torch.Tensor] | None = None,
-              beta_terms: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias)."""
+              beta_terms: dict[int, torch.Tensor] | None = None,
+              record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias).
+
+        record: if given, receives the coefficient matrix reaching each activation's output.
+        """
         acc: dict[int, torch.Tensor] = {start: a}
         alphas = alphas or {}
         beta_terms = beta_terms or {}
@@ -200,6 +204,8 @@ class BoundEngine:
             ai = acc.pop(i, None)
             if ai is None:
                 continue
+            if record is not None and i in relax:
+                record[i] = ai
             if i in relax:
                 a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))  # type: ignore[attr-defined]
                 outs = [a_in]
@@ -215,6 +221,20 @@ class BoundEngine:
         return a0, bias
 
     # ------------------------------------------------------------------ public
+    def activation_coefficients(self, pre: dict[int, Box], rows: torch.Tensor) -> dict[int, torch.Tensor]:
+        """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
+
+        pre: bounds (B, size) of every activation's input node; rows: (B, n_out).  Uses the
+        default (unoptimised) slopes; branching heuristics read these.
+        """
+        relax = {i: self._relax(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
+                 if isinstance(n.op, ACTIVATIONS)}
+        cmat = rows.to(torch.float64).unsqueeze(1)
+        seen: dict[int, torch.Tensor] = {}
+        with torch.no_grad():
+            self._walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
+        return {i: a[:, 0, :] for i, a in seen.items()}
+
     def compute(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor,
                 c0: torch.Tensor | None = None, method: str = "crown", splits: Splits | None = None,
                 pre: dict | None = None, warm: object | None = None, need_ub: bool = False,
