@@ -150,7 +150,12 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
                                  relax="lp", deadline=run.deadline.sub(0.2))
             run.timed("lp_tighten", t0)
         t0 = time.monotonic()
-        enc = encode(run.graph, case.lower, case.upper, pre, poly.C, poly.d, widening=cfg.bound_widening)
+        try:
+            enc = encode(run.graph, case.lower, case.upper, pre, poly.C, poly.d, widening=cfg.bound_widening)
+        except ValueError as err:  # empty bounds on a non-empty box: some bound is wrong, never a proof
+            log.warning("milp stage: %s; this pair stays undecided", err)
+            all_done = False
+            continue
         run.timed("encode", t0)
         t0 = time.monotonic()
         ans = solve_pair(enc, solver, run.deadline.remaining(), cfg.margin, cfg.threads)

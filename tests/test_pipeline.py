@@ -192,3 +192,37 @@ def test_zero_width_dimension_at_a_value_float32_cannot_represent():
     assert r.status == "sat"
     x = r.counterexample.input.reshape(-1)
     assert abs(float(x[0]) - 0.1) < 1e-7 and 0.0 <= x[1] <= 0.5
+
+
+@pytest.mark.parametrize("mode", ["milp", "input-split", "relu-split"])
+def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
+    """If the encoder ever found sound bounds empty on the (non-empty) box, no stage would read it as unsat.
+
+    The instance is sat (threshold above the exact minimum) and PGD is off, so an unsat here
+    could only come from an "empty bounds" error taken as a proof.  ReLU splitting is checked
+    through its whole-box exact decision (the hand-off), the one call without splits.
+    """
+    from completeverify.bab import relu_split as rs
+    from completeverify.milp import encoder
+
+    def empty(*args, **kwargs):
+        raise ValueError("empty pre-activation bounds")
+
+    monkeypatch.setattr(encoder, "encode", empty)
+    rng = np.random.default_rng(7)
+    layers = random_mlp(rng, [2, 6, 6, 1])
+    lower, upper = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
+    m = exact_min(layers, lower, upper, [(np.array([[1.0]]), np.zeros(1))])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 2)))
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(np.array([[1.0]]), np.array([m + 0.01]))]), net)
+    config = VerifyConfig(timeout=10, mode=mode, use_bounds=False, attack=AttackConfig(enabled=False))
+    if mode == "relu-split":
+        from completeverify.pipeline import Run
+        from completeverify.verdict import Replayer
+
+        run = Run(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
+        search = rs._Search(run, 0, [0], run.deadline)
+        assert search.exact({}, None, 0) == ("unknown", None)
+        assert search.exact({}, {}, 0) == ("unknown", None)
+        return
+    assert cv.verify(net, prop, config=config).status != cv.Status.UNSAT

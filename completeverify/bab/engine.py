@@ -43,7 +43,11 @@ def _milp_leaf(run, case_index: int):
             res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
             pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
         t0 = time.monotonic()
-        enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)
+        try:
+            enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)
+        except ValueError as err:  # empty bounds on a non-empty box: some bound is wrong, never a proof
+            log.warning("milp leaf: %s; no verdict from this leaf", err)
+            return BabOutcome(BabVerdict.OPEN, note="milp leaf: empty bounds")
         ans = solve_pair(enc, solver, run.deadline.remaining(), run.config.milp.margin, run.config.milp.threads)
         run.stats["milp"] = run.stats.get("milp", 0.0) + time.monotonic() - t0
         if ans.outcome == Outcome.PROVEN:

@@ -266,9 +266,13 @@ class _Search:
             enc = encode(self.graph, self.case.lower, self.case.upper, pre, self.polys[p].C, self.polys[p].d,
                          splits=splits, widening=mcfg.bound_widening)
         except ValueError as err:
-            if "empty pre-activation bounds" in str(err):
+            if "empty pre-activation bounds" not in str(err):
+                raise
+            if splits and any(np.any(np.asarray(v) != 0) for v in splits.values()):
                 return "proven", None  # the split constraints contradict sound bounds
-            raise
+            # without splits the box is not empty, so some bound is wrong: never a proof
+            log.warning("relu_split: sound bounds without splits came out empty; no verdict from this MILP")
+            return "unknown", None
         t0 = time.monotonic()
         try:
             ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads,
