@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
 import completeverify as cv
 from completeverify.bab import relu_split as rs
@@ -159,6 +160,28 @@ def test_deadline_gives_timeout():
 def test_injected_wrong_split_sign_is_caught(monkeypatch):
     """With the second child's split sign wrong (+1 twice), some sat instance comes out PROVEN."""
     monkeypatch.setattr(rs, "SPLIT_SIGNS", (1, 1))
+    caught = 0
+    for seed in range(6):
+        for gap in (0.01, 0.02, 0.05):
+            out, inst = solve(seed, gap)
+            try:
+                assert_agrees(out, inst)
+            except AssertionError:
+                caught += 1
+    assert caught >= 1
+
+
+def test_injected_relaxation_without_bias_is_caught(monkeypatch):
+    """A ReLU relaxation that drops its upper line's intercept overstates the bounds: some sat instance is PROVEN."""
+    from completeverify.bounds import relax
+
+    original = relax.ReluRelax.backward
+
+    def no_bias(self, a, alpha=None, beta_term=None):
+        a_in, bias = original(self, a, alpha, beta_term)
+        return a_in, torch.zeros_like(bias)
+
+    monkeypatch.setattr(relax.ReluRelax, "backward", no_bias)
     caught = 0
     for seed in range(6):
         for gap in (0.01, 0.02, 0.05):
