@@ -151,7 +151,7 @@ def _run_target(target: Sequence[str], args: Sequence[str]) -> int:
         if target[0] == "cli":
             from completeverify import cli
 
-            sys.argv = [str(Path(cli.__file__).with_name("__main__.py")), *args]
+            sys.argv = [str(Path(cli.__file__).parent.parent / "__main__.py"), *args]
             return _exit_code(cli.main(list(args)))
         if target[0] == "module":
             sys.argv = [target[1], *args]

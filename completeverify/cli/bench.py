@@ -15,15 +15,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..cli import positive_float, positive_int
+from .args import positive_float, positive_int
 
 if TYPE_CHECKING:
-    from .run import BenchOptions
+    from ..bench.run import BenchOptions
 
 EXIT_WRONG = 3
 
 
-def add_bench_commands(sub: "argparse._SubParsersAction") -> None:
+def add_parser(sub: "argparse._SubParsersAction") -> None:
     """Add ``bench`` and ``plot`` to the top-level subparsers."""
     p = sub.add_parser("bench", help="run a VNN-COMP style instances.csv, one process per instance",
                        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout; "
@@ -82,7 +82,7 @@ class _Progress:
 
     def _postfix(self) -> None:
         """Refresh the counts next to the bar."""
-        from .report import progress_counts
+        from ..bench.report import progress_counts
 
         if self.bar is not None and not self.bar.disable:
             self.bar.set_postfix(progress_counts(self.rows), refresh=False)
@@ -118,8 +118,8 @@ def _interrupt_on_sigterm():
 
 def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
     """The summary of the rows written before an interrupt."""
-    from .report import format_summary, summarize
-    from .suite import read_expected
+    from ..bench.report import format_summary, summarize
+    from ..bench.suite import read_expected
 
     expected = read_expected(opts.expected) if opts.expected else None
     print(f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
@@ -131,11 +131,11 @@ def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     """The bench subcommand."""
-    from .plot import cactus_plot
-    from .report import format_summary
-    from .run import BenchOptions, run_bench
-    from .runner import DEFAULT_GRACE
-    from .suite import read_instances, select
+    from ..bench.plot import cactus_plot
+    from ..bench.report import format_summary
+    from ..bench.run import BenchOptions, run_bench
+    from ..bench.runner import DEFAULT_GRACE
+    from ..bench.suite import read_instances, select
 
     opts = BenchOptions(instances=Path(args.instances), out=Path(args.out), workers=args.workers,
                         scheduler=args.scheduler, timeout_scale=args.timeout_scale,
@@ -177,8 +177,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
 def run_plot_command(args: argparse.Namespace) -> int:
     """The plot subcommand."""
     from ..errors import InputError
-    from .plot import cactus_plot, default_labels
-    from .results import read_results
+    from ..bench.plot import cactus_plot, default_labels
+    from ..bench.results import read_results
 
     paths = [Path(p) for p in args.results]
     labels: Optional[list[str]] = args.labels
