@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import onnx
 
@@ -13,7 +13,10 @@ from .onnx_import import load_onnx as _load_graph
 from .verdict import Result
 from .vnnlib import Property, load_vnnlib as _load_property, parse_vnnlib
 
-NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph]
+if TYPE_CHECKING:
+    import torch
+
+NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Module"]
 PropLike = Union[str, os.PathLike, Property]
 
 
@@ -22,6 +25,23 @@ def load_onnx(source: NetLike) -> Graph:
     if isinstance(source, Graph):
         return source
     return _load_graph(source)
+
+
+def as_graph(net: NetLike, example_input: Any = None) -> Graph:
+    """The one place every entry point turns what the user passed into a Graph.
+
+    ``net``: a Graph, an ONNX path / bytes / ModelProto, or a ``torch.nn.Module``; a module
+    needs ``example_input`` (a tensor of the input's shape, batch dimension included, or that
+    shape as a tuple) and goes through ``completeverify.torch_import.load_torch``.
+    """
+    import sys
+
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None and isinstance(net, torch_mod.nn.Module):
+        from .torch_import import load_torch
+
+        return load_torch(net, example_input)
+    return load_onnx(net)
 
 
 def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
@@ -51,7 +71,7 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: s
     if solver is not None:
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
-    graph = load_onnx(net)
+    graph = as_graph(net)
     prop = load_vnnlib(prop, graph)
     result = verify_graph(graph, prop, config, deadline)
     return result
