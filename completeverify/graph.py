@@ -11,7 +11,7 @@ The op set is closed and grouped by property:
 
 * affine, one input:   Linear, Conv, Scale, Gather, Reshape
 * affine, many inputs: Add, Concat
-* piecewise linear:    Relu, MaxPool
+* piecewise linear:    Relu, LeakyRelu, MaxPool
 * smooth (bounds only): Sigmoid, Tanh
 
 What an op can do is declared on its class as ``caps`` (a frozen ``Capabilities``); the stages
@@ -235,6 +235,23 @@ class Relu:
 
 
 @dataclass(frozen=True, eq=False)
+class LeakyRelu:
+    """x for x >= 0, alpha * x for x < 0, elementwise, with 0 <= alpha <= 1 (so max(x, alpha x)).
+
+    Two linear pieces meeting at 0, like Relu (alpha = 0): it is relaxed, split and encoded
+    exactly in the same way, with the inactive slope alpha instead of 0.
+    """
+
+    alpha: float
+
+    caps: ClassVar[Capabilities] = RELU_LIKE
+
+    def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
+        """Batched forward."""
+        return torch.where(x >= 0, x, x * self.alpha)
+
+
+@dataclass(frozen=True, eq=False)
 class Sigmoid:
     """Logistic sigmoid (bounds only; not piecewise linear)."""
 
@@ -281,9 +298,10 @@ class MaxPool:
         return flat[:, p["windows"]].amax(dim=2)
 
 
-Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, Sigmoid, Tanh, MaxPool]
-OPS: tuple[type, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, Sigmoid,
-                         Tanh, MaxPool)  # the closed op set
+Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu, Sigmoid, Tanh,
+           MaxPool]
+OPS: tuple[type, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu,
+                         Sigmoid, Tanh, MaxPool)  # the closed op set
 AFFINE_OPS = tuple(o for o in OPS if o.caps.affine)
 PIECEWISE_LINEAR_OPS = tuple(o for o in OPS if o.caps.piecewise_linear and o is not Input)
 ACTIVATION_OPS = tuple(o for o in OPS if o.caps.activation)

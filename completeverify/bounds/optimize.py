@@ -15,14 +15,15 @@ op's relaxation giving its slots, or ``NOT_SUPPORTED``); it agrees with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Protocol
 
 import torch
 
-from ..graph import NOT_SUPPORTED, MaxPool, Node, NotSupported, Relu, Sigmoid, Tanh
+from ..graph import NOT_SUPPORTED, LeakyRelu, MaxPool, Node, NotSupported, Relu, Sigmoid, Tanh
 from .backward import concretize
-from .relax import ReluRelax
+from .relax import LeakyReluRelax, ReluRelax
 from .types import AlphaState, BoundConfig, Splits
 
 
@@ -62,9 +63,18 @@ def _alpha_relu(rx: Any) -> AlphaSlots | None:
     return AlphaSlots(rx.lo_default, 0.0, 1.0)
 
 
+def _alpha_leaky_relu(rx: Any) -> AlphaSlots | None:
+    """LeakyReLU with negative slope s: lower slopes in [s, 1] on the unstable neurons."""
+    assert isinstance(rx, LeakyReluRelax)
+    if not bool(rx.unstable.any()):
+        return None
+    return AlphaSlots(rx.lo_default, rx.slope, 1.0)
+
+
 # activation op type -> relaxation -> its optimisable slopes (or None), or NOT_SUPPORTED
-ALPHA: dict[type, Union[Callable[[Any], "AlphaSlots | None"], NotSupported]] = {
+ALPHA: dict[type, Callable[[Any], AlphaSlots | None] | NotSupported] = {
     Relu: _alpha_relu,
+    LeakyRelu: _alpha_leaky_relu,
     Sigmoid: NOT_SUPPORTED,
     Tanh: NOT_SUPPORTED,
     MaxPool: NOT_SUPPORTED,

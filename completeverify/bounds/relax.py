@@ -11,11 +11,12 @@ builds its relaxation: ``RELAX[type(op)](op, params, n_in, lo, hi)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
-from ..graph import MaxPool, Relu, Sigmoid, Tanh
+from ..graph import LeakyRelu, MaxPool, Relu, Sigmoid, Tanh
 
 
 class Relaxation(Protocol):
@@ -60,6 +61,25 @@ class ReluRelax:
         if beta_term is not None:
             a_in = a_in + beta_term
         return a_in, bias
+
+
+class LeakyReluRelax(ReluRelax):
+    """LeakyReLU max(z, s z), 0 <= s <= 1: upper = chord from (l, s l) to (u, u); lower =
+    alpha z with alpha in [s, 1] (below f on both pieces); stable neurons exact (slope 1 or s)."""
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, slope: float) -> None:
+        """Precompute slopes from the input bounds (B, size); slope: the negative-side slope s."""
+        active = lo >= 0
+        inactive = (hi <= 0) & ~active
+        self.slope = slope
+        self.unstable = ~(active | inactive)
+        one, zero = torch.ones_like(hi), torch.zeros_like(hi)
+        den = torch.where(self.unstable, hi - lo, one)
+        chord = torch.where(self.unstable, (hi - slope * lo) / den, zero)
+        self.up_slope = torch.where(active, one, torch.where(self.unstable, chord, one * slope))
+        self.up_int = torch.where(self.unstable, lo * (slope - chord), zero)
+        adaptive = torch.where(hi > -lo, one, one * slope)
+        self.lo_default = torch.where(active, one, torch.where(self.unstable, adaptive, one * slope))
 
 
 class LineRelax:
@@ -185,6 +205,12 @@ def _relax_relu(op: Relu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
     return ReluRelax(lo, hi)
 
 
+def _relax_leaky_relu(op: LeakyRelu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+                      ) -> Relaxation:
+    """LeakyReLU: the ReLU triangle with negative-side slope alpha; optimisable lower slope."""
+    return LeakyReluRelax(lo, hi, op.alpha)
+
+
 def _relax_sigmoid(op: Sigmoid, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
                    ) -> Relaxation:
     """Sigmoid: sound tangent/chord lines."""
@@ -205,6 +231,7 @@ def _relax_maxpool(op: MaxPool, p: dict, n_in: int, lo: torch.Tensor, hi: torch.
 # op type -> (op, params, input size, input lower (B, n_in), input upper (B, n_in)) -> relaxation
 RELAX: dict[type, Callable[[Any, dict, int, torch.Tensor, torch.Tensor], Relaxation]] = {
     Relu: _relax_relu,
+    LeakyRelu: _relax_leaky_relu,
     Sigmoid: _relax_sigmoid,
     Tanh: _relax_tanh,
     MaxPool: _relax_maxpool,

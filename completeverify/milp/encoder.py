@@ -31,6 +31,7 @@ from ..graph import (
     Gather,
     Graph,
     Input,
+    LeakyRelu,
     Linear,
     MaxPool,
     Node,
@@ -348,6 +349,50 @@ def _enc_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.
     return out
 
 
+def _enc_leaky_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    """Big-M LeakyReLU y = max(x, s x), 0 <= s <= 1; stable neurons are affine (no binary).
+
+    z = 1 forces y = x (and x >= 0), z = 0 forces y = s x (and x <= 0):
+    y >= x, y >= s x, y <= x - (1 - s) l (1 - z), y <= s x + (1 - s) u z.
+    """
+    p = st.program
+    s = float(node.op.alpha)
+    lo, hi = _split_bounds(st, i, node)
+    x = ins[0]
+    p.tighten(x, lo, hi)
+    out = np.where(lo >= 0, x, st.zero)
+    neg = np.nonzero(hi <= 0)[0]
+    if neg.size:  # inactive: y = s x exactly
+        yn = p.new_cols(-np.inf, np.inf, neg.size)
+        _affine(p, yn, np.arange(neg.size), x[neg], np.full(neg.size, s), 0.0, st.widening)
+        out = out.copy()
+        out[neg] = yn
+    unstable = np.nonzero((lo < 0) & (hi > 0))[0]
+    m = unstable.size
+    if m:
+        xu, l_u, h_u = x[unstable], lo[unstable], hi[unstable]
+        y = p.new_cols(*_widen_finite(s * l_u, h_u, st.widening), m)
+        z = p.new_cols(0.0, 1.0, m, integer=True)
+        st.n_bin += m
+        ar = np.arange(m)
+        one = np.ones(m)
+        # y - x >= 0 and y - s x >= 0
+        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
+                   np.concatenate([one, -one]), 0.0, np.inf, m)
+        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
+                   np.concatenate([one, -s * one]), 0.0, np.inf, m)
+        # y - x - (1 - s) l z <= -(1 - s) l
+        big_l = (1.0 - s) * l_u
+        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
+                   np.concatenate([one, -one, -big_l]), -np.inf, -big_l, m)
+        # y - s x - (1 - s) u z <= 0
+        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
+                   np.concatenate([one, -s * one, -(1.0 - s) * h_u]), -np.inf, 0.0, m)
+        out = out.copy()
+        out[unstable] = y
+    return out
+
+
 def _enc_maxpool(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
     """Exact max of each window: one binary per candidate that can be the max."""
     p = st.program
@@ -391,6 +436,7 @@ ENCODERS: dict[type, Encoder | NotSupported] = {
     Add: _enc_add,
     Concat: _enc_concat,
     Relu: _enc_relu,
+    LeakyRelu: _enc_leaky_relu,
     MaxPool: _enc_maxpool,
     Sigmoid: NOT_SUPPORTED,
     Tanh: NOT_SUPPORTED,
