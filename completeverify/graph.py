@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 import torch
@@ -300,8 +300,8 @@ class MaxPool:
 
 Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu, Sigmoid, Tanh,
            MaxPool]
-OPS: tuple[type, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu,
-                         Sigmoid, Tanh, MaxPool)  # the closed op set
+OPS: tuple[Any, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu,
+                        Sigmoid, Tanh, MaxPool)  # the closed op set (classes with .caps)
 AFFINE_OPS = tuple(o for o in OPS if o.caps.affine)
 PIECEWISE_LINEAR_OPS = tuple(o for o in OPS if o.caps.piecewise_linear and o is not Input)
 ACTIVATION_OPS = tuple(o for o in OPS if o.caps.activation)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -243,47 +244,53 @@ class EncodeState:
         j = node.inputs[0]
         if j not in self.pre:
             raise ModelError(f"internal: no pre-activation bounds for node '{self.graph.nodes[j].name}'")
-        return widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in self.pre[j]), self.widening)
+        lo, hi = self.pre[j]
+        return widen(np.asarray(lo, dtype=np.float64).reshape(-1),
+                     np.asarray(hi, dtype=np.float64).reshape(-1), self.widening)
 
 
 # An encoder adds the rows/columns of one node and returns the columns of its flat value:
-# (state, node index, node, columns of each input) -> (size,) column indices.
-Encoder = Callable[[EncodeState, int, Node, list[np.ndarray]], np.ndarray]
+# (state, node index, node, its op, columns of each input) -> (size,) column indices.
+Encoder = Callable[[EncodeState, int, Node, Any, list[np.ndarray]], np.ndarray]
 
 
-def _enc_input(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_input(st: EncodeState, i: int, node: Node, op: Input, ins: list[np.ndarray]
+               ) -> np.ndarray:
     """The input box as column bounds."""
     return st.program.new_cols(st.lower, st.upper, node.size)
 
 
-def _enc_reshape(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_reshape(st: EncodeState, i: int, node: Node, op: Reshape, ins: list[np.ndarray]
+                 ) -> np.ndarray:
     """Alias of the input's columns."""
     return ins[0]
 
 
-def _enc_concat(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_concat(st: EncodeState, i: int, node: Node, op: Concat, ins: list[np.ndarray]
+                ) -> np.ndarray:
     """The inputs' columns, concatenated."""
     return np.concatenate(ins)
 
 
-def _enc_gather(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_gather(st: EncodeState, i: int, node: Node, op: Gather, ins: list[np.ndarray]
+                ) -> np.ndarray:
     """Selected input columns; padding entries are the zero column."""
-    idx = node.op.index.reshape(-1)
+    idx = op.index.reshape(-1)
     return np.where(idx >= 0, ins[0][np.maximum(idx, 0)], st.zero)
 
 
-def _enc_linear(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_linear(st: EncodeState, i: int, node: Node, op: Linear, ins: list[np.ndarray]
+                ) -> np.ndarray:
     """One equality row per output over the nonzero weights."""
-    op = node.op
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     r, c = np.nonzero(op.weight)
     _affine(st.program, out, r, ins[0][c], op.weight[r, c], op.bias, st.widening)
     return out
 
 
-def _enc_conv(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_conv(st: EncodeState, i: int, node: Node, op: Conv, ins: list[np.ndarray]
+              ) -> np.ndarray:
     """One equality row per output from the convolution's sparse matrix."""
-    op = node.op
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     r, c, v, n = conv_triplets(op)
     _affine(st.program, out, r, ins[0][c], v, np.repeat(op.bias, n // op.weight.shape[0]),
@@ -291,16 +298,17 @@ def _enc_conv(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.
     return out
 
 
-def _enc_scale(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_scale(st: EncodeState, i: int, node: Node, op: Scale, ins: list[np.ndarray]
+               ) -> np.ndarray:
     """y = x * mul + add, one row per entry."""
-    op = node.op
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     _affine(st.program, out, np.arange(node.size), ins[0], op.mul.reshape(-1), op.add.reshape(-1),
             st.widening)
     return out
 
 
-def _enc_add(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_add(st: EncodeState, i: int, node: Node, op: Add, ins: list[np.ndarray]
+             ) -> np.ndarray:
     """Sum of the inputs, one row per entry."""
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     n = node.size
@@ -320,7 +328,8 @@ def _split_bounds(st: EncodeState, i: int, node: Node) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _enc_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_relu(st: EncodeState, i: int, node: Node, op: Relu, ins: list[np.ndarray]
+              ) -> np.ndarray:
     """Big-M ReLU with the (split-tightened) input bounds; stable neurons get no binary."""
     p = st.program
     lo, hi = _split_bounds(st, i, node)
@@ -349,14 +358,15 @@ def _enc_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.
     return out
 
 
-def _enc_leaky_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_leaky_relu(st: EncodeState, i: int, node: Node, op: LeakyRelu, ins: list[np.ndarray]
+                    ) -> np.ndarray:
     """Big-M LeakyReLU y = max(x, s x), 0 <= s <= 1; stable neurons are affine (no binary).
 
     z = 1 forces y = x (and x >= 0), z = 0 forces y = s x (and x <= 0):
     y >= x, y >= s x, y <= x - (1 - s) l (1 - z), y <= s x + (1 - s) u z.
     """
     p = st.program
-    s = float(node.op.alpha)
+    s = float(op.alpha)
     lo, hi = _split_bounds(st, i, node)
     x = ins[0]
     p.tighten(x, lo, hi)
@@ -371,7 +381,8 @@ def _enc_leaky_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) 
     m = unstable.size
     if m:
         xu, l_u, h_u = x[unstable], lo[unstable], hi[unstable]
-        y = p.new_cols(*_widen_finite(s * l_u, h_u, st.widening), m)
+        y_lo, y_hi = _widen_finite(s * l_u, h_u, st.widening)
+        y = p.new_cols(y_lo, y_hi, m)
         z = p.new_cols(0.0, 1.0, m, integer=True)
         st.n_bin += m
         ar = np.arange(m)
@@ -393,13 +404,14 @@ def _enc_leaky_relu(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) 
     return out
 
 
-def _enc_maxpool(st: EncodeState, i: int, node: Node, ins: list[np.ndarray]) -> np.ndarray:
+def _enc_maxpool(st: EncodeState, i: int, node: Node, op: MaxPool, ins: list[np.ndarray]
+                 ) -> np.ndarray:
     """Exact max of each window: one binary per candidate that can be the max."""
     p = st.program
     lo, hi = st.input_bounds(node)
     p.tighten(ins[0], lo, hi)
     out_cols = np.empty(node.size, dtype=np.int64)
-    for o, win in enumerate(node.op.windows):
+    for o, win in enumerate(op.windows):
         win = win[win >= 0]
         best_lo = lo[win].max()
         cand = win[hi[win] >= best_lo]  # the others can never be the max
@@ -459,7 +471,7 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     cols: list[np.ndarray] = []
     for i, (node, enc) in enumerate(zip(graph.nodes, rows)):
         assert not isinstance(enc, NotSupported)
-        cols.append(enc(st, i, node, [cols[j] for j in node.inputs]))
+        cols.append(enc(st, i, node, node.op, [cols[j] for j in node.inputs]))
         if i in pre and i != 0:
             lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
             p.tighten(cols[i], lo_b, hi_b)
