@@ -121,7 +121,7 @@ class BoundEngine:
         return dict(enumerate(boxes))
 
     def relax_node(self, i: int, box: Box) -> Relax:
-        """Linear relaxation (its RELAX row) of activation node i given its input bounds (B, n_in)."""
+        """Relaxation (the RELAX row) of activation node i, given its input bounds (B, n_in)."""
         op = self.nodes[i].op
         return RELAX[type(op)](op, self.params[i], self.in_nodes[i][0].size, box[0], box[1])
 

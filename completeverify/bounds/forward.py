@@ -108,7 +108,8 @@ def _fw_leaky_relu(op: LeakyRelu, p: dict, s: Sym, box: Box) -> Sym:
     up_slope = torch.where(unstable, (u - a * l) / denom, stable_slope)
     up_shift = torch.where(unstable, l * (a - up_slope), torch.zeros_like(u))
     low_slope = torch.where(unstable, torch.where(u > -l, one, one * a), stable_slope)
-    return lw * low_slope[..., None], lb * low_slope, uw * up_slope[..., None], ub * up_slope + up_shift
+    return (lw * low_slope[..., None], lb * low_slope, uw * up_slope[..., None],
+            ub * up_slope + up_shift)
 
 
 # op type -> forward step, or NOT_SUPPORTED (Input starts the walk and has no row)

@@ -101,7 +101,8 @@ def alpha_slots(engine: Walker, relax: dict) -> dict[int, AlphaSlots]:
 
 def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object | None,
                 rows: int, batch: int
-                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor],
+                           dict[int, torch.Tensor]]:
     """Initial alphas (CROWN slopes or warm), betas (0 or warm) and split signs (B, 1, size)."""
     state = warm if isinstance(warm, AlphaState) else AlphaState()
     alphas: dict[int, torch.Tensor] = {}

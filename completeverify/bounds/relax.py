@@ -79,7 +79,8 @@ class LeakyReluRelax(ReluRelax):
         self.up_slope = torch.where(active, one, torch.where(self.unstable, chord, one * slope))
         self.up_int = torch.where(self.unstable, lo * (slope - chord), zero)
         adaptive = torch.where(hi > -lo, one, one * slope)
-        self.lo_default = torch.where(active, one, torch.where(self.unstable, adaptive, one * slope))
+        self.lo_default = torch.where(active, one,
+                                      torch.where(self.unstable, adaptive, one * slope))
 
 
 class LineRelax:

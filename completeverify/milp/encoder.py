@@ -243,7 +243,8 @@ class EncodeState:
         """Widened flat bounds of an activation node's input (the big-M constants)."""
         j = node.inputs[0]
         if j not in self.pre:
-            raise ModelError(f"internal: no pre-activation bounds for node '{self.graph.nodes[j].name}'")
+            raise ModelError("internal: no pre-activation bounds for node "
+                             f"'{self.graph.nodes[j].name}'")
         lo, hi = self.pre[j]
         return widen(np.asarray(lo, dtype=np.float64).reshape(-1),
                      np.asarray(hi, dtype=np.float64).reshape(-1), self.widening)
@@ -463,7 +464,8 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     """
     rows = [ENCODERS.get(type(n.op), NOT_SUPPORTED) for n in graph.nodes]
     if any(isinstance(r, NotSupported) for r in rows):
-        bad = sorted({type(n.op).__name__ for n, r in zip(graph.nodes, rows) if isinstance(r, NotSupported)})
+        bad = sorted({type(n.op).__name__ for n, r in zip(graph.nodes, rows)
+                      if isinstance(r, NotSupported)})
         raise ModelError(f"{graph.source}: the exact MILP supports piecewise-linear networks only (found {', '.join(bad)})")
     p = _Program()
     zero = p.new_cols(0.0, 0.0, 1)[0]
