@@ -119,3 +119,22 @@ def test_stages_do_not_dispatch_on_op_classes(rel: str) -> None:
             if {n for n in found & names if (rel, n) not in ALLOWED}:
                 bad.append(f"{rel}:{node.lineno}")
     assert not bad, f"isinstance dispatch on op classes: {bad}"
+
+
+def test_no_module_reaches_into_the_bound_engine() -> None:
+    """Stages use BoundEngine.walk and Refinement: no ``._walk`` / ``._crown_node`` reaches and
+    no subclass of the engine outside bounds/engine.py."""
+    bad = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "bounds/engine.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("_walk", "_crown_node", "_prepare"):
+                bad.append(f"{rel}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                if "BoundEngine" in bases:
+                    bad.append(f"{rel}:{node.lineno} subclasses BoundEngine")
+    assert not bad, bad

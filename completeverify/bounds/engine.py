@@ -227,6 +227,8 @@ class BoundEngine:
             a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
         return a0, bias
 
+    _walk = walk  # the old private name, for code merged from branches written against it
+
     # ------------------------------------------------------------------ public
     def activation_coefficients(self, pre: dict[int, Box], rows: torch.Tensor) -> dict[int, torch.Tensor]:
         """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
