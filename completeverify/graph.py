@@ -11,15 +11,21 @@ The op set is closed and grouped by property:
 
 * affine, one input:   Linear, Conv, Scale, Gather, Reshape
 * affine, many inputs: Add, Concat
-* piecewise linear:    Relu, MaxPool
+* piecewise linear:    Relu, LeakyRelu, MaxPool
 * smooth (bounds only): Sigmoid, Tanh
+
+What an op can do is declared on its class as ``caps`` (a frozen ``Capabilities``); the stages
+look an op up by its type in their tables (``IBP``, ``BACKWARD``, ``RELAX``, ``ALPHA``,
+``FORWARD``, ``ENCODERS``) and never test ``isinstance`` for a capability.  ``OPS`` is the closed
+op set; tests/test_op_tables.py checks that every op has a row (or an explicit
+``NOT_SUPPORTED``) in every table and that the tables agree with the declared capabilities.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 import torch
@@ -35,9 +41,49 @@ def numel(shape: Shape) -> int:
     return int(math.prod(shape))
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an op can do, declared once on its class (``Op.caps``).
+
+    affine: an exact linear map of its inputs (a CROWN ``BACKWARD`` step, no relaxation).
+    activation: nonlinear with one input; CROWN relaxes it (a ``RELAX`` row), so the bound
+        engine computes intermediate bounds of its input node.
+    piecewise_linear: the exact MILP encodes it (an ``ENCODERS`` row); a network whose ops all
+        have it is decided completely.
+    optimisable_slopes: alpha-CROWN optimises its lower slopes (an ``ALPHA`` row).
+    splittable: two linear pieces meeting at input 0, so branch and bound may split its input
+        at 0 (ReLU splitting, beta-CROWN multipliers, split rows in the MILP).
+    """
+
+    affine: bool = False
+    activation: bool = False
+    piecewise_linear: bool = False
+    optimisable_slopes: bool = False
+    splittable: bool = False
+
+
+AFFINE = Capabilities(affine=True, piecewise_linear=True)
+SMOOTH = Capabilities(activation=True)
+RELU_LIKE = Capabilities(activation=True, piecewise_linear=True, optimisable_slopes=True,
+                         splittable=True)
+
+
+class NotSupported:
+    """The row of a stage table for an op the stage does not handle (see ``NOT_SUPPORTED``)."""
+
+    def __repr__(self) -> str:
+        """Readable in test failures."""
+        return "NOT_SUPPORTED"
+
+
+NOT_SUPPORTED = NotSupported()  # explicit "not supported in this stage" marker in stage tables
+
+
 @dataclass(frozen=True, eq=False)
 class Input:
     """The network input."""
+
+    caps: ClassVar[Capabilities] = Capabilities(piecewise_linear=True)
 
     def forward(self, _params: dict, *xs: torch.Tensor) -> torch.Tensor:
         """Inputs are fed, never computed."""
@@ -47,6 +93,8 @@ class Input:
 @dataclass(frozen=True, eq=False)
 class Linear:
     """y_flat = weight @ x_flat + bias.  weight: (n_out, n_in), bias: (n_out,)."""
+
+    caps: ClassVar[Capabilities] = AFFINE
 
     weight: np.ndarray
     bias: np.ndarray
@@ -67,6 +115,8 @@ class Conv:
     weight: (C_out, C_in/groups, kh, kw); bias: (C_out,); padding: (top, left, bottom, right).
     1-D convolutions are imported as 2-D ones with a unit dimension.
     """
+
+    caps: ClassVar[Capabilities] = AFFINE
 
     weight: np.ndarray
     bias: np.ndarray
@@ -104,6 +154,8 @@ class Conv:
 class Scale:
     """Elementwise affine y = x * mul + add; mul and add have the node's full shape."""
 
+    caps: ClassVar[Capabilities] = AFFINE
+
     mul: np.ndarray
     add: np.ndarray
 
@@ -119,6 +171,8 @@ class Scale:
 @dataclass(frozen=True, eq=False)
 class Gather:
     """y_flat[i] = x_flat[index[i]], or 0 where index[i] == -1 (padding)."""
+
+    caps: ClassVar[Capabilities] = AFFINE
 
     index: np.ndarray
 
@@ -137,6 +191,8 @@ class Gather:
 class Reshape:
     """Shape-only op: the flat view is unchanged."""
 
+    caps: ClassVar[Capabilities] = AFFINE
+
     def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
         """Identity on the flat view."""
         return x.reshape(x.shape[0], -1)
@@ -145,6 +201,8 @@ class Reshape:
 @dataclass(frozen=True, eq=False)
 class Add:
     """Sum of two or more variable tensors of the same number of entries."""
+
+    caps: ClassVar[Capabilities] = AFFINE
 
     def forward(self, _p: dict, *xs: torch.Tensor) -> torch.Tensor:
         """Batched forward."""
@@ -158,6 +216,8 @@ class Add:
 class Concat:
     """Concatenation of the inputs' flat views (axis handling is a Gather after it)."""
 
+    caps: ClassVar[Capabilities] = AFFINE
+
     def forward(self, _p: dict, *xs: torch.Tensor) -> torch.Tensor:
         """Batched forward."""
         return torch.cat([x.reshape(x.shape[0], -1) for x in xs], dim=1)
@@ -167,14 +227,35 @@ class Concat:
 class Relu:
     """max(x, 0) elementwise."""
 
+    caps: ClassVar[Capabilities] = RELU_LIKE
+
     def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
         """Batched forward."""
         return torch.relu(x)
 
 
 @dataclass(frozen=True, eq=False)
+class LeakyRelu:
+    """x for x >= 0, alpha * x for x < 0, elementwise, with 0 <= alpha <= 1 (so max(x, alpha x)).
+
+    Two linear pieces meeting at 0, like Relu (alpha = 0): it is relaxed, split and encoded
+    exactly in the same way, with the inactive slope alpha instead of 0.
+    """
+
+    alpha: float
+
+    caps: ClassVar[Capabilities] = RELU_LIKE
+
+    def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
+        """Batched forward."""
+        return torch.where(x >= 0, x, x * self.alpha)
+
+
+@dataclass(frozen=True, eq=False)
 class Sigmoid:
     """Logistic sigmoid (bounds only; not piecewise linear)."""
+
+    caps: ClassVar[Capabilities] = SMOOTH
 
     def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
         """Batched forward."""
@@ -184,6 +265,8 @@ class Sigmoid:
 @dataclass(frozen=True, eq=False)
 class Tanh:
     """Hyperbolic tangent (bounds only; not piecewise linear)."""
+
+    caps: ClassVar[Capabilities] = SMOOTH
 
     def forward(self, _p: dict, x: torch.Tensor) -> torch.Tensor:
         """Batched forward."""
@@ -197,6 +280,8 @@ class MaxPool:
     windows: (n_out, k) int64 flat input indices; -1 marks padding (never the max).
     Stored as explicit windows so that bounds and MILP treat it as a max of k inputs.
     """
+
+    caps: ClassVar[Capabilities] = Capabilities(activation=True, piecewise_linear=True)
 
     windows: np.ndarray
 
@@ -213,9 +298,13 @@ class MaxPool:
         return flat[:, p["windows"]].amax(dim=2)
 
 
-Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, Sigmoid, Tanh, MaxPool]
-AFFINE_OPS = (Linear, Conv, Scale, Gather, Reshape, Add, Concat)
-PIECEWISE_LINEAR_OPS = AFFINE_OPS + (Relu, MaxPool)
+Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu, Sigmoid, Tanh,
+           MaxPool]
+OPS: tuple[Any, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu,
+                        Sigmoid, Tanh, MaxPool)  # the closed op set (classes with .caps)
+AFFINE_OPS = tuple(o for o in OPS if o.caps.affine)
+PIECEWISE_LINEAR_OPS = tuple(o for o in OPS if o.caps.piecewise_linear and o is not Input)
+ACTIVATION_OPS = tuple(o for o in OPS if o.caps.activation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,7 +369,7 @@ class Graph:
 
     def is_piecewise_linear(self) -> bool:
         """True when every op is affine or piecewise linear (the MILP is exact)."""
-        return all(isinstance(n.op, (Input,) + PIECEWISE_LINEAR_OPS) for n in self.nodes)
+        return all(n.op.caps.piecewise_linear for n in self.nodes)
 
     def consumers(self) -> list[list[int]]:
         """For each node, the indices of the nodes that read it."""

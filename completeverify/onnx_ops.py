@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
-from .graph import Concat, Conv, MaxPool, Relu, Shape, Sigmoid, Tanh, numel
+from .graph import Concat, Conv, LeakyRelu, MaxPool, Relu, Shape, Sigmoid, Tanh, numel
 from .onnx_builder import (
     DENSE_LIMIT,
     Converter,
@@ -412,6 +412,15 @@ def _conv_global_avgpool(b, node, ins, at):
     return [b.add(node.name, op, [x], (1, c, 1) if one_d else (1, c, 1, 1))]
 
 
+def _conv_leaky_relu(b, node, ins, at):
+    """LeakyRelu with its alpha attribute (ONNX default 0.01); 0 <= alpha <= 1 is supported."""
+    x = _data(b, node, ins)
+    alpha = float(at.get("alpha", 0.01))
+    if not 0.0 <= alpha <= 1.0:
+        raise b.error(node, f"LeakyRelu alpha {alpha} is not supported (need 0 <= alpha <= 1)")
+    return [b.add(node.name, LeakyRelu(alpha), [x], x.shape)]
+
+
 def _clip_bound(value) -> Optional[float]:
     """A finite Clip bound, or None for no bound (absent, infinite or +-FLT_MAX)."""
     if value is None or np.size(value) == 0:
@@ -447,6 +456,7 @@ CONVERTERS: dict[str, Converter] = {
     "MatMul": _conv_matmul,
     "Gemm": _conv_gemm,
     "Relu": _conv_unary(Relu),
+    "LeakyRelu": _conv_leaky_relu,
     "Sigmoid": _conv_unary(Sigmoid),
     "Tanh": _conv_unary(Tanh),
     "Flatten": _conv_flatten,

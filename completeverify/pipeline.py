@@ -77,7 +77,7 @@ def _attack(run: Run, budget: Deadline, cases: list[int]) -> Counterexample | No
 
 def _bound_stage(run: Run, pairs: list[Pair]) -> None:
     """Prove pairs with linear bounds; record intermediate bounds for the MILP."""
-    from .bounds import BoundEngine
+    from .bounds import BoundEngine, pre_to_numpy
 
     engine = BoundEngine(run.graph)
     by_case: dict[int, list[Pair]] = {}
@@ -109,7 +109,7 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
             if all(pr.proven for pr in prs):
                 break
         if res is not None:
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+            pre = pre_to_numpy(res.pre)
             for pr in prs:
                 pr.pre = pre
 
@@ -122,7 +122,7 @@ def _methods(final: str) -> list[str]:
 
 def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, bool]:
     """Decide the remaining pairs exactly; returns (counterexample, all_decided)."""
-    from .bounds import BoundEngine
+    from .bounds import BoundEngine, pre_to_numpy
     from .milp.decide import Outcome, solve_pair
     from .milp.encoder import encode
     from .solvers import get_solver
@@ -141,7 +141,7 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
         if pre is None:
             lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
             hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in BoundEngine(run.graph).ibp(lo, hi).items()}
+            pre = pre_to_numpy(BoundEngine(run.graph).ibp(lo, hi))
         if cfg.lp_tighten_layers > 0:
             from .milp.tighten import tighten_bounds
 

@@ -23,7 +23,7 @@ def choose_mode(run) -> str:
 
 def _milp_leaf(run, case_index: int):
     """A callback deciding one polytope exactly on a sub-box of a case."""
-    from ..bounds import BoundEngine
+    from ..bounds import BoundEngine, pre_to_numpy
     from ..milp.decide import Outcome, solve_pair
     from ..milp.encoder import encode
     from ..solvers import get_solver
@@ -41,7 +41,7 @@ def _milp_leaf(run, case_index: int):
             hi = torch.as_tensor(upper)[None]
             C = torch.as_tensor(poly.C)[None]
             res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+            pre = pre_to_numpy(res.pre)
         t0 = time.monotonic()
         try:
             enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)

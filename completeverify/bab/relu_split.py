@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from ..attack import pgd
-from ..bounds import AlphaState, BoundConfig, BoundEngine, Splits
-from ..bounds.engine import ACTIVATIONS
-from ..graph import Conv, Relu
+from ..bounds import AlphaState, BoundConfig, BoundEngine, Refinement, Splits
+from ..bounds.types import pre_to_numpy
+from ..graph import Conv
 from ..config import Deadline
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
@@ -117,24 +117,6 @@ class _Queue:
         return len(self.heap)
 
 
-class _PartialRefine(BoundEngine):
-    """A BoundEngine that recomputes intermediate bounds by CROWN only for nodes after ``refine_after``.
-
-    Children get their parent's intermediate bounds as ``pre``; a new split at pre-activation
-    node j changes no bound of a node <= j (intermediate CROWN ignores beta), so skipping those
-    nodes loses nothing, and an unrefined box (IBP intersected with the inherited bounds) is
-    sound in any case.
-    """
-
-    refine_after = -1
-
-    def _crown_node(self, j, box, relax, lo, hi):
-        """CROWN bounds of node j, or None (keep the inherited box) for nodes up to refine_after."""
-        if j <= self.refine_after:
-            return None
-        return super()._crown_node(j, box, relax, lo, hi)
-
-
 class _Search:
     """State of one relu_split call: one case, one or more polytopes searched together."""
 
@@ -161,8 +143,8 @@ class _Search:
         self.lo = torch.as_tensor(np.asarray(self.case.lower, dtype=np.float64).reshape(1, -1))
         self.hi = torch.as_tensor(np.asarray(self.case.upper, dtype=np.float64).reshape(1, -1))
         self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
-        self.engine = _PartialRefine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
-                                                             intermediate_crown=self.cfg.intermediate_refine))
+        self.engine = BoundEngine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
+                                                          intermediate_crown=self.cfg.intermediate_refine))
         self.done = 0  # domains bounded
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
@@ -183,7 +165,7 @@ class _Search:
         for j in sorted(out):
             if time.monotonic() >= stop:
                 break
-            if not any(isinstance(n.op, ACTIVATIONS) for n in nodes[:j]):
+            if not any(n.op.caps.activation for n in nodes[:j]):
                 continue  # an affine function of the input: CROWN is already exact
             lo_j, hi_j = out[j]
             idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
@@ -227,10 +209,12 @@ class _Search:
         warm = AlphaState({r: a[:, rows] for r, a in self._stack_state(doms, "alphas").items()},
                           {r: v[:, rows] for r, v in self._stack_state(doms, "betas").items()})
         engine = self.root_engine if root else self.engine
-        if not root:
-            self.engine.refine_after = min(d.split_pre for d in doms) if pre and self.cfg.reuse_pre else -1
+        refine = Refinement()
+        if not root and pre and self.cfg.reuse_pre:
+            # a split at node j changes no bound up to j: keep the parents' bounds there
+            refine = Refinement(refine_after=min(d.split_pre for d in doms))
         return engine.compute(lo, hi, self.C[rows], -self.d[rows], method="alpha-crown", splits=splits,
-                              pre=pre or None, warm=warm, deadline=self.deadline.end)
+                              pre=pre or None, warm=warm, deadline=self.deadline.end, refine=refine)
 
     def _stack_state(self, doms: list[Domain], field: str) -> dict[int, torch.Tensor]:
         """Batch one of the warm-start dicts; domains without a node get zeros there."""
@@ -341,7 +325,7 @@ class _Search:
         res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
-            self.root_pre = {j: (lo[0].numpy().copy(), hi[0].numpy().copy()) for j, (lo, hi) in res.pre.items()}
+            self.root_pre = pre_to_numpy(res.pre, 0)
         inherited = torch.stack([d.lb for d in doms])
         new = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
         lb = inherited.clone()
@@ -454,7 +438,7 @@ class _Search:
         root_pre = {} if pre is None else {
             int(j): (torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
                      torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1))) for j, (lo, hi) in pre.items()}
-        if self.cfg.root_pre_iters > 0 and any(isinstance(n.op, Relu) for n in self.graph.nodes):
+        if self.cfg.root_pre_iters > 0 and any(n.op.caps.splittable for n in self.graph.nodes):
             t0 = time.monotonic()
             if not root_pre:
                 res = self.root_engine.compute(self.lo, self.hi, self.C, -self.d, method="crown")
@@ -488,7 +472,7 @@ class _Search:
         if any(isinstance(n.op, Conv) for n in self.graph.nodes):
             return None
         unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for j, (lo, hi) in self.root_pre.items()
-                       if any(isinstance(n.op, Relu) and n.inputs[0] == j for n in self.graph.nodes))
+                       if any(n.op.caps.splittable and n.inputs[0] == j for n in self.graph.nodes))
         if unstable > self.cfg.race_max_unstable:
             log.debug("relu_split: no MILP race (%d unstable ReLUs at the root)", unstable)
             return None

@@ -2,6 +2,15 @@
 
 from .api import compute_bounds
 from .engine import BoundEngine
-from .types import AlphaState, BoundConfig, BoundResult, Splits, select_pre
+from .types import (
+    AlphaState,
+    BoundConfig,
+    BoundResult,
+    Refinement,
+    Splits,
+    pre_to_numpy,
+    select_pre,
+)
 
-__all__ = ["AlphaState", "BoundConfig", "BoundEngine", "BoundResult", "Splits", "compute_bounds", "select_pre"]
+__all__ = ["AlphaState", "BoundConfig", "BoundEngine", "BoundResult", "Refinement", "Splits",
+           "compute_bounds", "pre_to_numpy", "select_pre"]

@@ -7,7 +7,7 @@ coefficient matrix per input (B, M, n_in_k) plus a bias (B, M) or None, such tha
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ def _bw_linear(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> St
 
 def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step:
     """Transposed convolution of A reshaped to (B*M, C_out, Ho, Wo), cropped to the unpadded input."""
-    op = node.op
+    op = cast(Conv, node.op)
     b, m, _ = a.shape
     c_out = p["weight"].shape[0]
     c_in, h, w = op.in_chw

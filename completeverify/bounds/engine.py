@@ -12,6 +12,11 @@ intersected with any given ``pre`` bounds and with the split constraints, then (
 ``method == "ibp"``) by CROWN on the neurons that still need it (unstable ReLU inputs; all inputs
 of Sigmoid/Tanh/MaxPool), reusing all earlier intermediate bounds.  Intermediate CROWN uses the
 adaptive CROWN slopes; alpha and beta are optimised for the final bound only (per output row).
+
+Per-op behaviour comes from tables looked up by op type: ``IBP`` (interval.py), ``BACKWARD``
+(backward.py, affine ops), ``RELAX`` (relax.py, activations) and ``ALPHA`` (optimize.py,
+optimisable slopes); the engine only reads the ops' declared ``caps``.  ``walk`` is the public
+backward walk; ``Refinement`` names what a ``compute`` call refines.
 """
 
 from __future__ import annotations
@@ -19,15 +24,16 @@ from __future__ import annotations
 import torch
 
 from ..errors import ModelError
-from ..graph import Conv, Graph, Input, Linear, MaxPool, Relu, Sigmoid, Tanh
+from ..graph import ACTIVATION_OPS, Graph, Input, Linear
 from .backward import BACKWARD, concretize
 from .interval import IBP, Box
-from .relax import MaxPoolRelax, ReluRelax, smooth_relax
-from .types import AlphaState, BoundConfig, BoundResult, Splits
+from .optimize import beta_terms, init_params, optimize_alpha_beta
+from .relax import RELAX, Relaxation
+from .types import AlphaState, BoundConfig, BoundResult, Refinement, Splits
 
-ACTIVATIONS = (Relu, Sigmoid, Tanh, MaxPool)
+ACTIVATIONS = ACTIVATION_OPS  # the ops with caps.activation (relaxed by a RELAX row)
 METHODS = ("ibp", "crown", "alpha-crown")
-Relax = object  # ReluRelax | LineRelax | MaxPoolRelax (each has .backward)
+Relax = Relaxation
 
 
 def _intersect(box: Box, other: Box | None) -> Box:
@@ -58,16 +64,17 @@ class BoundEngine:
         self.aux: list[dict] = []
         for node, p in zip(self.nodes, self.params):
             extra = {}
-            if isinstance(node.op, (Linear, Conv)):
+            if "weight" in p:  # Linear, Conv: IBP's centre/radius form needs |W|
                 extra["abs_weight"] = p["weight"].abs()
             self.aux.append(extra)
         self.in_nodes = [[self.nodes[j] for j in n.inputs] for n in self.nodes]
-        self.pre_nodes: dict[int, bool] = {}  # node -> True when only ReLUs read it
+        self.pre_nodes: dict[int, bool] = {}  # node -> True when only splittable ops read it
         for node in self.nodes:
-            if isinstance(node.op, ACTIVATIONS):
+            if node.op.caps.activation:
                 j = node.inputs[0]
-                self.pre_nodes[j] = self.pre_nodes.get(j, True) and isinstance(node.op, Relu)
-        self.relu_nodes = [i for i, n in enumerate(self.nodes) if isinstance(n.op, Relu)]
+                self.pre_nodes[j] = self.pre_nodes.get(j, True) and node.op.caps.splittable
+        # the splittable (ReLU-like) nodes: branch and bound splits their inputs at 0
+        self.relu_nodes = [i for i, n in enumerate(self.nodes) if n.op.caps.splittable]
 
     # ------------------------------------------------------------------ inputs
     def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
@@ -89,8 +96,9 @@ class BoundEngine:
             return out
         for r, s in splits.relu.items():
             node = self.nodes[r]
-            if not isinstance(node.op, Relu) or tuple(s.shape) != (batch, node.size):
-                raise ModelError(f"splits for node {r} must be a Relu node with shape ({batch}, {node.size})")
+            if not node.op.caps.splittable or tuple(s.shape) != (batch, node.size):
+                raise ModelError(f"splits for node {r} must be a Relu node with shape "
+                                 f"({batch}, {node.size})")
             out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
         return out
 
@@ -109,23 +117,17 @@ class BoundEngine:
     def ibp(self, lower: torch.Tensor, upper: torch.Tensor) -> dict[int, Box]:
         """IBP bounds (lower, upper) each (B, size) of every node, for a batch of boxes."""
         with torch.no_grad():
-            boxes, _ = self._prepare(*self._box(lower, upper), None, None, "ibp")
+            boxes, _ = self._prepare(*self._box(lower, upper), None, None, "ibp", Refinement())
         return dict(enumerate(boxes))
 
-    def _relax(self, i: int, box: Box) -> Relax:
-        """Linear relaxation of activation node i given its input bounds."""
+    def relax_node(self, i: int, box: Box) -> Relax:
+        """Relaxation (the RELAX row) of activation node i, given its input bounds (B, n_in)."""
         op = self.nodes[i].op
-        lo, hi = box
-        if isinstance(op, Relu):
-            return ReluRelax(lo, hi)
-        if isinstance(op, Sigmoid):
-            return smooth_relax("sigmoid", lo, hi)
-        if isinstance(op, Tanh):
-            return smooth_relax("tanh", lo, hi)
-        return MaxPoolRelax(self.params[i]["windows"], self.in_nodes[i][0].size, lo, hi)
+        return RELAX[type(op)](op, self.params[i], self.in_nodes[i][0].size, box[0], box[1])
 
     def _prepare(self, lo: torch.Tensor, hi: torch.Tensor, splits: Splits | None,
-                 pre: dict | None, method: str) -> tuple[list[Box], dict[int, Relax]]:
+                 pre: dict | None, method: str, refine: Refinement
+                 ) -> tuple[list[Box], dict[int, Relax]]:
         """Bounds of every node (intermediate ones tightened) and the activations' relaxations."""
         cfg = self.config
         signs = self._signs(splits, lo.shape[0])
@@ -138,11 +140,11 @@ class BoundEngine:
             else:
                 ins = [boxes[j] for j in node.inputs]
                 box = IBP[type(node.op)](node.op, self.params[i], self.aux[i], ins, cfg.float_rel, cfg.float_abs)
-            if method != "ibp" and isinstance(node.op, ACTIVATIONS):
-                relax[i] = self._relax(i, boxes[node.inputs[0]])
+            if method != "ibp" and node.op.caps.activation:
+                relax[i] = self.relax_node(i, boxes[node.inputs[0]])
             if i in self.pre_nodes:
                 box = self._clamp(_intersect(box, pre.get(i)), signs.get(i))
-                if method != "ibp" and cfg.intermediate_crown and i != 0:
+                if method != "ibp" and cfg.intermediate_crown and i > max(0, refine.refine_after):
                     box = self._clamp(_intersect(box, self._crown_node(i, box, relax, lo, hi)), signs.get(i))
                 box = _sanitize(box)
             boxes.append(box)
@@ -182,20 +184,25 @@ class BoundEngine:
             w = p["weight"][sel]
             a = torch.cat([w, -w]).unsqueeze(0).expand(batch, -1, -1)
             b = torch.cat([p["bias"][sel], -p["bias"][sel]]).unsqueeze(0).expand(batch, -1)
-            return self._walk(node.inputs[0], a, b, relax)
+            return self.walk(node.inputs[0], a, b, relax)
         a = torch.zeros(batch, 2 * c, node.size, dtype=torch.float64)
         rows = torch.arange(c)
         a[:, rows, sel] = 1.0
         a[:, rows + c, sel] = -1.0
-        return self._walk(j, a, torch.zeros(batch, 2 * c, dtype=torch.float64), relax)
+        return self.walk(j, a, torch.zeros(batch, 2 * c, dtype=torch.float64), relax)
 
-    def _walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
-              alphas: dict[int, torch.Tensor] | None = None,
-              beta_terms: dict[int, torch.Tensor] | None = None,
-              record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
+             alphas: dict[int, torch.Tensor] | None = None,
+             beta_terms: dict[int, torch.Tensor] | None = None,
+             record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias).
 
-        record: if given, receives the coefficient matrix reaching each activation's output.
+        The bound ``A @ value(start) + bias >= A0 @ x + bias_out`` holds for every input x in the
+        box the relaxations were built for.  relax: node -> relaxation of each activation (from
+        ``relax_node``); affine nodes use their BACKWARD row.  alphas: node -> lower slopes
+        (B, M, size) for the nodes with an ALPHA row; beta_terms: node -> coefficients (B, M, size)
+        added on a split node's input.  record: if given, receives the coefficient matrix
+        reaching each activation's output.  Returns (A0 (B, M, n_in), bias (B, M)).
         """
         acc: dict[int, torch.Tensor] = {start: a}
         alphas = alphas or {}
@@ -207,7 +214,7 @@ class BoundEngine:
             if record is not None and i in relax:
                 record[i] = ai
             if i in relax:
-                a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))  # type: ignore[attr-defined]
+                a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))
                 outs = [a_in]
             else:
                 outs, b = BACKWARD[type(self.nodes[i].op)](self.nodes[i], self.in_nodes[i], self.params[i], ai)
@@ -220,6 +227,8 @@ class BoundEngine:
             a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
         return a0, bias
 
+    _walk = walk  # the old private name, for code merged from branches written against it
+
     # ------------------------------------------------------------------ public
     def activation_coefficients(self, pre: dict[int, Box], rows: torch.Tensor) -> dict[int, torch.Tensor]:
         """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
@@ -227,24 +236,25 @@ class BoundEngine:
         pre: bounds (B, size) of every activation's input node; rows: (B, n_out).  Uses the
         default (unoptimised) slopes; branching heuristics read these.
         """
-        relax = {i: self._relax(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
-                 if isinstance(n.op, ACTIVATIONS)}
+        relax = {i: self.relax_node(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
+                 if n.op.caps.activation}
         cmat = rows.to(torch.float64).unsqueeze(1)
         seen: dict[int, torch.Tensor] = {}
         with torch.no_grad():
-            self._walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
+            self.walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
         return {i: a[:, 0, :] for i, a in seen.items()}
 
     def compute(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor,
                 c0: torch.Tensor | None = None, method: str = "crown", splits: Splits | None = None,
                 pre: dict | None = None, warm: object | None = None, need_ub: bool = False,
-                deadline: float | None = None) -> BoundResult:
+                deadline: float | None = None, refine: Refinement = Refinement()) -> BoundResult:
         """Bounds of C @ y + c0 over the boxes [lower, upper] (B, n_in); see BoundResult for shapes.
 
         C: (B, m, n_out) or (m, n_out); c0: (B, m) or (m,).  method: "ibp" | "crown" |
         "alpha-crown" (with splits: beta-CROWN).  pre: intermediate bounds that are only ever
         tightened.  warm: an AlphaState from an earlier call.  deadline: time.monotonic() value
-        after which alpha/beta optimisation stops.
+        after which alpha/beta optimisation stops.  refine: which intermediate bounds are
+        recomputed by CROWN (see Refinement).
         """
         if method not in METHODS:
             raise ModelError(f"unknown bound method '{method}' (expected one of {METHODS})")
@@ -253,7 +263,7 @@ class BoundEngine:
             batch = lo.shape[0]
             cmat, cvec = self._spec(C, c0, batch)
             m = cmat.shape[1]
-            boxes, relax = self._prepare(lo, hi, splits, pre, method)
+            boxes, relax = self._prepare(lo, hi, splits, pre, method, refine)
             pre_out = {j: boxes[j] for j in self.pre_nodes}
             if need_ub:
                 cmat, cvec = torch.cat([cmat, -cmat], 1), torch.cat([cvec, -cvec], 1)
@@ -266,7 +276,7 @@ class BoundEngine:
             if method == "ibp":
                 lb = ibp_lb
             else:
-                a0, bias = self._walk(len(self.nodes) - 1, cmat, cvec, relax)
+                a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax)
                 coeffs = a0[:, :m]
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
@@ -299,20 +309,16 @@ class BoundEngine:
                   lb0: torch.Tensor, x0: torch.Tensor, deadline: float | None
                   ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
         """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per row."""
-        from .optimize import optimize_alpha_beta
-
         return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
 
     def evaluate(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor, c0: torch.Tensor | None,
                  state: AlphaState, splits: Splits | None = None, pre: dict | None = None) -> torch.Tensor:
         """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
-        from .optimize import beta_terms, init_params
-
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
-            _, relax = self._prepare(lo, hi, splits, pre, "crown")
+            _, relax = self._prepare(lo, hi, splits, pre, "crown", Refinement())
             alphas, betas, signs = init_params(self, relax, splits, state, cmat.shape[1], lo.shape[0])
-            a0, bias = self._walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
+            a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
             lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
         return lb

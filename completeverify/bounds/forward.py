@@ -7,88 +7,153 @@ O(B * out * in * n_in), much less than backward CROWN per intermediate layer
 the input-splitting regime (ACAS Xu: 5 inputs).  The results are used as
 intermediate (pre-activation) bounds; the final bound stays backward CROWN.
 
+One step per op type in the table ``FORWARD``; ops without one are ``NOT_SUPPORTED`` and a graph
+using them is not ``supports``-ed (the caller falls back to the bound engine).
+
 Float safety: computed in float64; every concretised bound is widened outward
-by rel * (|value| + sum |coeff| |x| + |const|) + abs, as in the rest of bounds/.
+by rel * (|value| + sum |coeff| |x| + |const|) + abs (``backward.concretize``, as in the rest
+of bounds/).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from ..graph import Graph, Input, Linear, Relu, Reshape, Scale
+from ..graph import (
+    NOT_SUPPORTED,
+    Add,
+    Concat,
+    Conv,
+    Gather,
+    Graph,
+    LeakyRelu,
+    Linear,
+    MaxPool,
+    NotSupported,
+    Relu,
+    Reshape,
+    Scale,
+    Sigmoid,
+    Tanh,
+)
+from .backward import concretize
 
-SUPPORTED = (Input, Linear, Relu, Reshape, Scale)
+Box = tuple[torch.Tensor, torch.Tensor]
+# (Lw (B, size, n_in), Lb (B, size), Uw (B, size, n_in), Ub (B, size))
+Sym = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+# (op, params, symbolic bounds of the input, concrete bounds (B, size) of the input) -> output's
+ForwardStep = Callable[[Any, dict, Sym, Box], Sym]
+
+
+def _fw_reshape(op: Reshape, p: dict, s: Sym, box: Box) -> Sym:
+    """Identity on the flat view."""
+    return s
+
+
+def _fw_linear(op: Linear, p: dict, s: Sym, box: Box) -> Sym:
+    """W split by sign: lower from (W+ L, W- U), upper from (W+ U, W- L)."""
+    lw, lb, uw, ub = s
+    wp, wn = p["weight"].clamp(min=0), p["weight"].clamp(max=0)
+    nlw = torch.matmul(wp, lw) + torch.matmul(wn, uw)
+    nuw = torch.matmul(wp, uw) + torch.matmul(wn, lw)
+    nlb = lb @ wp.T + ub @ wn.T + p["bias"]
+    nub = ub @ wp.T + lb @ wn.T + p["bias"]
+    return nlw, nlb, nuw, nub
+
+
+def _fw_scale(op: Scale, p: dict, s: Sym, box: Box) -> Sym:
+    """Elementwise: negative multipliers swap lower and upper."""
+    lw, lb, uw, ub = s
+    m, a = p["mul"], p["add"]
+    pos = (m >= 0)[None, :]
+    nlw = torch.where(pos[..., None], lw * m[None, :, None], uw * m[None, :, None])
+    nuw = torch.where(pos[..., None], uw * m[None, :, None], lw * m[None, :, None])
+    nlb = torch.where(pos, lb * m, ub * m) + a
+    nub = torch.where(pos, ub * m, lb * m) + a
+    return nlw, nlb, nuw, nub
+
+
+def _fw_relu(op: Relu, p: dict, s: Sym, box: Box) -> Sym:
+    """Chord above, adaptive slope (0 or 1) below; stable neurons exact."""
+    lw, lb, uw, ub = s
+    l, u = box
+    active = l >= 0
+    inactive = u <= 0
+    unstable = ~(active | inactive)
+    denom = torch.where(unstable, u - l, torch.ones_like(u))
+    up_slope = torch.where(unstable, u / denom, active.to(u.dtype))
+    up_shift = torch.where(unstable, -up_slope * l, torch.zeros_like(u))
+    low_slope = torch.where(unstable, (u > -l).to(u.dtype), active.to(u.dtype))
+    nuw = uw * up_slope[..., None]
+    nub = ub * up_slope + up_shift
+    nlw = lw * low_slope[..., None]
+    nlb = lb * low_slope
+    return nlw, nlb, nuw, nub
+
+
+def _fw_leaky_relu(op: LeakyRelu, p: dict, s: Sym, box: Box) -> Sym:
+    """As ReLU with negative-side slope alpha (0 <= alpha <= 1): chord above, 1 or alpha below."""
+    lw, lb, uw, ub = s
+    l, u = box
+    a = op.alpha
+    active = l >= 0
+    inactive = u <= 0
+    unstable = ~(active | inactive)
+    one = torch.ones_like(u)
+    stable_slope = torch.where(active, one, one * a)
+    denom = torch.where(unstable, u - l, one)
+    up_slope = torch.where(unstable, (u - a * l) / denom, stable_slope)
+    up_shift = torch.where(unstable, l * (a - up_slope), torch.zeros_like(u))
+    low_slope = torch.where(unstable, torch.where(u > -l, one, one * a), stable_slope)
+    return (lw * low_slope[..., None], lb * low_slope, uw * up_slope[..., None],
+            ub * up_slope + up_shift)
+
+
+# op type -> forward step, or NOT_SUPPORTED (Input starts the walk and has no row)
+FORWARD: dict[type, ForwardStep | NotSupported] = {
+    Linear: _fw_linear,
+    Reshape: _fw_reshape,
+    Scale: _fw_scale,
+    Relu: _fw_relu,
+    LeakyRelu: _fw_leaky_relu,
+    Conv: NOT_SUPPORTED,
+    Gather: NOT_SUPPORTED,
+    Add: NOT_SUPPORTED,
+    Concat: NOT_SUPPORTED,
+    Sigmoid: NOT_SUPPORTED,
+    Tanh: NOT_SUPPORTED,
+    MaxPool: NOT_SUPPORTED,
+}
 
 
 def supports(graph: Graph) -> bool:
-    """True for single-input chains built only from the supported ops."""
-    return all(isinstance(n.op, SUPPORTED) and len(n.inputs) <= 1 for n in graph.nodes)
-
-
-def _concretize(w: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, lower: bool,
-                rel: float, abs_: float) -> torch.Tensor:
-    """min (lower=True) or max of w x + b over the box, widened outward. w: (B, n, d)."""
-    mid = ((lo + hi) / 2).unsqueeze(2)
-    rad = ((hi - lo) / 2).unsqueeze(2)
-    center = torch.bmm(w, mid).squeeze(2) + b
-    spread = torch.bmm(w.abs(), rad).squeeze(2)
-    mag = torch.bmm(w.abs(), torch.maximum(lo.abs(), hi.abs()).unsqueeze(2)).squeeze(2) + b.abs()
-    pad = rel * (mag + center.abs()) + abs_
-    return center - spread - pad if lower else center + spread + pad
+    """True for single-input chains built only from ops with a FORWARD step."""
+    return all(len(n.inputs) <= 1 and callable(FORWARD.get(type(n.op), NOT_SUPPORTED))
+               for n in graph.nodes[1:])
 
 
 def forward_pre_bounds(graph: Graph, lo: torch.Tensor, hi: torch.Tensor, rel: float = 1e-9,
                        abs_: float = 1e-12) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Bounds (B, size) of every node feeding a Relu, for a batch of boxes lo, hi (B, n_in)."""
+    """Bounds (B, size) of every node feeding an activation, for boxes lo, hi (B, n_in)."""
     B, n = lo.shape
     params = graph.params(torch.float64)
     eye = torch.eye(n, dtype=torch.float64).expand(B, n, n)
     zero = torch.zeros(B, n, dtype=torch.float64)
-    sym: list = [(eye, zero, eye, zero)]
+    sym: list[Sym] = [(eye, zero, eye, zero)]
     box: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    feeds_relu = {node.inputs[0] for node in graph.nodes if isinstance(node.op, Relu)}
+    feeds = {node.inputs[0] for node in graph.nodes if node.op.caps.activation}
     for i, node in enumerate(graph.nodes[1:], start=1):
-        op, p = node.op, params[i]
-        lw, lb, uw, ub = sym[node.inputs[0]]
-        if isinstance(op, Reshape):
-            sym.append((lw, lb, uw, ub))
-        elif isinstance(op, Linear):
-            wp, wn = p["weight"].clamp(min=0), p["weight"].clamp(max=0)
-            nlw = torch.matmul(wp, lw) + torch.matmul(wn, uw)
-            nuw = torch.matmul(wp, uw) + torch.matmul(wn, lw)
-            nlb = lb @ wp.T + ub @ wn.T + p["bias"]
-            nub = ub @ wp.T + lb @ wn.T + p["bias"]
-            sym.append((nlw, nlb, nuw, nub))
-        elif isinstance(op, Scale):
-            m, a = p["mul"], p["add"]
-            pos = (m >= 0)[None, :]
-            nlw = torch.where(pos[..., None], lw * m[None, :, None], uw * m[None, :, None])
-            nuw = torch.where(pos[..., None], uw * m[None, :, None], lw * m[None, :, None])
-            nlb = torch.where(pos, lb * m, ub * m) + a
-            nub = torch.where(pos, ub * m, lb * m) + a
-            sym.append((nlw, nlb, nuw, nub))
-        elif isinstance(op, Relu):
-            j = node.inputs[0]
-            l, u = box[j]
-            active = l >= 0
-            inactive = u <= 0
-            unstable = ~(active | inactive)
-            denom = torch.where(unstable, u - l, torch.ones_like(u))
-            up_slope = torch.where(unstable, u / denom, active.to(u.dtype))
-            up_shift = torch.where(unstable, -up_slope * l, torch.zeros_like(u))
-            low_slope = torch.where(unstable, (u > -l).to(u.dtype), active.to(u.dtype))
-            nuw = uw * up_slope[..., None]
-            nub = ub * up_slope + up_shift
-            nlw = lw * low_slope[..., None]
-            nlb = lb * low_slope
-            sym.append((nlw, nlb, nuw, nub))
-        else:  # pragma: no cover - guarded by supports()
-            raise TypeError(f"forward bounds do not support {type(op).__name__}")
-        if i in feeds_relu:
+        step = FORWARD.get(type(node.op), NOT_SUPPORTED)
+        if isinstance(step, NotSupported):  # pragma: no cover - guarded by supports()
+            raise TypeError(f"forward bounds do not support {type(node.op).__name__}")
+        j = node.inputs[0]
+        sym.append(step(node.op, params[i], sym[j], box.get(j, (lo, hi))))
+        if i in feeds:
             nlw, nlb, nuw, nub = sym[i]
-            l_i = _concretize(nlw, nlb, lo, hi, True, rel, abs_)
-            u_i = _concretize(nuw, nub, lo, hi, False, rel, abs_)
-            l_i = torch.where(torch.isnan(l_i), torch.full_like(l_i, -torch.inf), l_i)
-            u_i = torch.where(torch.isnan(u_i), torch.full_like(u_i, torch.inf), u_i)
-            box[i] = (l_i, u_i)
+            l_i, _ = concretize(nlw, nlb, lo, hi, rel, abs_, want_x=False)
+            u_i, _ = concretize(-nuw, -nub, lo, hi, rel, abs_, want_x=False)
+            box[i] = (l_i, -u_i)
     return box

@@ -10,7 +10,20 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..graph import Add, Concat, Conv, Gather, Linear, MaxPool, Relu, Reshape, Scale, Sigmoid, Tanh
+from ..graph import (
+    Add,
+    Concat,
+    Conv,
+    Gather,
+    LeakyRelu,
+    Linear,
+    MaxPool,
+    Relu,
+    Reshape,
+    Scale,
+    Sigmoid,
+    Tanh,
+)
 
 Box = tuple[torch.Tensor, torch.Tensor]
 
@@ -92,6 +105,15 @@ def _ibp_relu(op: Relu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: fl
     return ins[0][0].clamp(min=0), ins[0][1].clamp(min=0)
 
 
+def _ibp_leaky_relu(op: LeakyRelu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float
+                    ) -> Box:
+    """Monotone (0 <= alpha <= 1): f(l), f(u), widened for the rounding of alpha * x."""
+    lo, hi = ins[0]
+    flo = torch.where(lo >= 0, lo, lo * op.alpha)
+    fhi = torch.where(hi >= 0, hi, hi * op.alpha)
+    return widen(flo, fhi, flo.abs().maximum(fhi.abs()), rel, abs_)
+
+
 def _ibp_sigmoid(op: Sigmoid, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
     """Monotone, widened by a tiny margin for the library's rounding."""
     lo, hi = torch.sigmoid(ins[0][0]), torch.sigmoid(ins[0][1])
@@ -120,6 +142,7 @@ IBP: dict[type, Callable[..., Box]] = {
     Add: _ibp_add,
     Concat: _ibp_concat,
     Relu: _ibp_relu,
+    LeakyRelu: _ibp_leaky_relu,
     Sigmoid: _ibp_sigmoid,
     Tanh: _ibp_tanh,
     MaxPool: _ibp_maxpool,

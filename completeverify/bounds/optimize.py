@@ -5,21 +5,80 @@ For a ReLU split with sign s (+1: z >= 0, -1: z <= 0) the final bound gets the L
 objective and the bound stays valid for every beta >= 0.  alpha and beta have one entry per
 (domain, output row, neuron): shape (B, M, size).  The best bound seen is kept per row, together
 with the alpha/beta and input point that produced it.
+
+Which activations have optimisable slopes is the table ``ALPHA`` (op type -> a function of the
+op's relaxation giving its slots, or ``NOT_SUPPORTED``); it agrees with
+``caps.optimisable_slopes`` (tests/test_op_tables.py).  The engine is seen through the small
+``Walker`` protocol (its public ``walk``), so this module does not import the engine.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
+from ..graph import NOT_SUPPORTED, LeakyRelu, MaxPool, Node, NotSupported, Relu, Sigmoid, Tanh
 from .backward import concretize
-from .relax import ReluRelax
-from .types import AlphaState, Splits
+from .relax import LeakyReluRelax, ReluRelax
+from .types import AlphaState, BoundConfig, Splits
 
-if TYPE_CHECKING:
-    from .engine import BoundEngine
+
+class Walker(Protocol):
+    """The part of BoundEngine that alpha/beta optimisation uses."""
+
+    config: BoundConfig
+    nodes: tuple[Node, ...]
+    relu_nodes: list[int]
+
+    def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Any],
+             alphas: dict[int, torch.Tensor] | None = None,
+             beta_terms: dict[int, torch.Tensor] | None = None,
+             record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One backward walk from node start (see BoundEngine.walk)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlphaSlots:
+    """The optimisable lower slopes of one activation node.
+
+    default: (B, size) starting slopes (the CROWN choice); low/high: the interval every slope is
+    projected onto (any slope in it gives a sound lower line).
+    """
+
+    default: torch.Tensor
+    low: float
+    high: float
+
+
+def _alpha_relu(rx: Any) -> AlphaSlots | None:
+    """ReLU: slopes in [0, 1] on the unstable neurons (None when none is unstable)."""
+    assert isinstance(rx, ReluRelax)
+    if not bool(rx.unstable.any()):
+        return None
+    return AlphaSlots(rx.lo_default, 0.0, 1.0)
+
+
+def _alpha_leaky_relu(rx: Any) -> AlphaSlots | None:
+    """LeakyReLU with negative slope s: lower slopes in [s, 1] on the unstable neurons."""
+    assert isinstance(rx, LeakyReluRelax)
+    if not bool(rx.unstable.any()):
+        return None
+    return AlphaSlots(rx.lo_default, rx.slope, 1.0)
+
+
+# activation op type -> relaxation -> its optimisable slopes (or None), or NOT_SUPPORTED
+ALPHA: dict[type, Callable[[Any], AlphaSlots | None] | NotSupported] = {
+    Relu: _alpha_relu,
+    LeakyRelu: _alpha_leaky_relu,
+    Sigmoid: NOT_SUPPORTED,
+    Tanh: NOT_SUPPORTED,
+    MaxPool: NOT_SUPPORTED,
+}
 
 
 def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> bool:
@@ -27,27 +86,44 @@ def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> bool:
     return t is not None and tuple(t.shape) == shape and bool(torch.isfinite(t).all())
 
 
-def init_params(engine: "BoundEngine", relax: dict, splits: Splits | None, warm: object | None,
-                rows: int, batch: int) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+def alpha_slots(engine: Walker, relax: dict) -> dict[int, AlphaSlots]:
+    """Node -> its optimisable slopes, for every relaxed node whose ALPHA row gives some."""
+    out: dict[int, AlphaSlots] = {}
+    for r, rx in relax.items():
+        row = ALPHA.get(type(engine.nodes[r].op), NOT_SUPPORTED)
+        if isinstance(row, NotSupported):
+            continue
+        slots = row(rx)
+        if slots is not None:
+            out[r] = slots
+    return out
+
+
+def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object | None,
+                rows: int, batch: int
+                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor],
+                           dict[int, torch.Tensor]]:
     """Initial alphas (CROWN slopes or warm), betas (0 or warm) and split signs (B, 1, size)."""
     state = warm if isinstance(warm, AlphaState) else AlphaState()
     alphas: dict[int, torch.Tensor] = {}
     betas: dict[int, torch.Tensor] = {}
     signs: dict[int, torch.Tensor] = {}
+    for r, sl in alpha_slots(engine, relax).items():
+        shape = (batch, rows, engine.nodes[r].size)
+        w = state.alphas.get(r)
+        start = (w.to(torch.float64).clamp(sl.low, sl.high) if _fits(w, shape)
+                 else sl.default.unsqueeze(1).expand(shape))
+        alphas[r] = start.clone()
     for r in engine.relu_nodes:
-        rx = relax.get(r)
-        if not isinstance(rx, ReluRelax):
+        if r not in relax:
             continue
         shape = (batch, rows, engine.nodes[r].size)
-        if bool(rx.unstable.any()):
-            w = state.alphas.get(r)
-            start = w.to(torch.float64).clamp(0, 1) if _fits(w, shape) else rx.lo_default.unsqueeze(1).expand(shape)
-            alphas[r] = start.clone()
         s = splits.relu.get(r) if splits is not None else None
         if s is not None and bool((s != 0).any()):
             signs[r] = s.to(torch.float64).unsqueeze(1)
             w = state.betas.get(r)
-            betas[r] = w.to(torch.float64).clamp(min=0).clone() if _fits(w, shape) else torch.zeros(shape, dtype=torch.float64)
+            betas[r] = (w.to(torch.float64).clamp(min=0).clone() if _fits(w, shape)
+                        else torch.zeros(shape, dtype=torch.float64))
     return alphas, betas, signs
 
 
@@ -56,7 +132,7 @@ def beta_terms(betas: dict[int, torch.Tensor], signs: dict[int, torch.Tensor]) -
     return {r: -signs[r] * b for r, b in betas.items()}
 
 
-def optimize_alpha_beta(engine: "BoundEngine", lo: torch.Tensor, hi: torch.Tensor, cmat: torch.Tensor,
+def optimize_alpha_beta(engine: Walker, lo: torch.Tensor, hi: torch.Tensor, cmat: torch.Tensor,
                         cvec: torch.Tensor, relax: dict, splits: Splits | None, warm: object | None,
                         lb0: torch.Tensor, x0: torch.Tensor, deadline: float | None
                         ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
@@ -64,6 +140,7 @@ def optimize_alpha_beta(engine: "BoundEngine", lo: torch.Tensor, hi: torch.Tenso
     cfg = engine.config
     batch, rows = cmat.shape[0], cmat.shape[1]
     alphas, betas, signs = init_params(engine, relax, splits, warm, rows, batch)
+    slots = alpha_slots(engine, relax)
     best_lb, best_x = lb0.clone(), x0.clone()
     best_a = {r: a.clone() for r, a in alphas.items()}
     best_b = {r: torch.zeros_like(b) for r, b in betas.items()}
@@ -80,7 +157,7 @@ def optimize_alpha_beta(engine: "BoundEngine", lo: torch.Tensor, hi: torch.Tenso
     opt = torch.optim.Adam(groups)
     with torch.enable_grad():
         for it in range(cfg.alpha_iters + 1):
-            a0, bias = engine._walk(last, cmat, cvec, relax, alphas, beta_terms(betas, signs))
+            a0, bias = engine.walk(last, cmat, cvec, relax, alphas, beta_terms(betas, signs))
             lb, _ = concretize(a0, bias, lo, hi, cfg.float_rel, cfg.float_abs, want_x=False)
             with torch.no_grad():
                 better = lb.detach() > best_lb
@@ -100,8 +177,8 @@ def optimize_alpha_beta(engine: "BoundEngine", lo: torch.Tensor, hi: torch.Tenso
             loss.backward()
             opt.step()
             with torch.no_grad():
-                for a in alphas.values():
-                    a.nan_to_num_(0.0).clamp_(0.0, 1.0)
+                for r, a in alphas.items():
+                    a.nan_to_num_(0.0).clamp_(slots[r].low, slots[r].high)
                 for b in betas.values():
                     b.nan_to_num_(0.0).clamp_(min=0.0)
                 for g in opt.param_groups:

@@ -4,13 +4,28 @@ Each relaxation is built once from the bounds (l, u) of the activation's input, 
 float64, and then maps a coefficient matrix A (B, M, n_out) on the activation's output to a
 coefficient matrix on its input plus a bias (B, M), such that
 ``A @ act(z) >= A_in @ z + bias`` for every z in [l, u] (the lower-bound direction).
+
+The table ``RELAX`` maps each activation op type (``caps.activation``) to the function that
+builds its relaxation: ``RELAX[type(op)](op, params, n_in, lo, hi)``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
+
+from ..graph import LeakyRelu, MaxPool, Relu, Sigmoid, Tanh
+
+
+class Relaxation(Protocol):
+    """What the bound engine needs of a relaxation: its backward step."""
+
+    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
+                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_in (B, M, n_in), bias (B, M)) for a coefficient matrix A (B, M, n_out)."""
+        ...
 
 SMOOTH_EPS = 1e-12  # absolute safety margin on the intercepts of sigmoid/tanh lines
 BISECT_STEPS = 60
@@ -46,6 +61,26 @@ class ReluRelax:
         if beta_term is not None:
             a_in = a_in + beta_term
         return a_in, bias
+
+
+class LeakyReluRelax(ReluRelax):
+    """LeakyReLU max(z, s z), 0 <= s <= 1: upper = chord from (l, s l) to (u, u); lower =
+    alpha z with alpha in [s, 1] (below f on both pieces); stable neurons exact (slope 1 or s)."""
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, slope: float) -> None:
+        """Precompute slopes from the input bounds (B, size); slope: the negative-side slope s."""
+        active = lo >= 0
+        inactive = (hi <= 0) & ~active
+        self.slope = slope
+        self.unstable = ~(active | inactive)
+        one, zero = torch.ones_like(hi), torch.zeros_like(hi)
+        den = torch.where(self.unstable, hi - lo, one)
+        chord = torch.where(self.unstable, (hi - slope * lo) / den, zero)
+        self.up_slope = torch.where(active, one, torch.where(self.unstable, chord, one * slope))
+        self.up_int = torch.where(self.unstable, lo * (slope - chord), zero)
+        adaptive = torch.where(hi > -lo, one, one * slope)
+        self.lo_default = torch.where(active, one,
+                                      torch.where(self.unstable, adaptive, one * slope))
 
 
 class LineRelax:
@@ -164,3 +199,41 @@ class MaxPoolRelax:
         free = neg * (1 - exact)
         bias = (torch.where(free != 0, free * self.umax.unsqueeze(1), torch.zeros_like(free))).sum(-1)
         return a_in, bias
+
+
+def _relax_relu(op: Relu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor) -> Relaxation:
+    """ReLU: triangle relaxation with an optimisable lower slope."""
+    return ReluRelax(lo, hi)
+
+
+def _relax_leaky_relu(op: LeakyRelu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+                      ) -> Relaxation:
+    """LeakyReLU: the ReLU triangle with negative-side slope alpha; optimisable lower slope."""
+    return LeakyReluRelax(lo, hi, op.alpha)
+
+
+def _relax_sigmoid(op: Sigmoid, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+                   ) -> Relaxation:
+    """Sigmoid: sound tangent/chord lines."""
+    return smooth_relax("sigmoid", lo, hi)
+
+
+def _relax_tanh(op: Tanh, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor) -> Relaxation:
+    """Tanh: sound tangent/chord lines."""
+    return smooth_relax("tanh", lo, hi)
+
+
+def _relax_maxpool(op: MaxPool, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+                   ) -> Relaxation:
+    """MaxPool: the input with the largest lower bound below, exact or constant above."""
+    return MaxPoolRelax(p["windows"], n_in, lo, hi)
+
+
+# op type -> (op, params, input size, input lower (B, n_in), input upper (B, n_in)) -> relaxation
+RELAX: dict[type, Callable[[Any, dict, int, torch.Tensor, torch.Tensor], Relaxation]] = {
+    Relu: _relax_relu,
+    LeakyRelu: _relax_leaky_relu,
+    Sigmoid: _relax_sigmoid,
+    Tanh: _relax_tanh,
+    MaxPool: _relax_maxpool,
+}

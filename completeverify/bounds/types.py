@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..errors import ModelError
@@ -38,6 +39,20 @@ class BoundConfig:
             raise ModelError("BoundConfig: alpha_iters must be >= 0 and learning rates > 0")
         if self.float_rel < 0 or self.float_abs < 0 or self.chunk_elems < 1:
             raise ModelError("BoundConfig: float margins must be >= 0 and chunk_elems >= 1")
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Named options of one BoundEngine.compute call: which intermediate bounds it refines.
+
+    refine_after: intermediate nodes with index <= refine_after keep their box (IBP intersected
+        with the given ``pre`` and the splits) without a CROWN pass; later ones get CROWN as
+        usual.  Branch and bound passes the pre-activation node of the newest split: a split at
+        node j changes no bound of a node <= j (intermediate CROWN ignores beta), so the
+        parent's bounds are reused there.  -1 (the default): every node is refined.
+    """
+
+    refine_after: int = -1
 
 
 @dataclass
@@ -120,3 +135,18 @@ def select_pre(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], idx: torch.Ten
                ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Intermediate bounds of the domains idx (to pass a parent's bounds to its children)."""
     return {k: (lo[idx], hi[idx]) for k, (lo, hi) in pre.items()}
+
+
+def pre_to_numpy(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], index: int | None = 0
+                 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Intermediate bounds as numpy float64 arrays (copies), for the MILP stages.
+
+    pre: node -> (lower, upper), each (B, size) when ``index`` picks one domain of the batch
+    (default: the first), or (size,) with ``index=None``.  Returns node -> ((size,), (size,)).
+    """
+    def one(t: torch.Tensor) -> np.ndarray:
+        """One bound tensor as a numpy copy."""
+        t = t if index is None else t[index]
+        return t.detach().to(torch.float64).numpy().copy()
+
+    return {k: (one(lo), one(hi)) for k, (lo, hi) in pre.items()}

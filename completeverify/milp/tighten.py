@@ -31,7 +31,7 @@ import torch
 from ..bounds import BoundEngine
 from ..bounds.interval import IBP
 from ..errors import ModelError
-from ..graph import Add, Conv, Graph, Input, Linear, Relu, Scale
+from ..graph import Add, Conv, Graph, Input, Linear, Scale
 from ..solvers import MilpProgram, SolveLimits, SolveStatus, get_solver, safe_lp_lower_bound
 from .encoder import encode, widen
 
@@ -60,10 +60,10 @@ class LayerStats:
 
 
 def relu_layers(graph: Graph) -> list[int]:
-    """Indices of the nodes feeding a Relu, each once, in topological order."""
+    """Indices of the nodes feeding a splittable (ReLU-like) op, each once, in topological order."""
     seen: list[int] = []
     for node in graph.nodes:
-        if isinstance(node.op, Relu) and node.inputs[0] not in seen:
+        if node.op.caps.splittable and node.inputs[0] not in seen:
             seen.append(node.inputs[0])
     return seen
 
