@@ -204,9 +204,10 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
     """
     from completeverify.bab import relu_split as rs
     from completeverify.milp import encoder
+    from completeverify.milp.outcomes import EmptyDomain
 
     def empty(*args, **kwargs):
-        raise ValueError("empty pre-activation bounds")
+        raise EmptyDomain("empty pre-activation bounds")
 
     monkeypatch.setattr(encoder, "encode", empty)
     rng = np.random.default_rng(7)
@@ -217,10 +218,10 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(np.array([[1.0]]), np.array([m + 0.01]))]), net)
     config = VerifyConfig(timeout=10, mode=mode, use_bounds=False, attack=AttackConfig(enabled=False))
     if mode == "relu-split":
-        from completeverify.pipeline import Run
+        from completeverify.context import VerifyContext
         from completeverify.verdict import Replayer
 
-        run = Run(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
+        run = VerifyContext(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
         search = rs._Search(run, 0, [0], run.deadline)
         assert search.exact({}, None, 0) == ("unknown", None)
         assert search.exact({}, {}, 0) == ("unknown", None)

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
+from ..errors import InternalError, ModelError
 from ..graph import Add, Concat, Conv, Gather, Graph, Input, Linear, MaxPool, Relu, Reshape, Scale
 from ..solvers import MilpProgram
+from .outcomes import EmptyDomain
 
 
 class _Program:
@@ -247,13 +248,13 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
         elif isinstance(op, Relu):
             j = node.inputs[0]
             if j not in pre:
-                raise ModelError(f"internal: no pre-activation bounds for node '{graph.nodes[j].name}'")
+                raise InternalError(f"no pre-activation bounds for node '{graph.nodes[j].name}'")
             lo, hi = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[j]), widening)
             sp = np.asarray(splits.get(i, np.zeros(node.size)), dtype=np.int64).reshape(-1)
             lo = np.where(sp > 0, np.maximum(lo, 0.0), lo)
             hi = np.where(sp < 0, np.minimum(hi, 0.0), hi)
             if np.any(lo > hi):
-                raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
+                raise EmptyDomain("empty pre-activation bounds")  # caller treats as an infeasible domain
             x = ins[0]
             p.tighten(x, lo, hi)
             out = np.where(lo >= 0, x, zero)
@@ -307,13 +308,13 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
                 out_cols[o] = y
             cols.append(out_cols)
         else:
-            raise ModelError(f"internal: no MILP encoder for {type(op).__name__}")
+            raise InternalError(f"no MILP encoder for {type(op).__name__}")
         if i in pre and not isinstance(op, (Input,)):
             lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
             p.tighten(cols[i], lo_b, hi_b)
     col_lo, col_hi = p.bounds()
     if np.any(col_lo > col_hi):  # sound boxes (pre, splits, intervals) with no common point
-        raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
+        raise EmptyDomain("empty pre-activation bounds")  # caller treats as an infeasible domain
     y_cols = cols[-1]
     C = np.asarray(C, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64).reshape(-1)
