@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelError
+from .errors import InternalError, ModelError
 
 Shape = tuple[int, ...]
 
@@ -248,10 +248,10 @@ class Graph:
     def __post_init__(self) -> None:
         """Check the invariants once."""
         if not self.nodes or not isinstance(self.nodes[0].op, Input):
-            raise ModelError("graph must start with its input")
+            raise InternalError("graph must start with its input")
         for i, node in enumerate(self.nodes):
             if any(j >= i or j < 0 for j in node.inputs):
-                raise ModelError(f"graph is not topologically sorted at node '{node.name}'")
+                raise InternalError(f"graph is not topologically sorted at node '{node.name}'")
 
     @property
     def input_shape(self) -> Shape:

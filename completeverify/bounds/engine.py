@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ModelError
+from ..errors import InternalError, ModelError
 from ..graph import Conv, Graph, Input, Linear, MaxPool, Relu, Sigmoid, Tanh
 from .backward import BACKWARD, concretize
 from .interval import IBP, Box
@@ -90,7 +90,7 @@ class BoundEngine:
         for r, s in splits.relu.items():
             node = self.nodes[r]
             if not isinstance(node.op, Relu) or tuple(s.shape) != (batch, node.size):
-                raise ModelError(f"splits for node {r} must be a Relu node with shape ({batch}, {node.size})")
+                raise InternalError(f"splits for node {r} must be a Relu node with shape ({batch}, {node.size})")
             out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
         return out
 
