@@ -11,7 +11,8 @@ from .config import Deadline, VerifyConfig
 from .graph import Graph
 from .onnx_import import load_onnx as _load_graph
 from .verdict import Result
-from .vnnlib import Property, load_vnnlib as _load_property, parse_vnnlib
+from .vnnlib import Property, parse_vnnlib
+from .vnnlib import load_vnnlib as _load_property
 
 if TYPE_CHECKING:
     import torch

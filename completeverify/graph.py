@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InternalError, ModelError
+from .errors import InternalError
 
 Shape = tuple[int, ...]
 

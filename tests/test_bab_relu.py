@@ -16,6 +16,7 @@ from completeverify.bounds import compute_bounds
 from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
 from completeverify.context import VerifyContext
 from completeverify.verdict import Replayer
+
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
 SIZES = [2, 6, 6, 2]

@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from completeverify.bounds import AlphaState, BoundConfig, BoundEngine, Splits, compute_bounds, select_pre
+from completeverify.bounds import (
+    AlphaState,
+    BoundConfig,
+    BoundEngine,
+    Splits,
+    compute_bounds,
+    select_pre,
+)
 from completeverify.bounds.backward import concretize
 from completeverify.bounds.relax import smooth_relax
 from completeverify.graph import Conv, Relu
@@ -318,7 +325,7 @@ def test_beta_crown_sound_on_split_domains():
     res = eng.compute(lo, hi, cmat, method="alpha-crown", splits=splits)
     assert isinstance(res.state, AlphaState)
     g = torch.Generator().manual_seed(16)
-    for trial in range(5):  # random alphas in [0, 1], random betas >= 0
+    for _ in range(5):  # random alphas in [0, 1], random betas >= 0
         state = AlphaState(
             {r: torch.rand(a.shape, generator=g, dtype=torch.float64) for r, a in res.state.alphas.items()},
             {r: torch.rand(b.shape, generator=g, dtype=torch.float64) * 3 for r, b in res.state.betas.items()})

@@ -1,4 +1,4 @@
-"""The exact leaf (milp/leaf.py), typed empty domains, InternalError and one source of option names."""
+"""The exact leaf (milp/leaf.py), typed empty domains, InternalError, one source of option names."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from completeverify.errors import InputError, InternalError
 from completeverify.milp.leaf import LeafProblem, LeafVerdict, exact_leaf, pgd_polish
 from completeverify.solvers import get_solver, solver_names
 from completeverify.verdict import Replayer
+
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
 LOWER, UPPER = np.array([-2.0, -2.0]), np.array([2.0, 2.0])
@@ -65,7 +66,7 @@ def test_leaf_agrees_with_brute_force(seed):
 
 
 def test_contradictory_splits_are_a_typed_empty_outcome():
-    """A split forcing a neuron active whose bounds say it is always inactive: EMPTY, not an exception."""
+    """A split forcing active a neuron whose bounds say it is inactive: EMPTY, not an exception."""
     net, prop, _ = _instance(0, 0.05)
     problem = _problem(net, prop)
     relu = next(i for i, n in enumerate(net.nodes) if type(n.op).__name__ == "Relu")
@@ -77,12 +78,13 @@ def test_contradictory_splits_are_a_typed_empty_outcome():
     signs = np.zeros(net.nodes[relu].size, dtype=np.int64)
     signs[0] = 1  # ... but split active
     problem = LeafProblem(net, problem.case, 0, problem.poly, LOWER, UPPER, pre, {relu: signs})
-    out = exact_leaf(problem, get_solver("highs"), Replayer(net.onnx_model), MilpConfig(), Deadline(30))
+    out = exact_leaf(problem, get_solver("highs"), Replayer(net.onnx_model), MilpConfig(),
+                     Deadline(30))
     assert out.verdict == LeafVerdict.EMPTY and out.counterexample is None
 
 
 def test_rejected_candidate_is_polished_by_pgd(monkeypatch):
-    """If the replay rejects the solver's candidates, the polish step runs and its counterexample counts."""
+    """If the replay rejects the solver's candidates, the polish step runs and its find counts."""
     import completeverify.milp.leaf as leaf_mod
 
     net, prop, layers = _instance(1, 0.05)
@@ -111,17 +113,17 @@ def test_rejected_candidate_is_polished_by_pgd(monkeypatch):
 
 
 def test_missing_intermediate_bounds_are_an_internal_error():
-    """The encoder needs bounds for every ReLU input: a caller that forgets them is a bug, not bad input."""
+    """The encoder needs bounds for every ReLU input: forgetting them is a bug, not bad input."""
     from completeverify.milp.encoder import encode
 
-    net, prop, _ = _instance(0, 0.05)
+    net = _network(0)[1]
     with pytest.raises(InternalError) as info:
         encode(net, LOWER, UPPER, {}, C, np.zeros(1))
     assert not isinstance(info.value, InputError)
 
 
 def test_cli_reports_internal_errors_with_exit_1(monkeypatch, capsys):
-    """An InternalError reaching the CLI: exit 1 and 'internal error, please report', never exit 2."""
+    """An InternalError reaching the CLI: exit 1, 'internal error, please report', never exit 2."""
     from completeverify import api
     from completeverify.cli import main
 
@@ -144,6 +146,7 @@ def test_option_names_have_one_source():
     verify = sub.choices["verify"]
     choices = {a.dest: tuple(a.choices) for a in verify._actions if a.choices}
     assert choices["solver"] == SOLVERS and choices["mode"] == MODES
-    for field, bad in (("mode", "fast"), ("solver", "gurobi"), ("replay", "x"), ("bound_method", "lp")):
+    bad_values = (("mode", "fast"), ("solver", "gurobi"), ("replay", "x"), ("bound_method", "lp"))
+    for field, bad in bad_values:
         with pytest.raises(InputError, match=bad):
             VerifyConfig(**{field: bad})

@@ -12,6 +12,7 @@ from onnx.reference import ReferenceEvaluator
 
 import completeverify as cv
 from completeverify.config import AttackConfig, VerifyConfig
+
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from ..attack import pgd
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Splits
 from ..bounds.engine import ACTIVATIONS
 from ..bounds.pre import PreBounds
-from ..graph import Conv, Relu
 from ..config import Deadline
+from ..graph import Conv, Relu
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .types import BabOutcome, BabVerdict

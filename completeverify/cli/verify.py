@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 import threading

@@ -89,8 +89,9 @@ def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, mil
     """
     t0 = time.monotonic()
     try:
-        enc = encoder.encode(problem.graph, problem.lower, problem.upper, problem.pre, problem.poly.C,
-                     problem.poly.d, splits=problem.splits, widening=milp.bound_widening)
+        enc = encoder.encode(problem.graph, problem.lower, problem.upper, problem.pre,
+                             problem.poly.C, problem.poly.d, splits=problem.splits,
+                             widening=milp.bound_widening)
     except EmptyDomain:
         return LeafResult(LeafVerdict.EMPTY, encode_s=time.monotonic() - t0)
     t1 = time.monotonic()
