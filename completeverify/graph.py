@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import InternalError
+
+if TYPE_CHECKING:
+    import onnx
 
 Shape = tuple[int, ...]
 
@@ -241,7 +244,7 @@ class Graph:
     input_name: str = "input"
     output_name: str = "output"
     input_dtype: str = "float32"
-    onnx_model: object = field(default=None, repr=False, compare=False)
+    onnx_model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     source: str = "<model>"
     _torch_cache: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -13,7 +13,7 @@ from .attack import pgd
 from .bounds.pre import pre_to_numpy
 from .config import BOUND_METHODS, BoundMethod, Deadline, VerifyConfig
 from .context import Pair, VerifyContext
-from .errors import PropertyError
+from .errors import InternalError, PropertyError
 from .graph import Graph
 from .spec import polytope_margins, stack_rows
 from .verdict import Counterexample, Replayer, Result, Status, check_graph_against_model, confirm
@@ -163,6 +163,8 @@ def _verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: 
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     t0 = time.monotonic()
+    if graph.onnx_model is None:  # every importer keeps the model: sat needs an ONNX replay
+        raise InternalError(f"{graph.source}: the graph carries no ONNX model to replay in")
     replayer = Replayer(graph.onnx_model, config.replay)
     for ci, case in enumerate(prop.cases[:4]):
         check_graph_against_model(graph, replayer, case.lower, case.upper,

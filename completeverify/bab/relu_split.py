@@ -369,14 +369,15 @@ class _Search:
         for pos, b in enumerate(open_idx):
             parent = doms[b]
             pre_b = {j: (lo[pos].clone(), hi[pos].clone()) for j, (lo, hi) in pre_open.items()}
-            if picks[pos] is None:  # every unstable ReLU is split: the domain is an LP
+            choice = picks[pos]
+            if choice is None:  # every unstable ReLU is split: the domain is an LP
                 verdict, cex = self.leaf(parent, pre_b, still[b])
                 if verdict in ("cex", "timeout"):
                     return verdict, cex, open_idx, res.x_lb
                 continue
             alphas = self._child_state(parent.alphas, state.alphas, b, rows)
             betas = self._child_state(parent.betas, state.betas, b, rows)
-            r, k = picks[pos]
+            r, k = choice
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
                 row = child_splits.get(r, torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)).clone()

@@ -7,7 +7,7 @@ coefficient matrix per input (B, M, n_in_k) plus a bias (B, M) or None, such tha
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ def _bw_linear(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> St
 def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step:
     """Transposed convolution of A reshaped to (B*M, C_out, Ho, Wo), cropped to the unpadded input."""
     op = node.op
+    assert isinstance(op, Conv)  # BACKWARD dispatches on the op's type
     b, m, _ = a.shape
     c_out = p["weight"].shape[0]
     c_in, h, w = op.in_chw
@@ -82,6 +83,13 @@ BACKWARD: dict[type, Callable[[Node, list[Node], dict, torch.Tensor], Step]] = {
 }
 
 
+@overload
+def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               rel: float, abs_: float, want_x: Literal[True] = ...
+               ) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               rel: float, abs_: float, want_x: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                rel: float, abs_: float, want_x: bool = True) -> tuple[torch.Tensor, "torch.Tensor | None"]:
     """Lower bound min over the box of A x + bias, widened for rounding, and its minimiser.

@@ -10,7 +10,7 @@ with the alpha/beta and input point that produced it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .engine import BoundEngine
 
 
-def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> bool:
+def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> TypeGuard[torch.Tensor]:
     """True when a warm-start tensor has the expected shape and is finite."""
     return t is not None and tuple(t.shape) == shape and bool(torch.isfinite(t).all())
 

@@ -113,6 +113,12 @@ def widen(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray,
     return lower - pad, upper + pad
 
 
+def _widened(bounds: tuple[np.ndarray, np.ndarray], rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """widen() of one node's (lower, upper) as flat float64 arrays."""
+    lo, hi = (np.asarray(a, dtype=np.float64).reshape(-1) for a in bounds)
+    return widen(lo, hi, rel)
+
+
 _EPS = float(np.finfo(np.float64).eps)
 _TINY = 1e-290  # covers underflow of products, per term
 
@@ -177,9 +183,9 @@ def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if ph or pw:
         idx = F.pad(idx, (pw, pw, ph, ph))
     cout, cin_g, kh, kw = op.weight.shape
-    patches = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
-    n_pos = patches.shape[1]
-    patches = patches.numpy().astype(np.int64) - 1
+    unfolded = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
+    n_pos = unfolded.shape[1]
+    patches = unfolded.numpy().astype(np.int64) - 1
     g = op.groups
     cout_g = cout // g
     rows_l, cols_l, vals_l = [], [], []
@@ -249,7 +255,7 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
             j = node.inputs[0]
             if j not in pre:
                 raise InternalError(f"no pre-activation bounds for node '{graph.nodes[j].name}'")
-            lo, hi = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[j]), widening)
+            lo, hi = _widened(pre[j], widening)
             sp = np.asarray(splits.get(i, np.zeros(node.size)), dtype=np.int64).reshape(-1)
             lo = np.where(sp > 0, np.maximum(lo, 0.0), lo)
             hi = np.where(sp < 0, np.minimum(hi, 0.0), hi)
@@ -280,7 +286,7 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
             cols.append(out)
         elif isinstance(op, MaxPool):
             j = node.inputs[0]
-            lo, hi = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[j]), widening)
+            lo, hi = _widened(pre[j], widening)
             p.tighten(ins[0], lo, hi)
             out_cols = np.empty(node.size, dtype=np.int64)
             for o, win in enumerate(op.windows):
@@ -310,7 +316,7 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
         else:
             raise InternalError(f"no MILP encoder for {type(op).__name__}")
         if i in pre and not isinstance(op, (Input,)):
-            lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
+            lo_b, hi_b = _widened(pre[i], widening)
             p.tighten(cols[i], lo_b, hi_b)
     col_lo, col_hi = p.bounds()
     if np.any(col_lo > col_hi):  # sound boxes (pre, splits, intervals) with no common point
@@ -323,7 +329,8 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     # t >= max_k (C_k y - d_k) at every point; an interval box of that max bounds t below
     # (implied) and above (each point keeps its minimal t = max_k(...) <= the box's top, so
     # min t and the set of network points are unchanged)
-    t_lo, t_hi = -np.inf, np.inf
+    t_lo: float | np.ndarray = -np.inf
+    t_hi: float | np.ndarray = np.inf
     if m:
         k_lo, k_hi = interval_affine(m, r, C[r, c], -d, col_lo[y_cols[c]], col_hi[y_cols[c]])
         t_lo, t_hi = _widen_finite(np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True),
