@@ -130,7 +130,7 @@ def test_cli_reports_internal_errors_with_exit_1(monkeypatch, capsys):
     def broken(args):
         raise InternalError("an invariant broke")
 
-    monkeypatch.setattr(verify_cmd, "run_verify", broken)  # the parser binds it when main() builds it
+    monkeypatch.setattr(verify_cmd, "run_verify", broken)  # bound when main() builds the parser
     code = main(["verify", "examples/mlp.onnx", "examples/mlp_unsat.vnnlib", "--timeout", "5"])
     err = capsys.readouterr().err
     assert code == 1
