@@ -23,13 +23,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..bounds import BoundEngine
 from ..bounds.interval import IBP
+from ..bounds.pre import PreBounds
+from ..config import Deadline
 from ..errors import InternalError, ModelError
 from ..graph import Add, Conv, Graph, Input, Linear, Relu, Scale
 from ..solvers import (
@@ -224,10 +226,12 @@ def _budget(deadline: Any, per_solve: float) -> float:
     return min(per_solve, deadline.remaining())
 
 
-def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, layers: int = 1,
-                   relax: str = "lp", deadline: Any = None, time_per_neuron: float = 1.0,
-                   splits: dict | None = None, *, reuse: bool = True, early_unstable: bool = False,
-                   widening: float = 1e-7, stats: list | None = None) -> dict:
+def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: PreBounds,
+                   layers: int = 1, relax: Literal["lp", "milp"] = "lp",
+                   deadline: Deadline | None = None, time_per_neuron: float = 1.0,
+                   splits: dict[int, np.ndarray] | None = None, *, reuse: bool = True,
+                   early_unstable: bool = False, widening: float = 1e-7,
+                   stats: list[LayerStats] | None = None) -> PreBounds:
     """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are LP/MILP-tightened.
 
     relax: "lp" (big-M rows, integrality dropped) or "milp" (LP first, then the exact MILP for
