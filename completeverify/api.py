@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, Union
 
 import onnx
 
-from .config import Deadline, VerifyConfig
+from .config import Deadline, SolverName, VerifyConfig
+from .errors import ModelError
 from .graph import Graph
 from .onnx_import import load_onnx as _load_graph
 from .verdict import Result
-from .vnnlib import Property, load_vnnlib as _load_property, parse_vnnlib
+from .vnnlib import Property, parse_vnnlib
+from .vnnlib import load_vnnlib as _load_property
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +22,7 @@ NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Modul
 PropLike = Union[str, os.PathLike, Property]
 
 
-def load_onnx(source: NetLike) -> Graph:
+def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph]) -> Graph:
     """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph."""
     if isinstance(source, Graph):
         return source
@@ -41,6 +43,9 @@ def as_graph(net: NetLike, example_input: Any = None) -> Graph:
         from .torch_import import load_torch
 
         return load_torch(net, example_input)
+    if not isinstance(net, (str, os.PathLike, bytes, onnx.ModelProto, Graph)):
+        raise ModelError(f"cannot read a network from a {type(net).__name__}: pass an ONNX path, "
+                         "bytes, a ModelProto, a Graph or a torch.nn.Module")
     return load_onnx(net)
 
 
@@ -55,7 +60,7 @@ def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
     return _load_property(source, n_inputs=n_in, n_outputs=n_out)
 
 
-def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: str | None = None,
+def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: SolverName | None = None,
            config: VerifyConfig | None = None) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 

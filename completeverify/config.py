@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from .errors import InputError
 
-MODES = ("auto", "relu-split", "input-split", "milp")
-SOLVERS = ("highs", "pulp")
-REPLAYERS = ("auto", "onnxruntime", "reference")
+# Option names, defined once: the CLI's choices and the validation below read these.
+Mode = Literal["auto", "relu-split", "input-split", "milp"]
+SolverName = Literal["highs", "pulp"]
+ReplayName = Literal["auto", "onnxruntime", "reference"]
+BoundMethod = Literal["ibp", "crown", "alpha-crown"]  # cheap to expensive
+InputBranching = Literal["smear", "coef", "both"]
+ReluBranching = Literal["babsr", "width"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+SOLVERS: tuple[SolverName, ...] = get_args(SolverName)
+REPLAYERS: tuple[ReplayName, ...] = get_args(ReplayName)
+BOUND_METHODS: tuple[BoundMethod, ...] = get_args(BoundMethod)
+INPUT_BRANCHINGS: tuple[InputBranching, ...] = get_args(InputBranching)
+RELU_BRANCHINGS: tuple[ReluBranching, ...] = get_args(ReluBranching)
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,9 @@ class BabConfig:
     # input splitting (bab/input_split.py): which input to bisect.  "smear": |gradient| x width
     # at the centre; "coef": |A_j| x width of the linear lower bound that matters most; "both":
     # the smear choice, and the coef choice too where they differ (see _branch_dims)
-    input_branching: str = "both"
+    input_branching: InputBranching = "both"
     # ReLU splitting (bab/relu_split.py)
-    branching: str = "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
+    branching: ReluBranching = "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
     bound_iters: int = 10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
     # recompute intermediate bounds with CROWN in every sub-domain; off by default: beta-CROWN on the
     # root's intermediate bounds reached the same domain counts 1.7-2.4x faster (oval21, mnist_fc)
@@ -76,12 +87,12 @@ class VerifyConfig:
     """Everything a verification run needs besides the network and property."""
 
     timeout: float = 300.0
-    solver: str = "highs"
-    mode: str = "auto"
+    solver: SolverName = "highs"
+    mode: Mode = "auto"
     seed: int = 0
-    replay: str = "auto"
+    replay: ReplayName = "auto"
     use_bounds: bool = True
-    bound_method: str = "alpha-crown"
+    bound_method: BoundMethod = "alpha-crown"
     check_import_points: int = 16
     # torch intra-op threads while verifying (restored afterwards).  One thread is
     # much faster for the small tensors of branch and bound, and avoids OpenMP
@@ -103,10 +114,15 @@ class VerifyConfig:
             raise InputError(f"unknown replay '{self.replay}' (choose from {', '.join(REPLAYERS)})")
         if self.torch_threads < 1:
             raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
-        if self.bab.input_branching not in ("smear", "coef", "both"):
-            raise InputError(f"unknown input branching '{self.bab.input_branching}' (smear, coef, both)")
-        if self.bound_method not in ("ibp", "crown", "alpha-crown"):
-            raise InputError(f"unknown bound method '{self.bound_method}'")
+        if self.bab.input_branching not in INPUT_BRANCHINGS:
+            raise InputError(f"unknown input branching '{self.bab.input_branching}' "
+                             f"(choose from {', '.join(INPUT_BRANCHINGS)})")
+        if self.bab.branching not in RELU_BRANCHINGS:
+            raise InputError(f"unknown branching '{self.bab.branching}' "
+                             f"(choose from {', '.join(RELU_BRANCHINGS)})")
+        if self.bound_method not in BOUND_METHODS:
+            raise InputError(f"unknown bound method '{self.bound_method}' "
+                             f"(choose from {', '.join(BOUND_METHODS)})")
 
 
 class Deadline:

@@ -51,5 +51,13 @@ class SolverError(CompleteVerifyError):
     """A solver backend is unavailable or failed in a way that is not a verdict."""
 
 
+class InternalError(CompleteVerifyError):
+    """A broken internal invariant: a bug in completeverify, not bad input (CLI exit 1).
+
+    Not an InputError: the CLI reports it as "internal error, please report", never as a
+    problem with the user's model or property.
+    """
+
+
 class ReplayMismatchError(ModelError):
     """The imported graph does not compute what the ONNX reference computes."""

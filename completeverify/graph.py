@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelError
+from .errors import InternalError
+
+if TYPE_CHECKING:
+    import onnx
 
 Shape = tuple[int, ...]
 
@@ -330,17 +333,17 @@ class Graph:
     input_name: str = "input"
     output_name: str = "output"
     input_dtype: str = "float32"
-    onnx_model: object = field(default=None, repr=False, compare=False)
+    onnx_model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
     source: str = "<model>"
     _torch_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Check the invariants once."""
         if not self.nodes or not isinstance(self.nodes[0].op, Input):
-            raise ModelError("graph must start with its input")
+            raise InternalError("graph must start with its input")
         for i, node in enumerate(self.nodes):
             if any(j >= i or j < 0 for j in node.inputs):
-                raise ModelError(f"graph is not topologically sorted at node '{node.name}'")
+                raise InternalError(f"graph is not topologically sorted at node '{node.name}'")
 
     @property
     def input_shape(self) -> Shape:

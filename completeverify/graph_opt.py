@@ -38,10 +38,10 @@ def _compose(outer, inner, n_in: int):
         return Linear(outer.weight * m[None, :], outer.weight @ a + outer.bias)
     if isinstance(outer, Scale) and isinstance(inner, Conv):  # e.g. BatchNormalization after a conv
         c = inner.weight.shape[0]
-        m, a = _per_channel(outer.mul, c), _per_channel(outer.add, c)
-        if m is None or a is None:
+        cm, ca = _per_channel(outer.mul, c), _per_channel(outer.add, c)
+        if cm is None or ca is None:
             return None
-        return replace(inner, weight=inner.weight * m[:, None, None, None], bias=inner.bias * m + a)
+        return replace(inner, weight=inner.weight * cm[:, None, None, None], bias=inner.bias * cm + ca)
     if isinstance(outer, Gather) and isinstance(inner, Gather):
         idx, inner_idx = outer.index.reshape(-1), inner.index.reshape(-1)
         fused = np.where(idx >= 0, inner_idx[np.maximum(idx, 0)], -1)
@@ -89,26 +89,27 @@ def simplify(graph: Graph) -> Graph:
             continue
         new[i] = node
     consumers: dict[int, list[int]] = {}
-    for i, node in enumerate(new):
-        if node is not None:
-            for j in node.inputs:
+    for i, kept_node in enumerate(new):
+        if kept_node is not None:
+            for j in kept_node.inputs:
                 consumers.setdefault(j, []).append(i)
-    for i, node in enumerate(new):
-        if node is None or len(node.inputs) != 1:
+    for i, outer in enumerate(new):
+        if outer is None or len(outer.inputs) != 1:
             continue
-        j = node.inputs[0]
+        j = outer.inputs[0]
         inner = new[j]
         if j == 0 or inner is None or len(inner.inputs) != 1 or consumers.get(j, []) != [i]:
             continue
-        n_in = new[inner.inputs[0]].size if new[inner.inputs[0]] is not None else 0
-        fused = _compose(node.op, inner.op, n_in)
+        source = new[inner.inputs[0]]
+        n_in = source.size if source is not None else 0
+        fused = _compose(outer.op, inner.op, n_in)
         if fused is None:
             continue
-        new[i] = Node(node.name, fused, inner.inputs, node.shape)
+        new[i] = Node(outer.name, fused, inner.inputs, outer.shape)
         new[j] = None
         consumers.setdefault(inner.inputs[0], [])
         consumers[inner.inputs[0]] = [i if c == j else c for c in consumers[inner.inputs[0]]]
-    kept = [k for k, n in enumerate(new) if n is not None]
-    remap = {old: idx for idx, old in enumerate(kept)}
-    out = tuple(Node(new[k].name, new[k].op, tuple(remap[j] for j in new[k].inputs), new[k].shape) for k in kept)
+    kept = [(k, n) for k, n in enumerate(new) if n is not None]
+    remap = {old: idx for idx, (old, _) in enumerate(kept)}
+    out = tuple(Node(n.name, n.op, tuple(remap[j] for j in n.inputs), n.shape) for _, n in kept)
     return graph.with_nodes(out)

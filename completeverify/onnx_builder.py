@@ -26,7 +26,7 @@ class Var:
 Value = Union[Var, np.ndarray]
 
 
-class _Builder:
+class Builder:
     """Accumulates graph nodes while converting one ONNX graph."""
 
     def __init__(self, source: str, opset: int) -> None:
@@ -55,7 +55,7 @@ class _Builder:
         """Broadcast a variable to a larger shape with a Gather."""
         if tuple(x.shape) == tuple(shape):
             return x
-        return self.gather(name + "/broadcast", x, np.broadcast_to(_index_of(x), shape).copy())
+        return self.gather(name + "/broadcast", x, np.broadcast_to(index_of(x), shape).copy())
 
     def scale(self, name: str, x: Var, mul, add) -> Var:
         """Elementwise affine map with broadcastable constants."""
@@ -77,7 +77,7 @@ class _Builder:
         return x if tuple(shape) == tuple(x.shape) else self.add(name, Reshape(), [x], shape)
 
 
-def _attrs(node: onnx.NodeProto) -> dict:
+def node_attrs(node: onnx.NodeProto) -> dict:
     """Node attributes as Python values (strings decoded)."""
     out = {}
     for a in node.attribute:
@@ -86,7 +86,7 @@ def _attrs(node: onnx.NodeProto) -> dict:
     return out
 
 
-def _fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -> list[np.ndarray]:
+def fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -> list[np.ndarray]:
     """Evaluate a node whose inputs are all constants with onnx's reference implementation."""
     from onnx.reference import ReferenceEvaluator
 
@@ -109,22 +109,22 @@ def _fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) 
 # Each converter gets (builder, node, inputs, attrs) with inputs a list of Var | ndarray | None
 # (at least one of them a Var) and returns the list of outputs (None: not produced).
 
-Converter = Callable[[_Builder, onnx.NodeProto, list, dict], list]
+Converter = Callable[[Builder, onnx.NodeProto, list, dict], list]
 
 
-def _index_of(x: Var) -> np.ndarray:
+def index_of(x: Var) -> np.ndarray:
     """Flat positions of x's entries, in x's shape."""
     return np.arange(numel(x.shape)).reshape(x.shape)
 
 
-def _data(b: _Builder, node, ins) -> Var:
+def data_var(b: Builder, node, ins) -> Var:
     """The variable data input (input 0) of a unary-style op."""
     if not isinstance(ins[0], Var):
         raise b.error(node, "only the data input may depend on the network input")
     return ins[0]
 
 
-def _const(b: _Builder, node, ins, k: int, what: str) -> Optional[np.ndarray]:
+def const_input(b: Builder, node, ins, k: int, what: str) -> Optional[np.ndarray]:
     """Constant input k (None when absent); a variable there is an error."""
     if len(ins) <= k or ins[k] is None:
         return None
@@ -133,22 +133,22 @@ def _const(b: _Builder, node, ins, k: int, what: str) -> Optional[np.ndarray]:
     return np.asarray(ins[k])
 
 
-def _ints(b: _Builder, node, ins, at, k: int, name: str) -> Optional[list[int]]:
+def int_list(b: Builder, node, ins, at, k: int, name: str) -> Optional[list[int]]:
     """An int list given as attribute ``name`` (old opsets) or as constant input k (new opsets)."""
     if name in at:
         return [int(v) for v in at[name]]
-    v = _const(b, node, ins, k, name)
+    v = const_input(b, node, ins, k, name)
     return None if v is None else [int(a) for a in v.reshape(-1)]
 
 
-def _axis(b: _Builder, node, axis: int, rank: int) -> int:
+def normalize_axis(b: Builder, node, axis: int, rank: int) -> int:
     """A non-negative axis, checked against the rank."""
     if not -rank <= axis < rank:
         raise b.error(node, f"axis {axis} out of range for rank {rank}")
     return axis + rank if axis < 0 else axis
 
 
-def _var_and_const(b: _Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
+def var_and_const(b: Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
     """Split a binary op's inputs into (variable, constant, variable_first)."""
     x, y = ins[0], ins[1]
     if isinstance(x, Var) and isinstance(y, Var):
@@ -158,7 +158,7 @@ def _var_and_const(b: _Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
     return y, np.asarray(x, dtype=np.float64), False
 
 
-def _add_vars(b: _Builder, name: str, x: Var, y: Var) -> Var:
+def add_vars(b: Builder, name: str, x: Var, y: Var) -> Var:
     """x + y for two variables, broadcasting both."""
     shape = np.broadcast_shapes(x.shape, y.shape)
     return b.add(name, Add(), [b.broadcast(name + "/a", x, shape), b.broadcast(name + "/b", y, shape)], shape)

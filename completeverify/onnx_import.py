@@ -21,7 +21,7 @@ from onnx import numpy_helper
 from .errors import ModelError, UnsupportedOperatorError
 from .graph import Graph, Input, Node, Reshape, Shape, numel
 from .graph_opt import simplify
-from .onnx_builder import Value, Var, _attrs, _Builder, _fold_constant
+from .onnx_builder import Builder, Value, Var, fold_constant, node_attrs
 from .onnx_ops import CONSTANT_ONLY, CONVERTERS, SHAPE_OPS
 
 MIN_OPSET, MAX_OPSET = 7, 21
@@ -113,17 +113,17 @@ def _opset(model: onnx.ModelProto, source: str) -> int:
     return opset
 
 
-def _convert_node(b: _Builder, node: onnx.NodeProto, ins: list, opset: int) -> list:
+def _convert_node(b: Builder, node: onnx.NodeProto, ins: list, opset: int) -> list:
     """Outputs of one node: folded when constant, else through its converter."""
     if node.op_type in SHAPE_OPS and isinstance(ins[0], Var):
         shape = np.asarray(ins[0].shape, dtype=np.int64)
         if node.op_type == "Size":
             return [np.asarray(numel(ins[0].shape), dtype=np.int64)]
-        at = _attrs(node)  # Shape(start, end) from opset 15
+        at = node_attrs(node)  # Shape(start, end) from opset 15
         return [shape[at.get("start", 0):at.get("end", len(shape))]]
     if all(not isinstance(v, Var) for v in ins):
-        return _fold_constant(node, ins, opset, b.source)
-    return CONVERTERS[node.op_type](b, node, ins, _attrs(node))
+        return fold_constant(node, ins, opset, b.source)
+    return CONVERTERS[node.op_type](b, node, ins, node_attrs(node))
 
 
 def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph: bool = True) -> Graph:
@@ -144,7 +144,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
     elem = inp.type.tensor_type.elem_type
     if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
         raise ModelError(f"{source}: input '{inp.name}' must be float32 or float64")
-    b = _Builder(source, opset)
+    b = Builder(source, opset)
     env[inp.name] = b.add(inp.name, Input(), [], _input_shape(inp, source))
 
     for node, name in zip(g.node, names):

@@ -16,16 +16,16 @@ import onnx
 from .graph import Concat, Conv, LeakyRelu, MaxPool, Relu, Shape, Sigmoid, Tanh, numel
 from .onnx_builder import (
     DENSE_LIMIT,
+    Builder,
     Converter,
     Var,
-    _add_vars,
-    _axis,
-    _Builder,
-    _const,
-    _data,
-    _index_of,
-    _ints,
-    _var_and_const,
+    add_vars,
+    const_input,
+    data_var,
+    index_of,
+    int_list,
+    normalize_axis,
+    var_and_const,
 )
 
 FLT_MAX = float(np.finfo(np.float32).max)  # Clip's "no bound" default before opset 11
@@ -34,25 +34,25 @@ FLT_MAX = float(np.finfo(np.float32).max)  # Clip's "no bound" default before op
 
 def _conv_add(b, node, ins, at):
     if isinstance(ins[0], Var) and isinstance(ins[1], Var):
-        return [_add_vars(b, node.name, ins[0], ins[1])]
-    v, c, _ = _var_and_const(b, node, ins)
+        return [add_vars(b, node.name, ins[0], ins[1])]
+    v, c, _ = var_and_const(b, node, ins)
     return [b.scale(node.name, v, 1.0, c)]
 
 
 def _conv_sub(b, node, ins, at):
     if isinstance(ins[0], Var) and isinstance(ins[1], Var):
-        return [_add_vars(b, node.name, ins[0], b.scale(node.name + "/neg", ins[1], -1.0, 0.0))]
-    v, c, first = _var_and_const(b, node, ins)
+        return [add_vars(b, node.name, ins[0], b.scale(node.name + "/neg", ins[1], -1.0, 0.0))]
+    v, c, first = var_and_const(b, node, ins)
     return [b.scale(node.name, v, 1.0, -c) if first else b.scale(node.name, v, -1.0, c)]
 
 
 def _conv_mul(b, node, ins, at):
-    v, c, _ = _var_and_const(b, node, ins)
+    v, c, _ = var_and_const(b, node, ins)
     return [b.scale(node.name, v, c, 0.0)]
 
 
 def _conv_div(b, node, ins, at):
-    v, c, first = _var_and_const(b, node, ins)
+    v, c, first = var_and_const(b, node, ins)
     if not first:
         raise b.error(node, "division by a variable tensor is not piecewise linear (unsupported)")
     if np.any(c == 0):
@@ -61,10 +61,10 @@ def _conv_div(b, node, ins, at):
 
 
 def _conv_neg(b, node, ins, at):
-    return [b.scale(node.name, _data(b, node, ins), -1.0, 0.0)]
+    return [b.scale(node.name, data_var(b, node, ins), -1.0, 0.0)]
 
 
-def _matmul_right(b: _Builder, node, x: Var, w: np.ndarray, bias) -> Var:
+def _matmul_right(b: Builder, node, x: Var, w: np.ndarray, bias) -> Var:
     """x (..., M, K) @ w (K, N) + bias, as one Linear on the flat view (x may be (K,))."""
     k, n = w.shape
     if not x.shape or x.shape[-1] != k:
@@ -78,7 +78,7 @@ def _matmul_right(b: _Builder, node, x: Var, w: np.ndarray, bias) -> Var:
     return b.linear(node.name, x, weight, bias_full, out_shape)
 
 
-def _matmul_left(b: _Builder, node, w: np.ndarray, x: Var) -> Var:
+def _matmul_left(b: Builder, node, w: np.ndarray, x: Var) -> Var:
     """w (M, K) @ x (..., K, N) as one Linear (x of shape (K,) gives (M,))."""
     if len(x.shape) == 1 and w.shape[1] == x.shape[0]:
         return b.linear(node.name, x, w, np.zeros(w.shape[0]), (w.shape[0],))
@@ -93,7 +93,7 @@ def _matmul_left(b: _Builder, node, w: np.ndarray, x: Var) -> Var:
 
 
 def _conv_matmul(b, node, ins, at):
-    v, w, var_first = _var_and_const(b, node, ins)
+    v, w, var_first = var_and_const(b, node, ins)
     if w.ndim == 1 and var_first:  # (..., K) @ (K,) -> (...)
         out = _matmul_right(b, node, v, w[:, None], 0.0)
         return [b.reshape(node.name + "/vec", out, out.shape[:-1])]
@@ -106,13 +106,13 @@ def _conv_matmul(b, node, ins, at):
 
 
 def _conv_gemm(b, node, ins, at):
-    a = _data(b, node, ins)
-    w = _const(b, node, ins, 1, "weight B").astype(np.float64)
-    c = _const(b, node, ins, 2, "bias C")
+    a = data_var(b, node, ins)
+    w = const_input(b, node, ins, 1, "weight B").astype(np.float64)
+    c = const_input(b, node, ins, 2, "bias C")
     if len(a.shape) != 2:
         raise b.error(node, f"input must be 2-D, got shape {a.shape}")
     if at.get("transA", 0):
-        a = b.gather(node.name + "/transA", a, _index_of(a).T)
+        a = b.gather(node.name + "/transA", a, index_of(a).T)
     w = w.T if at.get("transB", 0) else w
     bias = 0.0 if c is None else at.get("beta", 1.0) * c.astype(np.float64)
     return [_matmul_right(b, node, a, at.get("alpha", 1.0) * w, bias)]
@@ -121,19 +121,19 @@ def _conv_gemm(b, node, ins, at):
 def _conv_unary(op_cls):
     """Converter for an elementwise activation."""
     def convert(b, node, ins, at):
-        x = _data(b, node, ins)
+        x = data_var(b, node, ins)
         return [b.add(node.name, op_cls(), [x], x.shape)]
 
     return convert
 
 
 def _conv_identity(b, node, ins, at):
-    return [_data(b, node, ins)]
+    return [data_var(b, node, ins)]
 
 
 def _conv_dropout(b, node, ins, at):
-    x = _data(b, node, ins)
-    training = _const(b, node, ins, 2, "training_mode")
+    x = data_var(b, node, ins)
+    training = const_input(b, node, ins, 2, "training_mode")
     if training is not None and bool(training.reshape(-1)[0]):
         raise b.error(node, "Dropout in training mode is random (unsupported)")
     return [x, np.ones(x.shape, dtype=bool)]  # inference: identity, mask all true
@@ -142,19 +142,19 @@ def _conv_dropout(b, node, ins, at):
 def _conv_cast(b, node, ins, at):
     if at.get("to") not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
         raise b.error(node, "cast of a variable tensor to a type other than float32/float64 is not supported")
-    return [_data(b, node, ins)]
+    return [data_var(b, node, ins)]
 
 
 def _conv_flatten(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     axis = at.get("axis", 1)
     axis = axis + len(x.shape) if axis < 0 else axis
     return [b.reshape(node.name, x, (numel(x.shape[:axis]), numel(x.shape[axis:])))]
 
 
 def _conv_reshape(b, node, ins, at):
-    x = _data(b, node, ins)
-    target = _ints(b, node, ins, at, 1, "shape")
+    x = data_var(b, node, ins)
+    target = int_list(b, node, ins, at, 1, "shape")
     if target is None:
         raise b.error(node, "missing target shape")
     out = [x.shape[i] if (s == 0 and not at.get("allowzero", 0)) else s for i, s in enumerate(target)]
@@ -169,30 +169,30 @@ def _conv_reshape(b, node, ins, at):
 
 
 def _conv_squeeze(b, node, ins, at):
-    x = _data(b, node, ins)
-    axes = _ints(b, node, ins, at, 1, "axes")
+    x = data_var(b, node, ins)
+    axes = int_list(b, node, ins, at, 1, "axes")
     if axes is None:
         axes = [i for i, s in enumerate(x.shape) if s == 1]
-    axes = [_axis(b, node, a, len(x.shape)) for a in axes]
+    axes = [normalize_axis(b, node, a, len(x.shape)) for a in axes]
     if any(x.shape[a] != 1 for a in axes):
         raise b.error(node, f"cannot squeeze axes {axes} of shape {x.shape}")
     return [b.reshape(node.name, x, tuple(s for i, s in enumerate(x.shape) if i not in axes))]
 
 
 def _conv_unsqueeze(b, node, ins, at):
-    x = _data(b, node, ins)
-    axes = _ints(b, node, ins, at, 1, "axes") or []
+    x = data_var(b, node, ins)
+    axes = int_list(b, node, ins, at, 1, "axes") or []
     rank = len(x.shape) + len(axes)
     shape = list(x.shape)
-    for a in sorted(_axis(b, node, a, rank) for a in axes):
+    for a in sorted(normalize_axis(b, node, a, rank) for a in axes):
         shape.insert(a, 1)
     return [b.reshape(node.name, x, tuple(shape))]
 
 
 def _conv_transpose(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     perm = at.get("perm", list(range(len(x.shape)))[::-1])
-    return [b.gather(node.name, x, _index_of(x).transpose(perm))]
+    return [b.gather(node.name, x, index_of(x).transpose(perm))]
 
 
 def _slice_positions(dim: int, start: int, end: int, step: int) -> np.ndarray:
@@ -207,36 +207,36 @@ def _slice_positions(dim: int, start: int, end: int, step: int) -> np.ndarray:
 
 
 def _conv_slice(b, node, ins, at):
-    x = _data(b, node, ins)
-    starts, ends = _ints(b, node, ins, at, 1, "starts"), _ints(b, node, ins, at, 2, "ends")
-    axes = _ints(b, node, ins, at, 3, "axes") or list(range(len(starts)))
-    steps = _ints(b, node, ins, at, 4, "steps") or [1] * len(starts)
-    idx = _index_of(x)
+    x = data_var(b, node, ins)
+    starts, ends = int_list(b, node, ins, at, 1, "starts"), int_list(b, node, ins, at, 2, "ends")
+    axes = int_list(b, node, ins, at, 3, "axes") or list(range(len(starts)))
+    steps = int_list(b, node, ins, at, 4, "steps") or [1] * len(starts)
+    idx = index_of(x)
     for s, e, a, st in zip(starts, ends, axes, steps):
         if st == 0:
             raise b.error(node, "slice step 0")
-        a = _axis(b, node, a, len(x.shape))
+        a = normalize_axis(b, node, a, len(x.shape))
         idx = np.take(idx, _slice_positions(x.shape[a], s, e, st), axis=a)
     return [b.gather(node.name, x, idx)]
 
 
 def _conv_gather(b, node, ins, at):
-    x = _data(b, node, ins)
-    index = _const(b, node, ins, 1, "indices").astype(np.int64)
-    axis = _axis(b, node, at.get("axis", 0), len(x.shape))
+    x = data_var(b, node, ins)
+    index = const_input(b, node, ins, 1, "indices").astype(np.int64)
+    axis = normalize_axis(b, node, at.get("axis", 0), len(x.shape))
     if np.any(index >= x.shape[axis]) or np.any(index < -x.shape[axis]):
         raise b.error(node, "index out of range")
-    return [b.gather(node.name, x, np.take(_index_of(x), index, axis=axis))]
+    return [b.gather(node.name, x, np.take(index_of(x), index, axis=axis))]
 
 
 def _conv_concat(b, node, ins, at):
     vals = [v for v in ins if v is not None]
     variables = [v for v in vals if isinstance(v, Var)]
-    axis = _axis(b, node, at["axis"], len(variables[0].shape))
+    axis = normalize_axis(b, node, at["axis"], len(variables[0].shape))
     parts, consts, offset = [], [], 0
     for v in vals:
         if isinstance(v, Var):
-            parts.append(_index_of(v) + offset)
+            parts.append(index_of(v) + offset)
             consts.append(np.zeros(v.shape))
             offset += numel(v.shape)
         else:
@@ -250,20 +250,20 @@ def _conv_concat(b, node, ins, at):
 
 
 def _conv_pad(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     mode, r = at.get("mode", "constant"), len(x.shape)
     if mode not in ("constant", "edge", "reflect", "wrap"):
         raise b.error(node, f"pad mode '{mode}' is not supported")
-    pads = _ints(b, node, ins, at, 1, "pads")
-    value = _const(b, node, ins, 2, "constant_value")
+    pads = int_list(b, node, ins, at, 1, "pads")
+    value = const_input(b, node, ins, 2, "constant_value")
     value = float(at.get("value", 0.0)) if value is None or value.size == 0 else float(value.reshape(-1)[0])
-    axes = [_axis(b, node, a, r) for a in (_ints(b, node, ins, at, 3, "axes") or range(r))]
+    axes = [normalize_axis(b, node, a, r) for a in (int_list(b, node, ins, at, 3, "axes") or range(r))]
     if pads is None or len(pads) != 2 * len(axes):
         raise b.error(node, f"expected {2 * len(axes)} pads, got {pads}")
     width = [(0, 0)] * r
     for k, a in enumerate(axes):
         width[a] = (pads[k], pads[k + len(axes)])
-    idx = _index_of(x)  # crop (negative pads) first, then pad, as onnxruntime does
+    idx = index_of(x)  # crop (negative pads) first, then pad, as onnxruntime does
     idx = idx[tuple(slice(-min(lo, 0), n + min(hi, 0)) for (lo, hi), n in zip(width, idx.shape))]
     grow = [(max(lo, 0), max(hi, 0)) for lo, hi in width]
     if mode == "constant":
@@ -327,13 +327,13 @@ def _out_shape(c: int, outs, one_d: bool) -> Shape:
 
 
 def _conv_conv(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     c, h, w, one_d = _spatial(b, node, x)
-    weight = _const(b, node, ins, 1, "weight").astype(np.float64)
+    weight = const_input(b, node, ins, 1, "weight").astype(np.float64)
     if weight.ndim != (3 if one_d else 4):
         raise b.error(node, f"weight of shape {weight.shape} does not fit input {x.shape}")
     weight = weight[:, :, None, :] if one_d else weight
-    bias = _const(b, node, ins, 2, "bias")
+    bias = const_input(b, node, ins, 2, "bias")
     bias = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
     groups = at.get("group", 1)
     if weight.shape[1] * groups != c or weight.shape[0] % groups:
@@ -345,10 +345,10 @@ def _conv_conv(b, node, ins, at):
 
 
 def _conv_batchnorm(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     if at.get("training_mode", 0) or any(node.output[1:]):  # before opset 14: extra outputs = training
         raise b.error(node, "BatchNormalization in training mode (batch statistics) is not supported")
-    s, bias, mean, var = (_const(b, node, ins, k, n).astype(np.float64)
+    s, bias, mean, var = (const_input(b, node, ins, k, n).astype(np.float64)
                           for k, n in enumerate(("scale", "B", "mean", "var"), start=1))
     mul = s / np.sqrt(var + at.get("epsilon", 1e-5))
     add = bias - mean * mul
@@ -373,7 +373,7 @@ def _window_taps(c, h, w, kernel, stride, pads, dil, outs) -> tuple[np.ndarray, 
 
 
 def _conv_maxpool(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     if len(node.output) > 1 and node.output[1]:
         raise b.error(node, "MaxPool indices output is not supported")
     c, h, w, one_d = _spatial(b, node, x)
@@ -385,7 +385,7 @@ def _conv_maxpool(b, node, ins, at):
 
 
 def _conv_avgpool(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     c, h, w, one_d = _spatial(b, node, x)
     stride, pads, dil, kernel, outs = _window_geometry(at, list(at["kernel_shape"]), h, w, one_d)
     win, padded = _window_taps(c, h, w, kernel, stride, pads, dil, outs)
@@ -405,7 +405,7 @@ def _conv_avgpool(b, node, ins, at):
 
 
 def _conv_global_avgpool(b, node, ins, at):
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     c, h, w, one_d = _spatial(b, node, x)
     weight = np.full((c, 1, h, w), 1.0 / (h * w))
     op = Conv(weight, np.zeros(c), (1, 1), (0, 0, 0, 0), (1, 1), c, (c, h, w))
@@ -414,7 +414,7 @@ def _conv_global_avgpool(b, node, ins, at):
 
 def _conv_leaky_relu(b, node, ins, at):
     """LeakyRelu with its alpha attribute (ONNX default 0.01); 0 <= alpha <= 1 is supported."""
-    x = _data(b, node, ins)
+    x = data_var(b, node, ins)
     alpha = float(at.get("alpha", 0.01))
     if not 0.0 <= alpha <= 1.0:
         raise b.error(node, f"LeakyRelu alpha {alpha} is not supported (need 0 <= alpha <= 1)")
@@ -430,9 +430,9 @@ def _clip_bound(value) -> Optional[float]:
 
 
 def _conv_clip(b, node, ins, at):
-    x = _data(b, node, ins)
-    lo = _clip_bound(at.get("min", _const(b, node, ins, 1, "min")))
-    hi = _clip_bound(at.get("max", _const(b, node, ins, 2, "max")))
+    x = data_var(b, node, ins)
+    lo = _clip_bound(at.get("min", const_input(b, node, ins, 1, "min")))
+    hi = _clip_bound(at.get("max", const_input(b, node, ins, 2, "max")))
     if lo is None and hi is None:
         return [x]
     if hi is None:  # lo + relu(x - lo)

@@ -5,50 +5,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .attack import pgd
-from .config import Deadline, VerifyConfig
-from .errors import PropertyError
+from .bounds.pre import pre_to_numpy
+from .config import BOUND_METHODS, BoundMethod, Deadline, VerifyConfig
+from .context import Pair, VerifyContext
+from .errors import InternalError, PropertyError
 from .graph import Graph
 from .spec import polytope_margins, stack_rows
 from .verdict import Counterexample, Replayer, Result, Status, check_graph_against_model, confirm
+from .vnnlib import Property
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Pair:
-    """One (case, polytope) sub-problem still to decide."""
-
-    case: int
-    poly: int
-    proven: bool = False
-    pre: dict | None = None  # intermediate bounds from the bound stage
-    note: str = ""
+Run = VerifyContext  # the former name, kept for callers outside the package
 
 
-@dataclass
-class Run:
-    """Mutable state of one verify() call, local to it."""
-
-    graph: Graph
-    prop: object
-    config: VerifyConfig
-    deadline: Deadline
-    replayer: Replayer
-    rng: np.random.Generator
-    stats: dict = field(default_factory=dict)
-
-    def timed(self, key: str, t0: float) -> None:
-        """Add the seconds since t0 to stats[key]."""
-        self.stats[key] = self.stats.get(key, 0.0) + time.monotonic() - t0
-
-
-def check_sizes(graph: Graph, prop) -> None:
+def check_sizes(graph: Graph, prop: Property) -> None:
     """The property's X/Y counts must match the network."""
     if prop.n_inputs != graph.n_inputs:
         raise PropertyError(
@@ -60,7 +37,7 @@ def check_sizes(graph: Graph, prop) -> None:
             prop.source)
 
 
-def _attack(run: Run, budget: Deadline, cases: list[int]) -> Counterexample | None:
+def _attack(run: VerifyContext, budget: Deadline, cases: list[int]) -> Counterexample | None:
     """PGD on each case in turn; the first replay-confirmed candidate wins."""
     cfg = run.config.attack
     for ci in cases:
@@ -75,9 +52,9 @@ def _attack(run: Run, budget: Deadline, cases: list[int]) -> Counterexample | No
     return None
 
 
-def _bound_stage(run: Run, pairs: list[Pair]) -> None:
+def _bound_stage(run: VerifyContext, pairs: list[Pair]) -> None:
     """Prove pairs with linear bounds; record intermediate bounds for the MILP."""
-    from .bounds import BoundEngine, pre_to_numpy
+    from .bounds import BoundEngine
 
     engine = BoundEngine(run.graph)
     by_case: dict[int, list[Pair]] = {}
@@ -114,17 +91,15 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
                 pr.pre = pre
 
 
-def _methods(final: str) -> list[str]:
+def _methods(final: BoundMethod) -> list[BoundMethod]:
     """The cheap-to-expensive sequence of bound methods ending at ``final``."""
-    order = ["ibp", "crown", "alpha-crown"]
-    return order[: order.index(final) + 1]
+    return list(BOUND_METHODS[: BOUND_METHODS.index(final) + 1])
 
 
-def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, bool]:
+def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample | None, bool]:
     """Decide the remaining pairs exactly; returns (counterexample, all_decided)."""
-    from .bounds import BoundEngine, pre_to_numpy
-    from .milp.decide import Outcome, solve_pair
-    from .milp.encoder import encode
+    from .bounds import BoundEngine
+    from .milp.leaf import LeafProblem, LeafVerdict, exact_leaf, pgd_polish
     from .solvers import get_solver
 
     solver = get_solver(run.config.solver)
@@ -149,45 +124,30 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
             pre = tighten_bounds(run.graph, case.lower, case.upper, pre, layers=cfg.lp_tighten_layers,
                                  relax="lp", deadline=run.deadline.sub(0.2))
             run.timed("lp_tighten", t0)
-        t0 = time.monotonic()
-        try:
-            enc = encode(run.graph, case.lower, case.upper, pre, poly.C, poly.d, widening=cfg.bound_widening)
-        except ValueError as err:  # empty bounds on a non-empty box: some bound is wrong, never a proof
-            log.warning("milp stage: %s; this pair stays undecided", err)
+        polish = pgd_polish(run.graph, run.replayer, case, pr.case, [poly], run.config.attack,
+                            lambda: run.deadline.sub(0.2, 5.0), run.rng)
+        leaf = exact_leaf(LeafProblem(run.graph, case, pr.case, poly, case.lower, case.upper, pre),
+                          solver, run.replayer, cfg, run.deadline, polish=polish)
+        if leaf.verdict == LeafVerdict.EMPTY:
+            # empty bounds on a non-empty box: some bound is wrong, never a proof
+            log.warning("milp stage: empty pre-activation bounds; this pair stays undecided")
             all_done = False
             continue
-        run.timed("encode", t0)
-        t0 = time.monotonic()
-        ans = solve_pair(enc, solver, run.deadline.remaining(), cfg.margin, cfg.threads)
-        if ans.outcome == Outcome.CANDIDATE:
-            cex = confirm(run.replayer, ans.x_input, case, pr.case)
-            if cex is None:
-                # knife edge or tolerance artefact: solve to optimality before giving up
-                ans = solve_pair(enc, solver, run.deadline.remaining(), cfg.margin, cfg.threads, stop_below=None)
-                if ans.outcome == Outcome.CANDIDATE:
-                    cex = confirm(run.replayer, ans.x_input, case, pr.case)
-                    if cex is None:
-                        cands = pgd(run.graph, case.lower, case.upper, [poly], run.config.attack,
-                                    run.deadline.sub(0.2, 5.0), run.rng, extra_starts=ans.x_input[None])
-                        for x in cands[:3]:
-                            cex = confirm(run.replayer, x, case, pr.case)
-                            if cex is not None:
-                                break
-            if cex is not None:
-                run.timed("milp", t0)
-                return cex, False
-        run.timed("milp", t0)
-        if ans.outcome == Outcome.PROVEN:
+        run.add("encode", leaf.encode_s)
+        run.add("milp", leaf.decide_s)
+        if leaf.counterexample is not None:
+            return leaf.counterexample, False
+        if leaf.verdict == LeafVerdict.PROVEN:
             pr.proven = True
             pr.note = "milp"
         else:
             all_done = False
-            if ans.outcome == Outcome.TIMEOUT:
+            if leaf.verdict == LeafVerdict.TIMEOUT:
                 return None, False
     return None, all_done
 
 
-def verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
+def verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
     """Run the pipeline on an imported Graph and a parsed Property."""
     previous = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
@@ -197,17 +157,19 @@ def verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline | 
         torch.set_num_threads(previous)
 
 
-def _verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline) -> Result:
+def _verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: Deadline) -> Result:
     """verify_graph with the thread setting in place."""
     check_sizes(graph, prop)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     t0 = time.monotonic()
+    if graph.onnx_model is None:  # every importer keeps the model: sat needs an ONNX replay
+        raise InternalError(f"{graph.source}: the graph carries no ONNX model to replay in")
     replayer = Replayer(graph.onnx_model, config.replay)
     for ci, case in enumerate(prop.cases[:4]):
         check_graph_against_model(graph, replayer, case.lower, case.upper,
                                   config.check_import_points if ci == 0 else 3, rng)
-    run = Run(graph, prop, config, deadline, replayer, rng)
+    run = VerifyContext(graph, prop, config, deadline, replayer, rng)
     run.stats["replay_backend"] = replayer.backend
     run.timed("check_import", t0)
 

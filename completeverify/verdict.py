@@ -10,8 +10,9 @@ zero tolerance.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import onnx
@@ -96,7 +97,7 @@ class Replayer:
         )
         self.output_name = model.graph.output[0].name
         self.backend = backend
-        self._run = None
+        self._run: Callable[[np.ndarray], Any] | None = None
         if backend in ("auto", "onnxruntime"):
             try:
                 import onnxruntime as ort
@@ -119,11 +120,13 @@ class Replayer:
             from onnx.reference import ReferenceEvaluator
 
             ref = ReferenceEvaluator(model)
-            self._run = lambda x: ref.run([self.output_name], {self.input_name: x})[0]
+            # run() with a list of output names returns a list of arrays
+            self._run = lambda x: cast(list, ref.run([self.output_name], {self.input_name: x}))[0]
             self.backend = "reference"
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Output of the ONNX model for one input already in the model's dtype and shape."""
+        assert self._run is not None  # set by __init__
         return np.asarray(self._run(np.ascontiguousarray(x.reshape(self.shape).astype(self.dtype, copy=False))))
 
     def cast_into_box(self, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -10,11 +10,12 @@ from completeverify.errors import SolverError
 
 from .base import MilpProgram, MilpSolver, SolveLimits, SolveResult
 from .duality import safe_lp_lower_bound
-from .highs import HighsSolver
+from .highs import HighsLpSession, HighsSolver
 from .pulp import PulpSolver
 from .status import SolveStatus
 
 __all__ = [
+    "HighsLpSession",
     "HighsSolver",
     "MilpProgram",
     "MilpSolver",

@@ -44,7 +44,7 @@ def _make_cbc(**kwargs: Any) -> Any:
     """A pulp COIN_CMD (CBC) instance that also records CBC's raw status line."""
     import pulp
 
-    class _RecordingCbc(pulp.COIN_CMD):  # type: ignore[misc]
+    class _RecordingCbc(pulp.COIN_CMD):
         """COIN_CMD that keeps the first line of CBC's solution file."""
 
         raw_status = ""

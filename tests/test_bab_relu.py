@@ -14,8 +14,9 @@ from completeverify.bab import relu_split as rs
 from completeverify.bab.types import BabVerdict
 from completeverify.bounds import compute_bounds
 from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
-from completeverify.pipeline import Run
+from completeverify.context import VerifyContext
 from completeverify.verdict import Replayer
+
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
 SIZES = [2, 6, 6, 2]
@@ -36,8 +37,8 @@ def instance(seed: int, n_rows: int = 1):
 
 
 def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout: float = 30.0,
-              attack: bool = False, race: bool = False) -> Run:
-    """A pipeline Run for one case with one polytope {C y <= d}, built by hand.
+              attack: bool = False, race: bool = False) -> VerifyContext:
+    """A VerifyContext for one case with one polytope {C y <= d}, built by hand.
 
     The MILP race is off unless asked for: these tests check the search itself, which a racing
     MILP could otherwise decide for it (tests/test_race.py covers the race).
@@ -46,7 +47,7 @@ def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout:
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
     bab = dataclasses.replace(bab, race_milp=race)
     config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
-    return Run(net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0))
+    return VerifyContext(net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0))
 
 
 def solve(seed: int, gap: float, n_rows: int = 1, bab: BabConfig = BabConfig(), attack: bool = False):
@@ -205,7 +206,7 @@ def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
     config = VerifyConfig(timeout=30.0, attack=AttackConfig(enabled=False), bab=dataclasses.replace(bab, race_milp=False))
-    run = Run(net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0))
+    run = VerifyContext(net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0))
     out = rs.relu_split_joint(run, 0, list(range(len(polys))), None, run.deadline)
     return out, (layers, lower, upper, polys)
 

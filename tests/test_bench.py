@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from completeverify.bench import forkserver
 from completeverify.bench.results import COLUMNS, ResultRow, ResultsWriter, read_results
 from completeverify.bench.run import BenchOptions, run_bench
-from completeverify.bench import forkserver
 from completeverify.bench.runner import Launcher, make_job, run_job, run_pool
 from completeverify.bench.suite import Instance, read_expected, read_instances, select
 from completeverify.cli import main

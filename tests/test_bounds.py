@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from completeverify.bounds import AlphaState, BoundConfig, BoundEngine, Splits, compute_bounds, select_pre
+from completeverify.bounds import (
+    AlphaState,
+    BoundConfig,
+    BoundEngine,
+    Splits,
+    compute_bounds,
+    select_pre,
+)
 from completeverify.bounds.backward import concretize
 from completeverify.bounds.relax import smooth_relax
 from completeverify.graph import Conv, Relu
@@ -318,7 +325,7 @@ def test_beta_crown_sound_on_split_domains():
     res = eng.compute(lo, hi, cmat, method="alpha-crown", splits=splits)
     assert isinstance(res.state, AlphaState)
     g = torch.Generator().manual_seed(16)
-    for trial in range(5):  # random alphas in [0, 1], random betas >= 0
+    for _ in range(5):  # random alphas in [0, 1], random betas >= 0
         state = AlphaState(
             {r: torch.rand(a.shape, generator=g, dtype=torch.float64) for r, a in res.state.alphas.items()},
             {r: torch.rand(b.shape, generator=g, dtype=torch.float64) * 3 for r, b in res.state.betas.items()})
@@ -378,12 +385,33 @@ def test_warm_start_state_select_repeat_and_reuse():
 
 
 def test_x_lb_is_in_box_and_attains_linear_bound():
-    """x_lb lies in the input box."""
+    """x_lb lies in the box and minimises each row's linear lower bound A x + b over it.
+
+    The minimum of A x over the box is computed independently (A+ lo + A- hi) and compared
+    with A x_lb, and no sampled point of the box goes below A x_lb.  The bound also holds at
+    x_lb itself: C f(x_lb) >= lb.
+    """
     graph = NETS[2][1]
     lo, hi = _box(graph, 2, seed=23)
-    res = BoundEngine(graph, FAST).compute(lo, hi, torch.eye(3), method="alpha-crown")
+    cmat = torch.eye(3, dtype=torch.float64)
+    res = BoundEngine(graph, FAST).compute(lo, hi, cmat, method="alpha-crown")
     x = res.x_lb
     assert bool((x >= lo.unsqueeze(1)).all()) and bool((x <= hi.unsqueeze(1)).all())
+    res = BoundEngine(graph, FAST).compute(lo, hi, cmat, method="crown")
+    a, x = res.coeffs, res.x_lb  # (B, m, n_in) each
+    assert a is not None and x is not None
+    at_x = (a * x).sum(-1)
+    box_min = (a.clamp(min=0) * lo.unsqueeze(1) + a.clamp(max=0) * hi.unsqueeze(1)).sum(-1)
+    assert torch.allclose(at_x, box_min, rtol=0, atol=1e-9)
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(200, *lo.shape, generator=g, dtype=torch.float64)
+    pts = lo + (hi - lo) * t  # (200, B, n_in)
+    sampled = torch.einsum("bmn,sbn->sbm", a, pts)
+    assert bool((sampled >= at_x - 1e-9).all())
+    with torch.no_grad():
+        y = graph.forward(x.reshape(-1, *graph.input_shape)).reshape(x.shape[0], x.shape[1], -1)
+    values = torch.einsum("mk,bmk->bm", cmat, y.to(torch.float64))
+    assert bool((values >= res.lb - 1e-6).all())
 
 
 @pytest.mark.parametrize("kind", ["sigmoid", "tanh"])

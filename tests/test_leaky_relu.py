@@ -20,6 +20,7 @@ from completeverify.bounds.forward import forward_pre_bounds, supports
 from completeverify.config import AttackConfig, VerifyConfig
 from completeverify.errors import CompleteVerifyError
 from completeverify.graph import LeakyRelu
+
 from nets import random_mlp, vnnlib_text
 
 SIZES = [2, 5, 5, 2]

@@ -131,7 +131,8 @@ def test_no_module_reaches_into_the_bound_engine() -> None:
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("_walk", "_crown_node", "_prepare"):
+            private = ("_walk", "_crown_node", "_prepare")
+            if isinstance(node, ast.Attribute) and node.attr in private:
                 bad.append(f"{rel}:{node.lineno} .{node.attr}")
             if isinstance(node, ast.ClassDef):
                 bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}

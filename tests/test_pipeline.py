@@ -12,6 +12,7 @@ from onnx.reference import ReferenceEvaluator
 
 import completeverify as cv
 from completeverify.config import AttackConfig, VerifyConfig
+
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,14 +122,33 @@ def test_disjunctive_output_and_two_boxes():
 
 
 def test_result_object_api():
-    net = cv.load_onnx(ROOT / "examples" / "mlp.onnx")
-    r = cv.verify(net, ROOT / "examples" / "mlp_sat.vnnlib", timeout=30)
-    text = r.to_vnncomp()
-    assert text.startswith("sat\n((X_0 ") and "(Y_2 " in text
+    """The result's texts carry a counterexample that replays: the VNN-COMP file's X values,
+    fed to the ONNX reference evaluator, give its Y values, and those violate the property."""
+    model = onnx.load(ROOT / "examples" / "mlp.onnx")
+    net = cv.load_onnx(model)
+    prop = cv.load_vnnlib(ROOT / "examples" / "mlp_sat.vnnlib", net)
+    r = cv.verify(net, prop, timeout=30)
+    assert r.status == cv.Status.SAT
     assert r.counterexample.input.shape == (1, 5) and r.counterexample.output.shape == (1, 3)
-    assert "total" in r.stats
+    text = r.to_vnncomp()
+    assert text.startswith("sat\n((X_0 ")
+    values = dict(line.strip("() \n").split() for line in text.splitlines()[1:])
+    assert sorted(values) == [f"X_{i}" for i in range(5)] + [f"Y_{j}" for j in range(3)]
+    x = np.array([float(values[f"X_{i}"]) for i in range(5)])
+    y_file = np.array([float(values[f"Y_{j}"]) for j in range(3)])
+    np.testing.assert_array_equal(x, r.counterexample.input.reshape(-1))  # repr round-trips
+    case = prop.cases[r.counterexample.case]
+    assert np.all(x >= case.lower) and np.all(x <= case.upper)
+    name = model.graph.input[0].name
+    y = ReferenceEvaluator(model).run(None, {name: x.astype(np.float32).reshape(1, 5)})[0]
+    np.testing.assert_allclose(y.reshape(-1), y_file, rtol=1e-6, atol=1e-6)
+    poly = case.polytopes[r.counterexample.polytope]
+    assert np.all(poly.C @ y_file <= poly.d)
+    assert r.stats["total"] > 0
     d = r.to_dict()
-    assert d["status"] == "sat" and len(d["counterexample"]["input"]) == 5
+    assert d["status"] == "sat" and d["seconds"] == r.stats["total"]
+    assert d["counterexample"]["input"] == x.tolist() and d["counterexample"]["output"] == y_file.tolist()
+    assert d["counterexample"]["input_shape"] == [1, 5] and d["counterexample"]["output_shape"] == [1, 3]
 
 
 def test_config_validation():
@@ -204,9 +224,10 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
     """
     from completeverify.bab import relu_split as rs
     from completeverify.milp import encoder
+    from completeverify.milp.outcomes import EmptyDomain
 
     def empty(*args, **kwargs):
-        raise ValueError("empty pre-activation bounds")
+        raise EmptyDomain("empty pre-activation bounds")
 
     monkeypatch.setattr(encoder, "encode", empty)
     rng = np.random.default_rng(7)
@@ -217,10 +238,10 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(np.array([[1.0]]), np.array([m + 0.01]))]), net)
     config = VerifyConfig(timeout=10, mode=mode, use_bounds=False, attack=AttackConfig(enabled=False))
     if mode == "relu-split":
-        from completeverify.pipeline import Run
+        from completeverify.context import VerifyContext
         from completeverify.verdict import Replayer
 
-        run = Run(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
+        run = VerifyContext(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
         search = rs._Search(run, 0, [0], run.deadline)
         assert search.exact({}, None, 0) == ("unknown", None)
         assert search.exact({}, {}, 0) == ("unknown", None)

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from test_bab_relu import GAPS, assert_agrees, build_run, instance
 
 from completeverify.bab import relu_split as rs
 from completeverify.bab.race import MilpRace
 from completeverify.bab.types import BabVerdict
 from completeverify.config import BabConfig
-from test_bab_relu import GAPS, assert_agrees, build_run, instance
 
 RACE_THREAD = "completeverify-milp-race"
 

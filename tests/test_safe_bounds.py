@@ -27,6 +27,7 @@ from completeverify.milp.decide import (
 from completeverify.milp.encoder import encode, interval_affine
 from completeverify.onnx_import import load_onnx
 from completeverify.solvers import SolveLimits, SolveStatus, available_solvers, get_solver
+
 from nets import mlp_onnx, random_mlp
 
 MARGIN = 1e-5

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from completeverify.errors import SolverError
 from completeverify.solvers import (
     MilpProgram,
     SolveLimits,
@@ -20,8 +22,6 @@ from completeverify.solvers import (
     safe_lp_lower_bound,
 )
 from completeverify.solvers.base import max_violation
-
-from completeverify.errors import SolverError
 
 INF = math.inf
 BACKENDS = available_solvers()
@@ -309,6 +309,7 @@ def test_thread_count_can_change_between_solves() -> None:
 def test_highs_status_map_covers_every_model_status() -> None:
     """Only kOptimal maps to OPTIMAL, only kInfeasible to INFEASIBLE; the rest are non-verdicts."""
     import highspy
+
     from completeverify.solvers.highs import _collect
 
     program = small_lp()

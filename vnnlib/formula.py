@@ -19,8 +19,9 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Union
+from typing import Any, Union
 
 from .lexer import Child, Node, Source
 
@@ -101,13 +102,13 @@ class FormulaReader:
     # ----------------------------------------------------------- atoms
     def _le_simple(self, a: Union[float, Var], b: Union[float, Var], at: int) -> list | None:
         """Atoms for ``a <= b`` with leaf operands: [] is true, None is false."""
-        if type(a) is float:
-            if type(b) is float:
+        if isinstance(a, float):
+            if isinstance(b, float):
                 return [] if a <= b else None
             if b[0]:
                 return [(ROW, ((b[1], -1.0),), 0.0 - a, at)]
             return [(LOWER, b[1], a, at)]
-        if type(b) is float:
+        if isinstance(b, float):
             if a[0]:
                 return [(ROW, ((a[1], 1.0),), b, at)]
             return [(UPPER, a[1], b, at)]
@@ -152,7 +153,7 @@ class FormulaReader:
 
     def comparison(self, op: str, args: list[Child], at: int) -> list | None:
         """Atoms of a (possibly chained) comparison; [] is true, None is false."""
-        if len(args) == 2 and type(args[0]) is int and type(args[1]) is int:
+        if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], int):
             # The common shape (op leaf leaf), without the general machinery.
             left, right = self.operand(args[0]), self.operand(args[1])
             if op == "<=" or op == "<":
@@ -162,13 +163,17 @@ class FormulaReader:
         if len(args) < 2:
             raise self.source.error(f"'{op}' needs at least two arguments", at)
         atoms: list = []
-        if all(isinstance(arg, int) for arg in args):
-            values = [self.operand(arg) for arg in args]
+        values: list[Any]
+        compare: Callable[[Any, Any, int], list | None]
+        leaves = [arg for arg in args if isinstance(arg, int)]
+        if len(leaves) == len(args):
+            values = [self.operand(arg) for arg in leaves]
             compare = self._le_simple
         else:
             values = [self._linear(arg, 0) for arg in args]
             compare = self._le_linear
         for a, b in zip(values, values[1:]):
+            pairs: tuple[tuple[Any, Any], ...]
             if op == "<=" or op == "<":
                 pairs = ((a, b),)
             elif op == ">=" or op == ">":

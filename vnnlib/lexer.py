@@ -78,5 +78,7 @@ def build_sexp(source: Source) -> list[Child]:
         # Report the outermost parenthesis that is never closed: usually the
         # command that lost its ')'.
         outermost = stack[1] if len(stack) > 1 else current
-        raise source.error("unbalanced parenthesis: '(' is never closed", outermost[0])
+        at = outermost[0]
+        assert isinstance(at, int)  # a node starts with its '(' token index
+        raise source.error("unbalanced parenthesis: '(' is never closed", at)
     return top

@@ -66,22 +66,24 @@ class _Reader:
             if sort_position == 2:
                 usage = "(declare-fun NAME () Real)"
             raise self.source.error(f"malformed declaration, expected {usage}", node[1])
-        name = tokens[args[0]]
-        sort = tokens[args[sort_position]]
+        name_at, sort_at = args[0], args[sort_position]
+        assert isinstance(name_at, int) and isinstance(sort_at, int)  # shape_ok checked both
+        name = tokens[name_at]
+        sort = tokens[sort_at]
         if sort != "Real":
-            raise self.source.error(f"unsupported sort '{sort}': only Real", args[sort_position])
+            raise self.source.error(f"unsupported sort '{sort}': only Real", sort_at)
         match = _VAR_RE.fullmatch(name)
         if match is None:
             raise self.source.error(
                 f"unsupported variable name '{name}': VNN-LIB uses X_<i> for inputs "
                 "and Y_<j> for outputs",
-                args[0],
+                name_at,
             )
         if name in self.variables:
-            raise self.source.error(f"variable '{name}' is declared twice", args[0])
+            raise self.source.error(f"variable '{name}' is declared twice", name_at)
         var = (match.group(1) == "Y", int(match.group(2)))
         self.variables[name] = var
-        self.declared_at[var] = args[0]
+        self.declared_at[var] = name_at
 
     def count(self, is_output: bool, expected: int | None) -> int:
         """Number of X (or Y) variables, checked for gaps and against ``expected``."""

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..bounds.pre import PreBounds, pre_to_numpy
+from ..config import Mode
+from ..context import Pair, VerifyContext
+from ..verdict import Counterexample
 from ..vnnlib import Case
-from .types import BabOutcome, BabVerdict
+from .types import BabOutcome, BabVerdict, MilpLeaf
+
+MilpStage = Callable[[VerifyContext, list[Pair]], "tuple[Counterexample | None, bool]"]
 
 log = logging.getLogger(__name__)
 
 
-def choose_mode(run) -> str:
+def choose_mode(run: VerifyContext) -> Mode:
     """The search to use: the configured mode, or by input dimension when 'auto'."""
     mode = run.config.mode
     if mode != "auto":
@@ -21,20 +29,21 @@ def choose_mode(run) -> str:
     return "input-split" if run.graph.n_inputs <= run.config.bab.input_split_max_dim else "relu-split"
 
 
-def _milp_leaf(run, case_index: int):
+def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
     """A callback deciding one polytope exactly on a sub-box of a case."""
-    from ..bounds import BoundEngine, pre_to_numpy
-    from ..milp.decide import Outcome, solve_pair
-    from ..milp.encoder import encode
-    from ..solvers import get_solver
-    from ..verdict import confirm
     import torch
+
+    from ..bounds import BoundEngine
+    from ..milp.leaf import LeafProblem, LeafVerdict, exact_leaf
+    from ..solvers import get_solver
 
     solver = get_solver(run.config.solver)
     case = run.prop.cases[case_index]
     engine = BoundEngine(run.graph)
 
-    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int, pre: dict | None = None) -> BabOutcome:
+    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int,
+             pre: PreBounds | None = None) -> BabOutcome:
+        """Decide polytope poly_index on [lower, upper] (n_in,) by MILP (no re-solve, no polish)."""
         poly = case.polytopes[poly_index]
         if pre is None:
             lo = torch.as_tensor(lower)[None]
@@ -42,30 +51,29 @@ def _milp_leaf(run, case_index: int):
             C = torch.as_tensor(poly.C)[None]
             res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
             pre = pre_to_numpy(res.pre)
-        t0 = time.monotonic()
-        try:
-            enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)
-        except ValueError as err:  # empty bounds on a non-empty box: some bound is wrong, never a proof
-            log.warning("milp leaf: %s; no verdict from this leaf", err)
+        # a replay counts only for this polytope: confirm on a case holding just it
+        sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
+        out = exact_leaf(LeafProblem(run.graph, sub, case_index, poly, lower, upper, pre), solver,
+                         run.replayer, run.config.milp, run.deadline, resolve=False)
+        if out.verdict == LeafVerdict.EMPTY:
+            # empty bounds on a non-empty box: some bound is wrong, never a proof
+            log.warning("milp leaf: empty pre-activation bounds; no verdict from this leaf")
             return BabOutcome(BabVerdict.OPEN, note="milp leaf: empty bounds")
-        ans = solve_pair(enc, solver, run.deadline.remaining(), run.config.milp.margin, run.config.milp.threads)
-        run.stats["milp"] = run.stats.get("milp", 0.0) + time.monotonic() - t0
-        if ans.outcome == Outcome.PROVEN:
+        run.add("milp", out.encode_s + out.decide_s)
+        if out.verdict == LeafVerdict.PROVEN:
             return BabOutcome(BabVerdict.PROVEN, note="milp leaf")
-        if ans.outcome == Outcome.CANDIDATE:
-            sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
-            cex = confirm(run.replayer, ans.x_input, sub, case_index)
-            if cex is not None:
-                cex = type(cex)(cex.input, cex.output, case_index, poly_index)
-                return BabOutcome(BabVerdict.FALSIFIED, cex, note="milp leaf")
-        if ans.outcome == Outcome.TIMEOUT:
+        if out.counterexample is not None:
+            cex = dataclasses.replace(out.counterexample, polytope=poly_index)
+            return BabOutcome(BabVerdict.FALSIFIED, cex, note="milp leaf")
+        if out.verdict == LeafVerdict.TIMEOUT:
             return BabOutcome(BabVerdict.TIMEOUT)
         return BabOutcome(BabVerdict.OPEN, note="milp leaf undecided")
 
     return leaf
 
 
-def _settle(results: list, note: str) -> tuple:
+def _settle(results: Sequence[tuple[Pair, BabOutcome]], note: str
+            ) -> tuple[Counterexample | None, bool, bool]:
     """Record (pair, outcome) results on the pairs: (counterexample, stop searching, all proven)."""
     all_proven = True
     for pr, o in results:
@@ -80,7 +88,8 @@ def _settle(results: list, note: str) -> tuple:
     return None, False, all_proven
 
 
-def decide_pairs(run, pairs, milp_stage):
+def decide_pairs(run: VerifyContext, pairs: list[Pair], milp_stage: MilpStage
+                 ) -> tuple[Counterexample | None, bool]:
     """Decide the (case, polytope) pairs that bounds left open; returns (counterexample, all_decided)."""
     mode = choose_mode(run)
     if mode == "milp" or not pairs:
@@ -91,7 +100,7 @@ def decide_pairs(run, pairs, milp_stage):
         if mode == "input-split":
             from .input_split import input_split
 
-            by_case: dict[int, list] = {}
+            by_case: dict[int, list[Pair]] = {}
             for pr in pairs:
                 by_case.setdefault(pr.case, []).append(pr)
             for ci, prs in by_case.items():
@@ -103,7 +112,7 @@ def decide_pairs(run, pairs, milp_stage):
             return None, all_done
         from .relu_split import relu_split_joint
 
-        groups: list[list] = []  # one search per case (all its open polytopes), or per pair
+        groups: list[list[Pair]] = []  # one search per case (all its open polytopes), or per pair
         for pr in pairs:
             if run.config.bab.joint and groups and groups[-1][0].case == pr.case:
                 groups[-1].append(pr)
@@ -118,4 +127,4 @@ def decide_pairs(run, pairs, milp_stage):
             all_done &= proven
         return None, all_done
     finally:
-        run.stats["bab"] = run.stats.get("bab", 0.0) + time.monotonic() - t0
+        run.timed("bab", t0)

@@ -22,10 +22,12 @@ import time
 import numpy as np
 import torch
 
+from ..bounds.pre import pre_to_numpy
 from ..config import Deadline
+from ..context import VerifyContext
 from ..spec import polytope_margins, stack_rows
 from ..verdict import confirm
-from .types import BabOutcome, BabVerdict
+from .types import BabOutcome, BabVerdict, MilpLeaf
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,8 @@ def _children(lo: torch.Tensor, hi: torch.Tensor, dims: list[int]) -> list[tuple
     return boxes
 
 
-def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadline,
-                milp_leaf) -> dict[int, BabOutcome]:
+def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], deadline: Deadline,
+                milp_leaf: MilpLeaf) -> dict[int, BabOutcome]:
     """Decide the given polytopes of one case by splitting its input box.
 
     milp_leaf(lower, upper, poly_index, pre) -> BabOutcome decides one polytope exactly on a small box
@@ -224,7 +226,7 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
         n_unstable = sum(((l_j[idx] < 0) & (u_j[idx] > 0)).sum(dim=1) for l_j, u_j in res.pre.values())
         tiny = (width <= min_width).all(dim=1) | (n_unstable <= LEAF_UNSTABLE)
         for t in torch.nonzero(tiny).flatten().tolist():
-            pre_t = {j: (l_j[idx[t]].numpy(), u_j[idx[t]].numpy()) for j, (l_j, u_j) in res.pre.items()}
+            pre_t = pre_to_numpy(res.pre, int(idx[t]))
             for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
                 res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i], pre_t)
                 if res_leaf.verdict == BabVerdict.FALSIFIED:

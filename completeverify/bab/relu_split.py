@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -27,9 +28,9 @@ import torch
 
 from ..attack import pgd
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Refinement, Splits
-from ..bounds.types import pre_to_numpy
-from ..graph import Conv
+from ..bounds.pre import PreBounds, pre_to_numpy
 from ..config import Deadline
+from ..graph import Conv
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .types import BabOutcome, BabVerdict
@@ -235,51 +236,41 @@ class _Search:
             self._solver = get_solver(self.run.config.solver)
         return self._solver
 
-    def exact(self, pre: dict, splits: dict | None, p: int, cancel=None, rng=None
+    def exact(self, pre: PreBounds, splits: dict[int, np.ndarray] | None, p: int,
+              cancel: threading.Event | None = None, rng: np.random.Generator | None = None
               ) -> tuple[str, Counterexample | None]:
         """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'.
 
         cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
         PGD polishing (a thread other than the search's passes its own).
         """
-        from ..milp.decide import Outcome, solve_pair
-        from ..milp.encoder import encode
+        from ..milp.leaf import LeafProblem, LeafVerdict, exact_leaf
 
-        mcfg = self.run.config.milp
-        try:
-            enc = encode(self.graph, self.case.lower, self.case.upper, pre, self.polys[p].C, self.polys[p].d,
-                         splits=splits, widening=mcfg.bound_widening)
-        except ValueError as err:
-            if "empty pre-activation bounds" not in str(err):
-                raise
+        poly = self.polys[p]
+        problem = LeafProblem(self.graph, self.case, self.ci, poly, self.case.lower, self.case.upper,
+                              pre, splits)
+
+        def polish(x: np.ndarray) -> Counterexample | None:
+            """PGD seeded by the rejected candidate x (n_in,)."""
+            return self.attack(x[None], 2.0, [poly], rng)
+
+        out = exact_leaf(problem, self.solver(), self.run.replayer, self.run.config.milp, self.deadline,
+                         polish=polish, cancel=cancel)
+        if out.verdict == LeafVerdict.EMPTY:
             if splits and any(np.any(np.asarray(v) != 0) for v in splits.values()):
                 return "proven", None  # the split constraints contradict sound bounds
             # without splits the box is not empty, so some bound is wrong: never a proof
             log.warning("relu_split: sound bounds without splits came out empty; no verdict from this MILP")
             return "unknown", None
-        t0 = time.monotonic()
-        try:
-            ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads,
-                             cancel=cancel)
-            if ans.outcome == Outcome.CANDIDATE:
-                cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
-                if cex is None:  # knife edge: solve to optimality, then polish with PGD
-                    ans = solve_pair(enc, self.solver(), self.deadline.remaining(), mcfg.margin, mcfg.threads,
-                                     stop_below=None, cancel=cancel)
-                    if ans.outcome == Outcome.CANDIDATE:
-                        cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
-                        if cex is None:
-                            cex = self.attack(ans.x_input[None], 2.0, [self.polys[p]], rng)
-                if cex is not None:
-                    return "cex", cex
-            if ans.outcome == Outcome.PROVEN:
-                return "proven", None
-            if ans.outcome == Outcome.TIMEOUT or self.deadline.expired():
-                return "timeout", None
-            return "unknown", None
-        finally:
-            if cancel is None:  # the race keeps its own time
-                self.run.timed("bab_exact", t0)
+        if cancel is None:  # the race keeps its own time
+            self.run.add("bab_exact", out.decide_s)
+        if out.verdict == LeafVerdict.FALSIFIED:
+            return "cex", out.counterexample
+        if out.verdict == LeafVerdict.PROVEN:
+            return "proven", None
+        if out.verdict == LeafVerdict.TIMEOUT or self.deadline.expired():
+            return "timeout", None
+        return "unknown", None
 
     # ------------------------------------------------------------------ falsification
     def replay_minimisers(self, x_lb: torch.Tensor | None, idx: list[int]) -> Counterexample | None:
@@ -361,14 +352,15 @@ class _Search:
         for pos, b in enumerate(open_idx):
             parent = doms[b]
             pre_b = {j: (lo[pos].clone(), hi[pos].clone()) for j, (lo, hi) in pre_open.items()}
-            if picks[pos] is None:  # every unstable ReLU is split: the domain is an LP
+            choice = picks[pos]
+            if choice is None:  # every unstable ReLU is split: the domain is an LP
                 verdict, cex = self.leaf(parent, pre_b, still[b])
                 if verdict in ("cex", "timeout"):
                     return verdict, cex, open_idx, res.x_lb
                 continue
             alphas = self._child_state(parent.alphas, state.alphas, b, rows)
             betas = self._child_state(parent.betas, state.betas, b, rows)
-            r, k = picks[pos]
+            r, k = choice
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
                 row = child_splits.get(r, torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)).clone()

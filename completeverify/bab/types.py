@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..bounds.pre import PreBounds
 from ..verdict import Counterexample
 
 
@@ -25,3 +29,7 @@ class BabOutcome:
     counterexample: Counterexample | None = None
     domains: int = 0
     note: str = ""
+
+
+MilpLeaf = Callable[[np.ndarray, np.ndarray, int, "PreBounds | None"], BabOutcome]
+"""milp_leaf(lower (n_in,), upper (n_in,), poly_index, pre) -> the outcome of one exact leaf."""

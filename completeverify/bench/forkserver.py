@@ -77,7 +77,7 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import IO, NoReturn, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +409,7 @@ class ForkServer:
         self._proc: Optional[subprocess.Popen] = None
         self._ready = threading.Event()
         self._tmp: Optional[Path] = None  # children's output files, made by start
-        self._stderr = None  # the server's stderr, a temporary file
+        self._stderr: Optional[IO[bytes]] = None  # the server's stderr, a temporary file
         self._reader: Optional[threading.Thread] = None
 
     @property

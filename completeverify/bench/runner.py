@@ -280,16 +280,18 @@ def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
         child = launcher.launch(argv) if launcher is not None else _Spawned(argv)
     except OSError as exc:
         return _row(job, "error", 0.0, f"cannot start the verifier: {exc}")
+    pid = child.pid
+    assert pid is not None  # launch() returns once the child runs (ForkServer.fork checks it)
     with _LIVE_LOCK:
-        _LIVE[child.pid] = child
+        _LIVE[pid] = child
         stopping = launcher is not None and launcher.stopping
     try:
         if stopping:  # the run was interrupted while this child started
-            _kill_group(child.pid)
+            _kill_group(pid)
         try:
             rc = child.wait(job.timeout + job.grace)
         except subprocess.TimeoutExpired:
-            _kill_group(child.pid)
+            _kill_group(pid)
             child.reap()
             seconds = time.monotonic() - start
             return _row(job, "timeout", seconds, f"killed after {seconds:.1f} s (hard timeout)")
@@ -301,11 +303,11 @@ def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
             stdout, stderr = child.output()
             return _interpret(job, rc, stdout, stderr, seconds)
     finally:
-        _kill_group(child.pid)  # also ends any descendant left in the group
+        _kill_group(pid)  # also ends any descendant left in the group
         child.reap()
         child.close()
         with _LIVE_LOCK:
-            _LIVE.pop(child.pid, None)
+            _LIVE.pop(pid, None)
     if launcher.stopping:
         return _row(job, "error", time.monotonic() - start, "interrupted")
     log.warning("running %s,%s again as a fresh process", job.onnx, job.vnnlib)

@@ -2,15 +2,16 @@
 
 from .api import compute_bounds
 from .engine import BoundEngine
+from .pre import PreBounds, pre_to_numpy
 from .types import (
     AlphaState,
     BoundConfig,
     BoundResult,
     Refinement,
     Splits,
-    pre_to_numpy,
     select_pre,
 )
 
-__all__ = ["AlphaState", "BoundConfig", "BoundEngine", "BoundResult", "Refinement", "Splits",
+__all__ = ["AlphaState", "BoundConfig", "BoundEngine", "BoundResult", "PreBounds", "Refinement",
+           "Splits",
            "compute_bounds", "pre_to_numpy", "select_pre"]

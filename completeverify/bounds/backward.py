@@ -7,7 +7,7 @@ coefficient matrix per input (B, M, n_in_k) plus a bias (B, M) or None, such tha
 
 from __future__ import annotations
 
-from typing import Callable, cast
+from typing import Callable, Literal, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,13 @@ BACKWARD: dict[type, Callable[[Node, list[Node], dict, torch.Tensor], Step]] = {
 }
 
 
+@overload
+def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               rel: float, abs_: float, want_x: Literal[True] = ...
+               ) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               rel: float, abs_: float, want_x: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                rel: float, abs_: float, want_x: bool = True) -> tuple[torch.Tensor, "torch.Tensor | None"]:
     """Lower bound min over the box of A x + bias, widened for rounding, and its minimiser.

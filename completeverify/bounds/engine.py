@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ModelError
+from ..errors import InternalError, ModelError
 from ..graph import ACTIVATION_OPS, Graph, Input, Linear
 from .backward import BACKWARD, concretize
 from .interval import IBP, Box
@@ -62,7 +62,7 @@ class BoundEngine:
         self.nodes = graph.nodes
         self.params = graph.params(torch.float64)
         self.aux: list[dict] = []
-        for node, p in zip(self.nodes, self.params):
+        for p in self.params:
             extra = {}
             if "weight" in p:  # Linear, Conv: IBP's centre/radius form needs |W|
                 extra["abs_weight"] = p["weight"].abs()
@@ -97,8 +97,8 @@ class BoundEngine:
         for r, s in splits.relu.items():
             node = self.nodes[r]
             if not node.op.caps.splittable or tuple(s.shape) != (batch, node.size):
-                raise ModelError(f"splits for node {r} must be a Relu node with shape "
-                                 f"({batch}, {node.size})")
+                raise InternalError(f"splits for node {r} must be a splittable activation node "
+                                    f"with shape ({batch}, {node.size})")
             out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
         return out
 
@@ -213,6 +213,7 @@ class BoundEngine:
                 continue
             if record is not None and i in relax:
                 record[i] = ai
+            b: torch.Tensor | None
             if i in relax:
                 a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))
                 outs = [a_in]

@@ -91,7 +91,8 @@ def _ibp_add(op: Add, p: dict, aux: dict, ins: list[Box], rel: float, abs_: floa
     """Sum of the inputs' bounds."""
     lo = sum(b[0] for b in ins[1:]) + ins[0][0]
     hi = sum(b[1] for b in ins[1:]) + ins[0][1]
-    mag = sum(b[0].abs().maximum(b[1].abs()) for b in ins)
+    mags = [b[0].abs().maximum(b[1].abs()) for b in ins]
+    mag = sum(mags[1:], mags[0])
     return widen(lo, hi, mag, rel, abs_)
 
 

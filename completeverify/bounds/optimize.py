@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import torch
 
@@ -81,7 +81,7 @@ ALPHA: dict[type, Callable[[Any], AlphaSlots | None] | NotSupported] = {
 }
 
 
-def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> bool:
+def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> TypeGuard[torch.Tensor]:
     """True when a warm-start tensor has the expected shape and is finite."""
     return t is not None and tuple(t.shape) == shape and bool(torch.isfinite(t).all())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from ..errors import ModelError
@@ -135,18 +134,3 @@ def select_pre(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], idx: torch.Ten
                ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Intermediate bounds of the domains idx (to pass a parent's bounds to its children)."""
     return {k: (lo[idx], hi[idx]) for k, (lo, hi) in pre.items()}
-
-
-def pre_to_numpy(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], index: int | None = 0
-                 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Intermediate bounds as numpy float64 arrays (copies), for the MILP stages.
-
-    pre: node -> (lower, upper), each (B, size) when ``index`` picks one domain of the batch
-    (default: the first), or (size,) with ``index=None``.  Returns node -> ((size,), (size,)).
-    """
-    def one(t: torch.Tensor) -> np.ndarray:
-        """One bound tensor as a numpy copy."""
-        t = t if index is None else t[index]
-        return t.detach().to(torch.float64).numpy().copy()
-
-    return {k: (one(lo), one(hi)) for k, (lo, hi) in pre.items()}

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `completeverify` console script."""
-    from ..errors import CompleteVerifyError, InputError
+    from ..errors import CompleteVerifyError, InputError, InternalError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, CliInputError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_INPUT
+    except InternalError as exc:  # a broken invariant: our bug, not the user's input
+        if getattr(args, "verbose", 0):
+            raise
+        sys.stderr.write(f"error: internal error, please report: {exc} (rerun with -v for details)\n")
+        return EXIT_INTERNAL
     except CompleteVerifyError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_INTERNAL
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal bug: say so in one line, keep details for -v
         if getattr(args, "verbose", 0):
             raise
-        sys.stderr.write(f"error: internal error: {exc.__class__.__name__}: {exc} (rerun with -v for details)\n")
+        sys.stderr.write(f"error: internal error, please report: {exc.__class__.__name__}: {exc} "
+                         "(rerun with -v for details)\n")
         return EXIT_INTERNAL
 
 

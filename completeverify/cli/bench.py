@@ -176,9 +176,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
 def run_plot_command(args: argparse.Namespace) -> int:
     """The plot subcommand."""
-    from ..errors import InputError
     from ..bench.plot import cactus_plot, default_labels
     from ..bench.results import read_results
+    from ..errors import InputError
 
     paths = [Path(p) for p in args.results]
     labels: Optional[list[str]] = args.labels

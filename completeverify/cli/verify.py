@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 import threading
 from pathlib import Path
 
+from ..config import MODES, SOLVERS
 from .args import EXIT_OK, CliInputError, positive_float, positive_int, write_atomic
 
 HARD_STOP_GRACE = 2.0  # seconds past --timeout before the watchdog ends the process
@@ -22,8 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("property", help="VNNLIB property (.vnnlib or .vnnlib.gz)")
     p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds (default 300)")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
-    p.add_argument("--solver", choices=["highs", "pulp"], default="highs")
-    p.add_argument("--mode", choices=["auto", "relu-split", "input-split", "milp"], default="auto")
+    p.add_argument("--solver", choices=SOLVERS, default="highs")
+    p.add_argument("--mode", choices=MODES, default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bounds", action="store_true", help="skip linear bounds (pure MILP baseline)")
     p.add_argument("--no-attack", action="store_true", help="skip PGD falsification")

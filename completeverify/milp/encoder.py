@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
+from ..errors import InternalError, ModelError
 from ..graph import (
     NOT_SUPPORTED,
     Add,
@@ -44,6 +44,7 @@ from ..graph import (
     Tanh,
 )
 from ..solvers import MilpProgram
+from .outcomes import EmptyDomain
 
 
 class _Program:
@@ -134,6 +135,12 @@ def widen(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray,
     return lower - pad, upper + pad
 
 
+def _widened(bounds: tuple[np.ndarray, np.ndarray], rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """widen() of one node's (lower, upper) as flat float64 arrays."""
+    lo, hi = (np.asarray(a, dtype=np.float64).reshape(-1) for a in bounds)
+    return widen(lo, hi, rel)
+
+
 _EPS = float(np.finfo(np.float64).eps)
 _TINY = 1e-290  # covers underflow of products, per term
 
@@ -198,9 +205,9 @@ def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if ph or pw:
         idx = F.pad(idx, (pw, pw, ph, ph))
     cout, cin_g, kh, kw = op.weight.shape
-    patches = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
-    n_pos = patches.shape[1]
-    patches = patches.numpy().astype(np.int64) - 1
+    unfolded = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
+    n_pos = unfolded.shape[1]
+    patches = unfolded.numpy().astype(np.int64) - 1
     g = op.groups
     cout_g = cout // g
     rows_l, cols_l, vals_l = [], [], []
@@ -243,8 +250,7 @@ class EncodeState:
         """Widened flat bounds of an activation node's input (the big-M constants)."""
         j = node.inputs[0]
         if j not in self.pre:
-            raise ModelError("internal: no pre-activation bounds for node "
-                             f"'{self.graph.nodes[j].name}'")
+            raise InternalError(f"no pre-activation bounds for node '{self.graph.nodes[j].name}'")
         lo, hi = self.pre[j]
         return widen(np.asarray(lo, dtype=np.float64).reshape(-1),
                      np.asarray(hi, dtype=np.float64).reshape(-1), self.widening)
@@ -325,7 +331,7 @@ def _split_bounds(st: EncodeState, i: int, node: Node) -> tuple[np.ndarray, np.n
     lo = np.where(sp > 0, np.maximum(lo, 0.0), lo)
     hi = np.where(sp < 0, np.minimum(hi, 0.0), hi)
     if np.any(lo > hi):
-        raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
+        raise EmptyDomain("empty pre-activation bounds")  # caller treats as an infeasible domain
     return lo, hi
 
 
@@ -475,11 +481,11 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
         assert not isinstance(enc, NotSupported)
         cols.append(enc(st, i, node, node.op, [cols[j] for j in node.inputs]))
         if i in pre and i != 0:
-            lo_b, hi_b = widen(*(np.asarray(a, dtype=np.float64).reshape(-1) for a in pre[i]), widening)
+            lo_b, hi_b = _widened(pre[i], widening)
             p.tighten(cols[i], lo_b, hi_b)
     col_lo, col_hi = p.bounds()
     if np.any(col_lo > col_hi):  # sound boxes (pre, splits, intervals) with no common point
-        raise ValueError("empty pre-activation bounds")  # caller treats as an infeasible domain
+        raise EmptyDomain("empty pre-activation bounds")  # caller treats as an infeasible domain
     y_cols = cols[-1]
     C = np.asarray(C, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64).reshape(-1)
@@ -488,7 +494,8 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     # t >= max_k (C_k y - d_k) at every point; an interval box of that max bounds t below
     # (implied) and above (each point keeps its minimal t = max_k(...) <= the box's top, so
     # min t and the set of network points are unchanged)
-    t_lo, t_hi = -np.inf, np.inf
+    t_lo: float | np.ndarray = -np.inf
+    t_hi: float | np.ndarray = np.inf
     if m:
         k_lo, k_hi = interval_affine(m, r, C[r, c], -d, col_lo[y_cols[c]], col_hi[y_cols[c]])
         t_lo, t_hi = _widen_finite(np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True),

@@ -23,16 +23,25 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..bounds import BoundEngine
 from ..bounds.interval import IBP
-from ..errors import ModelError
+from ..bounds.pre import PreBounds
+from ..config import Deadline
+from ..errors import InternalError, ModelError
 from ..graph import Add, Conv, Graph, Input, Linear, Scale
-from ..solvers import MilpProgram, SolveLimits, SolveStatus, get_solver, safe_lp_lower_bound
+from ..solvers import (
+    HighsLpSession,
+    MilpProgram,
+    SolveLimits,
+    SolveStatus,
+    get_solver,
+    safe_lp_lower_bound,
+)
 from .encoder import encode, widen
 
 logger = logging.getLogger(__name__)
@@ -76,7 +85,7 @@ def _flat_pre(graph: Graph, pre: dict) -> dict[int, tuple[np.ndarray, np.ndarray
         hi_a = np.array(np.asarray(hi, dtype=np.float64), dtype=np.float64, copy=True).reshape(-1)
         size = graph.nodes[j].size
         if lo_a.size != size or hi_a.size != size:
-            raise ModelError(f"pre bounds of node {j} have {lo_a.size}/{hi_a.size} entries, expected {size}")
+            raise InternalError(f"pre bounds of node {j} have {lo_a.size}/{hi_a.size} entries, expected {size}")
         out[j] = (lo_a, hi_a)
     return out
 
@@ -154,50 +163,23 @@ def _prefix_program(graph: Graph, engine: BoundEngine, j: int, lower: np.ndarray
 class _LpSession:
     """LP relaxation of one prefix program; solves min sign * x_col, rigorous bounds from duals.
 
-    With reuse, one HiGHS model lives for the whole layer and only two cost entries change
-    between solves, so each solve warm-starts from the previous basis.
+    With reuse, one HiGHS model (``solvers.HighsLpSession``) lives for the whole layer and only
+    two cost entries change between solves, so each solve warm-starts from the previous basis.
     """
 
     def __init__(self, program: MilpProgram, reuse: bool) -> None:
         """Drop integrality; the model is built on first use."""
         self.program = dataclasses.replace(program, integrality=np.zeros(program.num_cols(), dtype=bool))
         self.reuse = reuse
-        self.highs: Any = None
-        self.last_col: int | None = None
-
-    def _model(self) -> Any:
-        """The persistent HiGHS model (built once)."""
-        if self.highs is None:
-            from ..solvers.highs import _build_lp, _new_highs, _set_options
-
-            h = _new_highs()
-            if h.passModel(_build_lp(self.program)).name == "kError":
-                raise RuntimeError("HiGHS rejected the tightening LP")
-            _set_options(h, self.program, SolveLimits())
-            self.highs = h
-        return self.highs
+        self.session = HighsLpSession(self.program) if reuse else None
 
     def _duals(self, col: int, sign: float, time_limit: float) -> np.ndarray | None:
         """Row duals of an optimal solve of min sign * x_col, or None."""
-        if not self.reuse:
+        if self.session is None:
             prog = self.with_cost(col, sign)
             res = get_solver("highs").solve(prog, SolveLimits(time_limit=time_limit))
             return res.row_duals if res.status == SolveStatus.OPTIMAL else None
-        from ..solvers.highs import _run
-
-        h = self._model()
-        if self.last_col is not None and self.last_col != col:
-            h.changeColCost(int(self.last_col), 0.0)
-        h.changeColCost(int(col), float(sign))
-        self.last_col = col
-        h.setOptionValue("time_limit", float(h.getRunTime()) + float(time_limit))  # HiGHS's clock is cumulative
-        _run(h)
-        if h.getModelStatus().name != "kOptimal":
-            return None
-        sol = h.getSolution()
-        if not sol.dual_valid:
-            return None
-        return np.asarray(sol.row_dual, dtype=np.float64).copy()
+        return self.session.row_duals_of_min(col, sign, time_limit)
 
     def with_cost(self, col: int, sign: float) -> MilpProgram:
         """The LP with objective sign * x_col."""
@@ -211,7 +193,8 @@ class _LpSession:
             duals = self._duals(col, sign, time_limit)
         except Exception as exc:  # noqa: BLE001 - a failed solve proves nothing and loosens nothing
             logger.warning("tightening LP failed: %s: %s", type(exc).__name__, exc)
-            self.highs, self.last_col = None, None
+            if self.session is not None:
+                self.session.reset()
             return -math.inf
         if duals is None or not np.all(np.isfinite(duals)):
             return -math.inf
@@ -243,10 +226,12 @@ def _budget(deadline: Any, per_solve: float) -> float:
     return min(per_solve, deadline.remaining())
 
 
-def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, layers: int = 1,
-                   relax: str = "lp", deadline: Any = None, time_per_neuron: float = 1.0,
-                   splits: dict | None = None, *, reuse: bool = True, early_unstable: bool = False,
-                   widening: float = 1e-7, stats: list | None = None) -> dict:
+def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: PreBounds,
+                   layers: int = 1, relax: Literal["lp", "milp"] = "lp",
+                   deadline: Deadline | None = None, time_per_neuron: float = 1.0,
+                   splits: dict[int, np.ndarray] | None = None, *, reuse: bool = True,
+                   early_unstable: bool = False, widening: float = 1e-7,
+                   stats: list[LayerStats] | None = None) -> PreBounds:
     """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are LP/MILP-tightened.
 
     relax: "lp" (big-M rows, integrality dropped) or "milp" (LP first, then the exact MILP for

@@ -1,0 +1,34 @@
+"""Intermediate (pre-activation) bounds as the later stages receive them.
+
+The bound engine keeps batched torch boxes ``{node: (lower (B, size), upper (B, size))}``;
+the MILP encoder, LP tightening and the exact leaves take one domain's bounds as flat float64
+numpy arrays.  ``PreBounds`` names that join and ``pre_to_numpy`` is the one conversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+PreBounds = dict[int, tuple[np.ndarray, np.ndarray]]
+"""node index -> (lower (size,), upper (size,)) float64: sound bounds of one domain."""
+
+TorchPreBounds = Mapping[int, tuple[torch.Tensor, torch.Tensor]]
+"""node index -> (lower (B, size), upper (B, size)): a batch of domains' bounds."""
+
+
+def pre_to_numpy(pre: TorchPreBounds, index: int | None = 0) -> PreBounds:
+    """Domain ``index`` of batched bounds as numpy arrays (None: the tensors are unbatched).
+
+    Float64 tensors share memory with the arrays (no copy, as on the hot paths before); others
+    (the differentiable float32 mode) are detached and converted.
+    """
+
+    def one(t: torch.Tensor) -> np.ndarray:
+        """One bound tensor as a float64 array."""
+        t = t if index is None else t[index]
+        return t.detach().to(torch.float64).numpy()
+
+    return {k: (one(lo), one(hi)) for k, (lo, hi) in pre.items()}
