@@ -4,7 +4,8 @@
 # the CPU build of torch==2.13.0 and this repository (onnxruntime included), then runs one
 # smoke verification.  Idempotent: what is already installed at the right version is kept,
 # so a second run only re-checks.  COMPLETEVERIFY_PYTHON=/path/to/python uses that
-# interpreter instead of a virtual environment (see common.sh).
+# interpreter instead of a virtual environment (see common.sh); BASE_PYTHON (default python3)
+# makes the venv, COMPLETEVERIFY_VENV_ARGS adds options to `python -m venv`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 check_version "${1:-}"
@@ -12,7 +13,9 @@ BASE_PYTHON="${BASE_PYTHON:-python3}"
 
 if [[ -z "${COMPLETEVERIFY_PYTHON:-}" && ! -x "${VENV}/bin/python" ]]; then
     echo "creating the virtual environment ${VENV}"
-    "$BASE_PYTHON" -m venv "$VENV"
+    # COMPLETEVERIFY_VENV_ARGS="--system-site-packages" lets the venv see an existing torch
+    # shellcheck disable=SC2086
+    "$BASE_PYTHON" -m venv ${COMPLETEVERIFY_VENV_ARGS:-} "$VENV"
     "$PY" -m pip install --quiet --upgrade pip
 fi
 echo "installing completeverify from ${TOOL_DIR} with ${PY}"
