@@ -109,7 +109,8 @@ def _from_mapping(cls: type[T], data: Any, source: str, path: str) -> T:
     if not isinstance(data, dict):
         raise _fail(source, path, f"expected a mapping of options, got {_describe(data)}")
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")}
+    fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+              if f.init and not f.name.startswith("_")}
     kwargs = {}
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else str(key)

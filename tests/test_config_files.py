@@ -7,13 +7,14 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 import completeverify as cv
 from completeverify.cli import build_parser
 from completeverify.cli.verify import config_from_args
-from completeverify.config_io import config_from_yaml_text
+from completeverify.config_io import config_from_dict, config_from_yaml_text, config_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -124,3 +125,27 @@ def test_version_and_bad_config_on_the_command_line(tmp_path):
                        check=False, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.strip().startswith("error: ")
     assert "unknown key 'bab.batch_sise'" in p.stderr and "Traceback" not in p.stderr
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    kind: Literal["a", "b"] = "a"
+    sizes: tuple[int, ...] = (1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    limit: float | None = None
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+
+
+def test_literal_optional_and_tuple_fields():
+    """Option names typed as Literal, optional numbers and tuples read and round-trip too."""
+    cfg = config_from_dict(_Outer, {"limit": 3, "inner": {"kind": "b", "sizes": [4, 5, 6]}})
+    assert cfg == _Outer(3.0, _Inner("b", (4, 5, 6)))
+    assert config_from_dict(_Outer, config_to_dict(cfg)) == cfg
+    assert config_from_dict(_Outer, {"limit": None}).limit is None
+    with pytest.raises(cv.InputError, match=r"inner.kind: expected one of 'a', 'b', got 'c'"):
+        config_from_dict(_Outer, {"inner": {"kind": "c"}})
+    with pytest.raises(cv.InputError, match=r"inner.sizes\[1\]: expected an integer"):
+        config_from_dict(_Outer, {"inner": {"sizes": [1, "x"]}})

@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .args import EXIT_OK, CliInputError, positive_float, positive_int, write_atomic
 
@@ -97,18 +97,18 @@ def config_from_args(args: argparse.Namespace) -> VerifyConfig:
     from ..config import VerifyConfig
 
     config = VerifyConfig.from_yaml(args.config) if args.config else VerifyConfig()
-    top: dict[str, object] = {key: value for key, value in (("timeout", args.timeout), ("solver", args.solver),
+    top: dict[str, Any] = {key: value for key, value in (("timeout", args.timeout), ("solver", args.solver),
                                          ("mode", args.mode), ("seed", args.seed))
            if value is not None}
     if args.no_bounds:
         top["use_bounds"] = False
     if args.no_attack:
         top["attack"] = replace(config.attack, enabled=False)
-    bab: dict[str, object] = {}
+    bab: dict[str, Any] = {}
     if args.batch_size is not None:
         bab["batch_size"] = args.batch_size
     if args.race_milp:
         bab["race_milp"] = True
     if bab:
         top["bab"] = replace(config.bab, **bab)
-    return replace(config, **top) if top else config  # type: ignore[arg-type]
+    return replace(config, **top) if top else config
