@@ -205,3 +205,11 @@ def test_torch_module_gives_the_bounds_of_its_onnx_export():
     a, b = net.compute_bounds(lo, -lo), ref.compute_bounds(lo, -lo)
     np.testing.assert_allclose(a.lb, b.lb, rtol=1e-6, atol=1e-6)
     assert a.intermediate and set(a.intermediate) <= set(net.node_names)
+
+
+def test_replay_uses_onnxruntime_by_default():
+    """onnxruntime is a core dependency: counterexamples replay in the judges' runtime."""
+    from completeverify.verdict import Replayer
+
+    assert Replayer(_mlp(11)).backend == "onnxruntime"
+    assert Replayer(_mlp(11), "reference").backend == "reference"
