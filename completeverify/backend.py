@@ -29,7 +29,8 @@ Shapes (``in_shape`` = the ONNX input shape, e.g. (1, 5); ``n_in`` = its number 
   constrained >= 0), -1 (<= 0) or 0 (free); with ``"alpha-crown"`` the bound is beta-CROWN.
   Bounds with splits hold on the part of the box where the splits hold.
 
-All numbers are float64 and sound: the engine rounds outward (see SOUNDNESS in README).
+All numbers are float64 and sound: the engine widens every bound outward for rounding
+(README, "Soundness in floating point").
 """
 
 from __future__ import annotations
