@@ -8,7 +8,8 @@ Public API::
     r.counterexample    # None, or .input / .output numpy arrays in the ONNX shapes
 """
 
-from .api import load_onnx, load_vnnlib, verify
+from .api import as_graph, load_onnx, load_vnnlib, verify
+from .backend import BoundedNetwork, NetworkBounds
 from .config import AttackConfig, BabConfig, MilpConfig, VerifyConfig
 from .errors import (
     CompleteVerifyError,
@@ -21,16 +22,21 @@ from .errors import (
 from .verdict import Counterexample, Result, Status
 
 
-def compute_bounds(net, lower, upper, method: str = "crown", C=None):
-    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds."""
+def compute_bounds(net, lower, upper, method: str = "crown", C=None, config=None, example_input=None):
+    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds.
+
+    The one-call form of BoundedNetwork(net, example_input).compute_bounds; config: a BoundConfig.
+    """
+    from .bounds import BoundConfig
     from .bounds import compute_bounds as _compute_bounds
 
-    return _compute_bounds(net, lower, upper, method=method, C=C)
+    graph = as_graph(net, example_input)
+    return _compute_bounds(graph, lower, upper, method=method, C=C, config=config or BoundConfig())
 
 
 __all__ = [
-    "AttackConfig", "BabConfig", "CompleteVerifyError", "Counterexample", "InputError", "MilpConfig",
-    "ModelError", "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
-    "VerifyConfig", "compute_bounds", "load_onnx", "load_vnnlib", "verify",
+    "AttackConfig", "BabConfig", "BoundedNetwork", "CompleteVerifyError", "Counterexample", "InputError", "MilpConfig",
+    "ModelError", "NetworkBounds", "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
+    "VerifyConfig", "as_graph", "compute_bounds", "load_onnx", "load_vnnlib", "verify",
 ]
 __version__ = "0.1.0"

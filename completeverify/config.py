@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -101,6 +102,32 @@ class VerifyConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     milp: MilpConfig = field(default_factory=MilpConfig)
     bab: BabConfig = field(default_factory=BabConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>") -> "VerifyConfig":
+        """A config from a nested dict (missing keys: defaults); unknown keys and bad types raise."""
+        from .config_io import config_from_dict
+
+        return config_from_dict(cls, data, source)
+
+    @classmethod
+    def from_yaml(cls, path: "str | os.PathLike[str]") -> "VerifyConfig":
+        """A config from a YAML file (see benchmarks/configs/ for examples)."""
+        from .config_io import config_from_yaml
+
+        return config_from_yaml(cls, path)
+
+    def to_dict(self) -> dict:
+        """Every option as a nested dict of plain values; ``from_dict`` reads it back."""
+        from .config_io import config_to_dict
+
+        return config_to_dict(self)
+
+    def to_yaml(self) -> str:
+        """Every option as YAML text; ``from_yaml`` reads it back."""
+        from .config_io import config_to_yaml
+
+        return config_to_yaml(self)
 
     def __post_init__(self) -> None:
         """Validate option values."""

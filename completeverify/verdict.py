@@ -1,6 +1,6 @@
 """Verdicts, counterexamples, and the independent replay that every `sat` must pass.
 
-The replay runs the ORIGINAL ONNX model through onnxruntime (when installed) or
+The replay runs the ORIGINAL ONNX model through onnxruntime (a core dependency) or
 onnx's reference evaluator; neither shares code with the project's Graph.  A
 counterexample counts only if its input lies in the box (after the cast to the
 model's float type) and its replayed output satisfies one unsafe polytope with
@@ -112,7 +112,7 @@ class Replayer:
                 self.backend = "onnxruntime"
             except ImportError:
                 if backend == "onnxruntime":
-                    raise ModelError("onnxruntime is not installed (pip install completeverify[onnxruntime])") from None
+                    raise ModelError("onnxruntime is not installed (pip install onnxruntime)") from None
             except Exception as exc:  # onnxruntime rejects some models the reference accepts
                 if backend == "onnxruntime":
                     raise ModelError(f"onnxruntime cannot load the model: {exc}") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort  # a core dependency: never skipped when missing
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
@@ -24,8 +25,6 @@ from completeverify.errors import ModelError, UnsupportedOperatorError
 from completeverify.graph import Conv, Gather, Graph, Input, Linear, Node, Reshape, Scale
 from completeverify.graph_opt import simplify
 from completeverify.onnx_import import load_onnx
-
-ort = pytest.importorskip("onnxruntime")
 
 TOL = 1e-4
 BOTH = ("reference", "onnxruntime")

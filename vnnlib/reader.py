@@ -13,10 +13,11 @@ from .cases import build_cases
 from .formula import FormulaReader, Var, split_conjunction
 from .lexer import Child, Source, build_sexp
 from .property_types import Property
+from .v2 import detect_version, translate_vnnlib2
 
 _VAR_RE = re.compile(r"([XY])_(0|[1-9][0-9]*)")
 _IGNORED_COMMANDS = frozenset(
-    ("set-logic", "set-info", "set-option", "check-sat", "get-model", "exit")
+    ("set-logic", "set-info", "set-option", "check-sat", "get-model", "exit", "vnnlib-version")
 )
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -115,7 +116,16 @@ def parse_vnnlib(
     n_inputs: int | None = None,
     n_outputs: int | None = None,
 ) -> Property:
-    """Parse VNN-LIB text into cases of input boxes and unsafe output polytopes."""
+    """Parse VNN-LIB text (1.0, or 2.0 through the PyPI vnnlib package) into the normal form."""
+    major, minor = detect_version(text)
+    if major == 2:
+        translation = translate_vnnlib2(text, source)
+        try:
+            return parse_vnnlib(translation.text, source, n_inputs, n_outputs)
+        except PropertyError as exc:
+            raise translation.error(exc) from None
+    if major != 1:
+        raise PropertyError(f"unsupported VNN-LIB version {major}.{minor} (1.x and 2.0 are read)", source)
     src = Source(text, source)
     reader = _Reader(src)
     reader.run()

@@ -20,6 +20,21 @@ def cactus_points(rows: Sequence[ResultRow]) -> tuple[list[float], list[int]]:
     return times, list(range(1, len(times) + 1))
 
 
+def cactus_xlim(series: Sequence[tuple[str, Sequence[ResultRow]]]) -> tuple[float, float] | None:
+    """The x range (seconds): from the decade below the fastest decision up to the largest timeout.
+
+    The right end is the largest per-instance timeout (or the slowest decision, if later), so
+    the axis shows how close to its budget the tool got; None when there is nothing to plot.
+    """
+    times = [t for _, rows in series for t in cactus_points(rows)[0]]
+    timeouts = [r.timeout for _, rows in series for r in rows if r.timeout > 0]
+    if not times and not timeouts:
+        return None
+    right = max(times + timeouts)
+    left = 10.0 ** math.floor(math.log10(min(times))) if times else right / 100.0
+    return left, max(right, left * 10.0)
+
+
 def default_labels(paths: Sequence[Path]) -> list[str]:
     """File stems, or parent/stem where stems repeat."""
     stems = [p.stem for p in paths]
@@ -36,7 +51,7 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import AutoMinorLocator, FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         raise InputError("plotting needs matplotlib: pip install 'completeverify[plot]'") from None
     out = Path(out)
@@ -45,21 +60,31 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
         total = max((len(rows) for _, rows in series), default=0)
+        xlim = cactus_xlim(series)
         for label, rows in series:
             times, counts = cactus_points(rows)
             n_sat = sum(r.status == "sat" for r in rows)
             n_unsat = sum(r.status == "unsat" for r in rows)
             legend = f"{label} ({len(times)}/{len(rows)}: {n_sat} sat, {n_unsat} unsat)"
             if times:
-                ax.step([times[0]] + times, [0] + counts, where="post", label=legend)
+                end = [xlim[1]] if xlim and xlim[1] > times[-1] else []  # flat up to the timeout
+                ax.step([times[0]] + times + end, [0] + counts + counts[-1:] * len(end),
+                        where="post", label=legend)
                 ax.plot(times[-1], counts[-1], marker="o", color=ax.lines[-1].get_color())
             else:
                 ax.plot([], [], label=legend)
         ax.set_xscale("log")
-        all_times = [t for _, rows in series for t in cactus_points(rows)[0]]
-        if all_times:
-            ax.set_xlim(10.0 ** math.floor(math.log10(min(all_times))),
-                        10.0 ** math.ceil(math.log10(max(all_times) * 1.0001)))
+        if xlim is not None:
+            ax.set_xlim(*xlim)
+            timeouts = {r.timeout for _, rows in series for r in rows if r.timeout > 0}
+            if len(timeouts) == 1:
+                ax.axvline(xlim[1], color="grey", linestyle="--", linewidth=0.8)
+                ax.annotate(f"timeout {xlim[1]:g} s", (xlim[1], 0), xytext=(-4, 4),
+                            textcoords="offset points", ha="right", fontsize="small", color="grey")
+        ax.xaxis.set_major_locator(LogLocator(base=10.0))
+        ax.xaxis.set_minor_locator(LogLocator(base=10.0, subs=tuple(range(2, 10)), numticks=100))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_locator(AutoMinorLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("time per instance (s, log scale)")
         ax.set_ylabel("instances decided")

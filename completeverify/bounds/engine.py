@@ -274,18 +274,21 @@ class BoundEngine:
             x_lb = None
             state = None
             coeffs = None
+            linear = None
             if method == "ibp":
                 lb = ibp_lb
             else:
                 a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax)
                 coeffs = a0[:, :m]
+                linear = (a0, bias)
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
                     lb, x, state = self._optimize(lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline)
                 lb = torch.maximum(lb, ibp_lb)
                 x_lb = x[:, :m]
             lb = torch.where(torch.isnan(lb), torch.full_like(lb, float("-inf")), lb)
-        return BoundResult(lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state, coeffs)
+        return BoundResult(lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state, coeffs,
+                           linear)
 
     def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """C as (B, m, n_out) and c0 as (B, m), float64."""

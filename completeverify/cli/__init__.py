@@ -20,7 +20,11 @@ SUBCOMMANDS = (verify, bench)
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line parser."""
+    from .. import __version__
+
     parser = ArgumentParser(prog="completeverify", description="Sound and complete neural-network verification")
+    parser.add_argument("--version", action="version", version=f"completeverify {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for module in SUBCOMMANDS:
         module.add_parser(sub)

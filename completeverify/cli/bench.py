@@ -45,7 +45,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                         "(default for local runs); spawn: a fresh interpreter per instance (always on Dask)")
     p.add_argument("--grace", type=positive_float, default=None, metavar="S",
                    help="seconds past an instance's timeout before its processes are killed (default 5)")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     p.set_defaults(func=run_bench_command)
 
     q = sub.add_parser("plot", help="overlay cactus plots of several results CSVs",
@@ -55,7 +55,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     q.add_argument("--out", default="cactus.png", help="image file (default cactus.png)")
     q.add_argument("--labels", nargs="+", help="one legend label per results file")
     q.add_argument("--title", help="plot title")
-    q.add_argument("-v", "--verbose", action="count", default=0)
+    q.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     q.set_defaults(func=run_plot_command)
 
 
