@@ -57,7 +57,7 @@ def test_partial_file_keeps_defaults(tmp_path):
     ({"use_bounds": 1}, "use_bounds: expected true or false"),
     ({"timeout": "soon"}, "timeout: expected a number"),
     ({"attack": 3}, "attack: expected a mapping"),
-    ({"mode": "fast"}, "unknown mode 'fast'"),
+    ({"mode": "fast"}, "mode: expected one of 'auto', 'relu-split', 'input-split', 'milp', got 'fast'"),
     ({"timeout": -1}, "timeout must be positive"),
     (["timeout"], "expected a mapping"),
 ])

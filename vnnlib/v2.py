@@ -238,6 +238,11 @@ def translate_vnnlib2(text: str, source: str = "<string>") -> Translation:
         query = vn.parse_query_string(text)
     except vn.VNNLibException as exc:
         raise _package_error(exc, source) from None
+    except Exception as exc:  # noqa: BLE001 - the package's C++ parser (e.g. stod out of range)
+        detail = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:200]
+        raise PropertyError(f"VNN-LIB 2.0: the vnnlib package cannot parse this file ({detail}); "
+                            "check for numbers out of the double range (e.g. subnormals)",
+                            source) from None
     tr = _Translator(vn, source)
     n_in, n_out = tr.declare(query)
     lines = [" ".join([f"(declare-const X_{i} Real)" for i in range(n_in)]
