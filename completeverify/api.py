@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import onnx
 
-from .config import Deadline, VerifyConfig
+from .config import Deadline, Limits, VerifyConfig
 from .graph import Graph
 from .onnx_import import load_onnx as _load_graph
 from .verdict import Result
@@ -20,14 +20,17 @@ NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Modul
 PropLike = Union[str, os.PathLike, Property]
 
 
-def load_onnx(source: NetLike) -> Graph:
-    """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph."""
+def load_onnx(source: NetLike, limits: Limits | None = None) -> Graph:
+    """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph.
+
+    ``limits`` (default: Limits()) bounds file sizes, tensor sizes and node counts.
+    """
     if isinstance(source, Graph):
         return source
-    return _load_graph(source)
+    return _load_graph(source, limits=limits)
 
 
-def as_graph(net: NetLike, example_input: Any = None) -> Graph:
+def as_graph(net: NetLike, example_input: Any = None, limits: Limits | None = None) -> Graph:
     """The one place every entry point turns what the user passed into a Graph.
 
     ``net``: a Graph, an ONNX path / bytes / ModelProto, or a ``torch.nn.Module``; a module
@@ -41,18 +44,22 @@ def as_graph(net: NetLike, example_input: Any = None) -> Graph:
         from .torch_import import load_torch
 
         return load_torch(net, example_input)
-    return load_onnx(net)
+    return load_onnx(net, limits)
 
 
-def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
+def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | None = None) -> Property:
     """Read a VNNLIB property (path or .vnnlib.gz; or a Property), checked against ``net`` if given."""
     if isinstance(source, Property):
         return source
     n_in = net.n_inputs if net is not None else None
     n_out = net.n_outputs if net is not None else None
+    lim = limits or Limits()
+    text_limits = {"max_disjuncts": lim.max_disjuncts, "max_depth": lim.max_nesting_depth}
     if isinstance(source, str) and "(assert" in source and not os.path.exists(source):
-        return parse_vnnlib(source, n_inputs=n_in, n_outputs=n_out)
-    return _load_property(source, n_inputs=n_in, n_outputs=n_out)
+        return parse_vnnlib(source, n_inputs=n_in, n_outputs=n_out, **text_limits)
+    return _load_property(source, n_inputs=n_in, n_outputs=n_out, **text_limits,
+                          max_bytes=min(lim.max_property_bytes, lim.max_file_bytes),
+                          max_compression_ratio=lim.max_compression_ratio)
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: str | None = None,
@@ -71,7 +78,7 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: s
     if solver is not None:
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
-    graph = as_graph(net)
-    prop = load_vnnlib(prop, graph)
+    graph = as_graph(net, limits=config.limits)
+    prop = load_vnnlib(prop, graph, config.limits)
     result = verify_graph(graph, prop, config, deadline)
     return result

@@ -86,9 +86,9 @@ class Limits:
     max_activation_elements: int = 2**25  # one tensor computed from the network input
     max_parameters: int = 2**28  # all initializers together
     max_nodes: int = 100_000  # ONNX nodes in the graph
-    max_property_bytes: int = 2**26  # VNN-LIB text (after gunzip)
+    max_property_bytes: int = 2**25  # VNN-LIB text (after gunzip)
     max_disjuncts: int = 100_000  # VNN-LIB terms in disjunctive normal form, checked while expanding
-    max_nesting_depth: int = 1_000  # VNN-LIB parentheses / ONNX subgraph nesting
+    max_nesting_depth: int = 10_000  # VNN-LIB parentheses
 
     def __post_init__(self) -> None:
         """Every limit must be a positive integer."""

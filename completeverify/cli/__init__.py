@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # a real process (console script, python -m) gets the hard-stop watchdog; in-process calls
+    # with an argv list (tests, embedding) only the verifier's own deadline
+    args.process_entry = argv is None
     logging.basicConfig(level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:

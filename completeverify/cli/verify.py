@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
+import signal
 import threading
 from pathlib import Path
 
 from .args import EXIT_OK, CliInputError, positive_float, positive_int, write_atomic
-
-HARD_STOP_GRACE = 2.0  # seconds past --timeout before the watchdog ends the process
+from .watchdog import Watchdog, on_terminate, timeout_answer
 
 
 def add_parser(sub) -> None:
@@ -20,7 +18,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="verify one ONNX network against one VNNLIB property")
     p.add_argument("network", help="ONNX model (.onnx or .onnx.gz)")
     p.add_argument("property", help="VNNLIB property (.vnnlib or .vnnlib.gz)")
-    p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds (default 300)")
+    p.add_argument("--timeout", type=positive_float, default=300.0,
+                   help="seconds from the process start (default 300; inf: none); a watchdog "
+                        "ends the run, its solver processes and their files 1 s past it")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--solver", choices=["highs", "pulp"], default="highs")
     p.add_argument("--mode", choices=["auto", "relu-split", "input-split", "milp"], default="auto")
@@ -36,26 +36,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run_verify)
 
 
-def _start_watchdog(seconds: float, result_file: str | None, as_json: bool) -> None:
-    """End the process with a `timeout` answer if verification overruns its deadline."""
-
-    def fire() -> None:
-        if result_file:
-            try:
-                write_atomic(result_file, "timeout\n")
-            except OSError:
-                pass
-        sys.stdout.write(json.dumps({"status": "timeout", "seconds": seconds}) + "\n" if as_json else "timeout\n")
-        sys.stdout.flush()
-        os._exit(EXIT_OK)
-
-    timer = threading.Timer(seconds + HARD_STOP_GRACE, fire)
-    timer.daemon = True
-    timer.start()
-
-
 def run_verify(args) -> int:
     """The verify subcommand."""
+    # the watchdog first: everything after this (imports included) runs under the deadline,
+    # counted from the process start when this is the process's own command line
+    entry = getattr(args, "process_entry", False)
+    watchdog = Watchdog(args.timeout, timeout_answer(args.timeout, args.result_file, args.json),
+                        from_process_start=entry)
+    if entry:
+        watchdog.arm()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_terminate)
     from dataclasses import replace
 
     from .. import api
@@ -65,7 +56,9 @@ def run_verify(args) -> int:
         parent = Path(args.result_file).resolve().parent
         if not parent.is_dir():
             raise CliInputError(f"result file folder does not exist: {parent}")
-    config = VerifyConfig(timeout=args.timeout, solver=args.solver, mode=args.mode, seed=args.seed,
+    # the verifier's own deadline is what is left of --timeout since the process start
+    remaining = max(watchdog.remaining(), 1e-3)
+    config = VerifyConfig(timeout=remaining, solver=args.solver, mode=args.mode, seed=args.seed,
                           use_bounds=not args.no_bounds)
     if args.no_attack:
         config = replace(config, attack=AttackConfig(enabled=False))
@@ -74,8 +67,8 @@ def run_verify(args) -> int:
         if args.batch_size is not None:
             bab = replace(bab, batch_size=args.batch_size)
         config = replace(config, bab=bab)
-    _start_watchdog(args.timeout, args.result_file, args.json)
     result = api.verify(args.network, args.property, config=config)
+    watchdog.cancel()
     if args.result_file:
         write_atomic(args.result_file, result.to_vnncomp())
     if args.json:
