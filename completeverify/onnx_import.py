@@ -30,7 +30,7 @@ from .onnx_guard import (
     predicted_elements,
 )
 from .onnx_ops import CONSTANT_ONLY, CONVERTERS, SHAPE_OPS
-from .safe_read import GZIP_MAGIC, gunzip_limited, read_limited
+from .safe_read import GZIP_MAGIC, flatten_error, gunzip_limited, one_line, read_limited
 
 MIN_OPSET, MAX_OPSET = 7, 21
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -83,10 +83,8 @@ def read_model(source: Union[str, os.PathLike, bytes, onnx.ModelProto],
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened, for one-line errors."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else exc.__class__.__name__
-    return line if len(line) <= 200 else line[:197] + "..."
+    """An exception's message as one short line, for one-line errors."""
+    return one_line(str(exc), 200) or exc.__class__.__name__
 
 
 def _node_names(g: onnx.GraphProto) -> list[str]:
@@ -180,6 +178,26 @@ def _check_initializers(g: onnx.GraphProto, source: str, limits: Limits,
     return env
 
 
+def _check_names(g: onnx.GraphProto, source: str) -> None:
+    """Refuse tensor, node and operator names with control characters (they would break
+    one-line messages and are not valid ONNX identifiers)."""
+    def bad(text: str) -> bool:
+        """True when ``text`` holds a control character."""
+        return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+    groups = [("graph input", [vi.name for vi in g.input]),
+              ("graph output", [vi.name for vi in g.output]),
+              ("initializer", [t.name for t in g.initializer])]
+    for k, node in enumerate(g.node):
+        groups.append((f"node #{k}", [node.name, node.op_type, node.domain, *node.input,
+                                      *node.output, *(a.name for a in node.attribute)]))
+    for what, names in groups:
+        for name in names:
+            if bad(name):
+                raise ModelError(f"{source}: {what} uses the name {name[:60]!r}, which holds "
+                                 "control characters; rename it")
+
+
 def _check_node_inputs(b: _Builder, node: onnx.NodeProto, env: dict[str, Value],
                        limits: Limits) -> None:
     """Refuse inputs that no node produces and outputs whose size is over the limits."""
@@ -237,6 +255,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
         raise ModelError(f"{source}: the graph has {len(g.node)} nodes, over limits.max_nodes "
                          f"({limits.max_nodes})")
     opset = _opset(model, source)
+    _check_names(g, source)
     env = _check_initializers(g, source, limits, folder)
     real_inputs = [vi for vi in g.input if vi.name not in env]
     names = _node_names(g)
@@ -316,7 +335,8 @@ def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto], simplify_
         if isinstance(source, (str, os.PathLike)):
             folder = Path(os.fspath(source)).parent
         return import_model(model, name, simplify_graph, limits, folder)
-    except CompleteVerifyError:
+    except CompleteVerifyError as exc:
+        flatten_error(exc)  # names and messages from the file may hold line breaks
         raise
     except RecursionError:
         raise ModelError(f"{name}: the model is nested too deeply to import") from None

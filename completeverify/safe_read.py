@@ -125,3 +125,19 @@ def _check_out(error: ErrorFactory, total_in: int, total_out: int, max_out: int,
     if total_out > _RATIO_FLOOR and total_out > max_ratio * max(total_in, 1):
         raise error(f"gzip data expands more than {max_ratio}-fold (a decompression bomb?); "
                     "raise limits.max_compression_ratio if the file is trusted")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` with control characters and line breaks turned into spaces, shortened."""
+    flat = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def flatten_error(exc: BaseException) -> None:
+    """Make an exception's message one line in place (its args become that line)."""
+    message = str(exc)
+    if len(exc.args) == 1 and isinstance(exc.args[0], str) and exc.args[0] == message:
+        line = one_line(message)
+        if line != message:
+            exc.args = (line,)

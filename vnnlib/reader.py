@@ -6,7 +6,7 @@ import os
 import re
 
 from completeverify.errors import CompleteVerifyError, PropertyError
-from completeverify.safe_read import read_limited
+from completeverify.safe_read import flatten_error, read_limited
 
 from .cases import build_cases
 from .formula import FormulaReader, Var, split_conjunction
@@ -122,7 +122,8 @@ def parse_vnnlib(
     """
     try:
         return _parse(text, source, n_inputs, n_outputs, max_disjuncts, max_depth)
-    except CompleteVerifyError:
+    except CompleteVerifyError as exc:
+        flatten_error(exc)  # tokens quoted from the file may hold control characters
         raise
     except (RecursionError, MemoryError) as exc:
         raise PropertyError(f"the property is too large or nested too deeply to read "

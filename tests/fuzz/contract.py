@@ -1,0 +1,127 @@
+"""The contract every fuzz harness checks, shared by the atheris and hypothesis drivers.
+
+One input passes when the call returns or raises a CompleteVerifyError, within
+``MAX_SECONDS`` and without the process's peak memory passing ``MAX_RSS_MB``.
+Anything else raises ``ContractBroken`` (atheris then saves the input as a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from completeverify.config import Limits
+from completeverify.errors import CompleteVerifyError
+
+MAX_SECONDS = 5.0
+MAX_RSS_MB = int(os.environ.get("CV_FUZZ_RSS_MB", "1024"))  # peak growth over the baseline
+# small limits keep each input cheap; the limits themselves are what is being tested
+LIMITS = Limits(max_file_bytes=8 << 20, max_decompressed_bytes=32 << 20,
+                max_tensor_elements=1 << 20, max_activation_elements=1 << 20,
+                max_parameters=1 << 22, max_nodes=2_000, max_property_bytes=1 << 20,
+                max_disjuncts=10_000, max_nesting_depth=2_000)
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE / "corpus"
+SPLIT = b"\n#--property--#\n"  # separates the model and the property in a CLI input
+
+
+class ContractBroken(AssertionError):
+    """An input made a reader or the CLI break its contract."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_BASELINE: list[float] = []
+
+
+def check(call: Callable[[], object], what: str) -> None:
+    """Run ``call``; ContractBroken unless it returns or raises CompleteVerifyError in time."""
+    if not _BASELINE:
+        _BASELINE.append(peak_rss_mb())
+    start = time.monotonic()
+    try:
+        call()
+    except CompleteVerifyError as exc:
+        if "\n" in str(exc):
+            raise ContractBroken(f"{what}: multi-line error message: {exc!r}") from exc
+    except Exception as exc:  # the finding: anything but the project's own errors
+        raise ContractBroken(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+    seconds = time.monotonic() - start
+    if seconds > MAX_SECONDS:
+        raise ContractBroken(f"{what}: took {seconds:.1f} s (limit {MAX_SECONDS} s)")
+    if peak_rss_mb() - _BASELINE[0] > MAX_RSS_MB:
+        raise ContractBroken(f"{what}: peak memory grew to {peak_rss_mb():.0f} MiB")
+
+
+def one_vnnlib(data: bytes) -> None:
+    """The VNN-LIB reader on one input (gzip detected as in a file)."""
+    from completeverify.errors import PropertyError
+    from completeverify.safe_read import GZIP_MAGIC, gunzip_limited
+    from completeverify.vnnlib import parse_vnnlib
+
+    def run() -> None:
+        """Decode like load_vnnlib, then parse."""
+        raw = data
+        if raw[:2] == GZIP_MAGIC:
+            raw = gunzip_limited(raw, lambda m: PropertyError(m, "<fuzz>"),
+                                 max_decompressed_bytes=LIMITS.max_property_bytes,
+                                 max_compression_ratio=LIMITS.max_compression_ratio)
+        parse_vnnlib(raw.decode("utf-8", errors="replace"), "<fuzz>",
+                     max_disjuncts=LIMITS.max_disjuncts, max_depth=LIMITS.max_nesting_depth)
+
+    check(run, "load_vnnlib")
+
+
+def one_onnx(data: bytes) -> None:
+    """The ONNX import on one input given as bytes."""
+    from completeverify.onnx_import import load_onnx
+
+    check(lambda: load_onnx(data, limits=LIMITS), "load_onnx")
+
+
+def one_cli(data: bytes) -> None:
+    """The whole ``verify`` command on one (model, property) pair, in-process.
+
+    Exit 0 (a verdict) or 2 with one ``error:`` line pass; exit 1 or a traceback is a finding.
+    """
+    from completeverify.cli import main
+
+    model, _, prop = data.partition(SPLIT)
+    with tempfile.TemporaryDirectory(prefix="cvfuzz-") as folder:
+        net, spec = Path(folder, "net.onnx"), Path(folder, "prop.vnnlib")
+        net.write_bytes(model)
+        spec.write_bytes(prop)
+        out, err = io.StringIO(), io.StringIO()
+
+        def run() -> None:
+            """One verify run with its output captured."""
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(["verify", str(net), str(spec), "--timeout", "3"])
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+            lines = err.getvalue().strip().splitlines()
+            if code == 2 and (len(lines) != 1 or not lines[0].startswith("error:")):
+                raise ContractBroken(f"exit 2 without exactly one error line: {lines!r}")
+            if code not in (0, 2):
+                raise ContractBroken(f"exit {code}: {err.getvalue().strip()[:500]}")
+
+        check(run, "cli verify")
+
+
+HARNESSES = {"vnnlib": one_vnnlib, "onnx": one_onnx, "cli": one_cli}
+
+
+def seeds(name: str) -> list[bytes]:
+    """The committed seed inputs of one harness."""
+    folder = CORPUS / name
+    return [p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()]
