@@ -426,7 +426,7 @@ def test_expansion_fails_in_milliseconds():
 @pytest.mark.parametrize("value,needle", (("nan", "must be positive"), ("-1", "must be positive"),
                                           ("0", "must be positive"), ("soon", "not a number")))
 def test_bad_timeouts(capsys, value, needle):
-    code, out, err = cli(capsys, NET, UNSAT, "--timeout", value)
+    code, _out, err = cli(capsys, NET, UNSAT, "--timeout", value)
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err
 
 

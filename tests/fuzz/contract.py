@@ -13,8 +13,8 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from completeverify.config import Limits
 from completeverify.errors import CompleteVerifyError
@@ -64,9 +64,10 @@ def check(call: Callable[[], object], what: str) -> None:
 
 def one_vnnlib(data: bytes) -> None:
     """The VNN-LIB reader on one input (gzip detected as in a file)."""
+    from completeverify.vnnlib import parse_vnnlib
+
     from completeverify.errors import PropertyError
     from completeverify.safe_read import GZIP_MAGIC, gunzip_limited
-    from completeverify.vnnlib import parse_vnnlib
 
     def run() -> None:
         """Decode like load_vnnlib, then parse."""

@@ -21,23 +21,23 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-from contract import CORPUS, SPLIT  # noqa: E402
-from nets import mlp_onnx, random_mlp  # noqa: E402
+from contract import CORPUS, SPLIT
+from nets import mlp_onnx, random_mlp
 
 SHIPPED = [REPO / "examples", REPO / "benchmarks" / "suites" / "nets"]
 
 DERIVED_PROPERTIES = [
     # scientific notation, comments, CRLF, a byte-order mark, a latin-1 comment
-    "\ufeff; comment\r\n(declare-const X_0 Real)\r\n(declare-const Y_0 Real)\r\n"
-    "(assert (>= X_0 -1e-1))\r\n(assert (<= X_0 2.5E+0))\r\n(assert (<= Y_0 0.0))\r\n",
+    ("\ufeff; comment\r\n(declare-const X_0 Real)\r\n(declare-const Y_0 Real)\r\n"
+     "(assert (>= X_0 -1e-1))\r\n(assert (<= X_0 2.5E+0))\r\n(assert (<= Y_0 0.0))\r\n"),
     # disjunctive input boxes and a disjunctive output
-    "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
-    "(declare-const Y_1 Real)\n(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1))"
-    " (and (>= X_0 -1) (<= X_0 0) (>= X_1 -1) (<= X_1 0))))\n"
-    "(assert (or (and (<= Y_0 Y_1)) (and (>= Y_0 (* 2 Y_1)) (<= (+ Y_0 Y_1) 3))))\n",
+    ("(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+     "(declare-const Y_1 Real)\n(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1))"
+     " (and (>= X_0 -1) (<= X_0 0) (>= X_1 -1) (<= X_1 0))))\n"
+     "(assert (or (and (<= Y_0 Y_1)) (and (>= Y_0 (* 2 Y_1)) (<= (+ Y_0 Y_1) 3))))\n"),
     # declare-fun, arithmetic terms, chained comparisons, ignored commands
-    "(set-logic QF_LRA)\n(declare-fun X_0 () Real)\n(declare-fun Y_0 () Real)\n"
-    "(assert (<= -1 X_0 (/ 3 2)))\n(assert (> (- Y_0 (* 0.5 X_0)) 0))\n(check-sat)\n",
+    ("(set-logic QF_LRA)\n(declare-fun X_0 () Real)\n(declare-fun Y_0 () Real)\n"
+     "(assert (<= -1 X_0 (/ 3 2)))\n(assert (> (- Y_0 (* 0.5 X_0)) 0))\n(check-sat)\n"),
 ]
 
 
