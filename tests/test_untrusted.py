@@ -437,3 +437,18 @@ def test_infinite_timeout_gives_a_verdict(capsys):
 
 def test_result_file_in_a_missing_folder(capsys, tmp_path):
     refused(capsys, NET, UNSAT, "does not exist", "--result-file", tmp_path / "no" / "res.txt")
+
+
+def test_internal_failure_after_reading_is_exit_1_naming_the_instance(capsys, monkeypatch):
+    import completeverify.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        """An invariant failure deep in the pipeline."""
+        raise RuntimeError("invariant\nbroken")
+
+    monkeypatch.setattr(pipeline, "verify_graph", broken)
+    code, _out, err = cli(capsys, NET, UNSAT)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1
+    assert "internal error" in lines[0] and "please report" in lines[0]
+    assert str(NET) in lines[0] and str(UNSAT) in lines[0]

@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal bug: say so in one line, keep details for -v
         if getattr(args, "verbose", 0):
             raise
-        sys.stderr.write(f"error: internal error: {exc.__class__.__name__}: {exc} (rerun with -v for details)\n")
+        instance = " ".join(str(getattr(args, k)) for k in ("network", "property") if getattr(args, k, None))
+        where = f" on {instance}" if instance else ""
+        detail = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:400]
+        sys.stderr.write(f"error: internal error{where}, please report: {detail} (rerun with -v for details)\n")
         return EXIT_INTERNAL
 
 
