@@ -119,7 +119,111 @@ def one_cli(data: bytes) -> None:
         check(run, "cli verify")
 
 
-HARNESSES = {"vnnlib": one_vnnlib, "onnx": one_onnx, "cli": one_cli}
+OPS = ("Add", "Sub", "Mul", "Div", "Neg", "MatMul", "Gemm", "Relu", "Sigmoid", "Tanh", "Flatten",
+       "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Gather", "Concat", "Pad",
+       "Identity", "Dropout", "Cast", "Conv", "BatchNormalization", "MaxPool", "AveragePool",
+       "GlobalAveragePool", "Clip", "Constant", "ConstantOfShape", "Range", "Equal", "Where",
+       "Expand", "ReduceProd", "ReduceSum", "Sqrt", "Pow", "Min", "Max", "Shape", "Size", "If")
+
+
+class _Bytes:
+    """Reads small integers from fuzz input bytes (0 once they run out)."""
+
+    def __init__(self, data: bytes) -> None:
+        """Start at the first byte."""
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> int:
+        """An integer in [0, n)."""
+        if n <= 1 or self.pos >= len(self.data):
+            return 0
+        self.pos += 1
+        return self.data[self.pos - 1] % n
+
+    def signed(self) -> int:
+        """A small signed integer, sometimes huge."""
+        value = self.take(256) - 128
+        return value * 10**9 if self.take(8) == 0 else value
+
+
+def mutate_model(data: bytes) -> bytes:
+    """A seed model with structured mutations chosen by ``data`` (shapes, ops, wiring,
+    attributes, tensor data, opset), serialised again: reaches the converters, which
+    random bytes rarely do."""
+    import onnx
+
+    r = _Bytes(data)
+    models = seeds("onnx")
+    m = onnx.ModelProto()
+    m.ParseFromString(_plain(models[r.take(len(models))]))
+    g = m.graph
+    for _ in range(1 + r.take(6)):
+        what = r.take(9)
+        if what == 0 and g.node:  # change an operator
+            g.node[r.take(len(g.node))].op_type = OPS[r.take(len(OPS))]
+        elif what == 1 and g.node:  # rewire an input
+            node = g.node[r.take(len(g.node))]
+            names = [i.name for i in g.input] + [t.name for t in g.initializer]
+            names += [o for n in g.node for o in n.output] + ["", "missing"]
+            if node.input:
+                node.input[r.take(len(node.input))] = names[r.take(len(names))]
+            else:
+                node.input.append(names[r.take(len(names))])
+        elif what == 2 and g.initializer:  # change a declared dimension
+            t = g.initializer[r.take(len(g.initializer))]
+            if t.dims:
+                t.dims[r.take(len(t.dims))] = r.signed()
+        elif what == 3 and g.initializer:  # cut or corrupt tensor data
+            t = g.initializer[r.take(len(g.initializer))]
+            if t.raw_data:
+                t.raw_data = t.raw_data[: r.take(len(t.raw_data) + 1)]
+        elif what == 4 and g.node:  # an integer attribute
+            node = g.node[r.take(len(g.node))]
+            name = ("axis", "transB", "transA", "group", "keepdims", "perm", "pads", "strides",
+                    "kernel_shape", "to")[r.take(10)]
+            if name in ("perm", "pads", "strides", "kernel_shape"):
+                node.attribute.append(onnx.helper.make_attribute(
+                    name, [r.signed() for _ in range(r.take(5))],
+                    attr_type=onnx.AttributeProto.INTS))
+            else:
+                node.attribute.append(onnx.helper.make_attribute(name, r.signed()))
+        elif what == 5:  # the input's declared shape
+            dims = g.input[0].type.tensor_type.shape.dim if g.input else []
+            if dims:
+                dims[r.take(len(dims))].dim_value = r.signed()
+        elif what == 6 and g.node:  # drop or duplicate a node
+            k = r.take(len(g.node))
+            if r.take(2):
+                del g.node[k]
+            else:
+                g.node.insert(r.take(len(g.node) + 1), g.node[k])
+        elif what == 7 and m.opset_import:  # the opset
+            m.opset_import[0].version = (7, 9, 11, 13, 17, 18, 21, 22, 99, 0)[r.take(10)]
+        elif what == 8 and g.node:  # a new node on a random tensor
+            names = [i.name for i in g.input] + [o for n in g.node for o in n.output]
+            node = onnx.helper.make_node(OPS[r.take(len(OPS))], [names[r.take(len(names))]],
+                                         [f"t{r.take(256)}"])
+            g.node.insert(r.take(len(g.node) + 1), node)
+    return m.SerializeToString()
+
+
+def _plain(data: bytes) -> bytes:
+    """A seed model's bytes, gunzipped if needed."""
+    import gzip
+
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def one_onnx_struct(data: bytes) -> None:
+    """The ONNX import on a structurally mutated seed model."""
+    from completeverify.onnx_import import load_onnx
+
+    model = mutate_model(data)
+    check(lambda: load_onnx(model, limits=LIMITS), "load_onnx (structured)")
+
+
+HARNESSES = {"vnnlib": one_vnnlib, "onnx": one_onnx, "onnx_struct": one_onnx_struct,
+             "cli": one_cli}
 
 
 def seeds(name: str) -> list[bytes]:
