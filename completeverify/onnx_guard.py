@@ -137,7 +137,7 @@ def _inline_external(tensor: onnx.TensorProto, what: str, source: str,
     del tensor.external_data[:]
 
 
-def predicted_elements(op: str, ins: list, at: dict) -> int | None:
+def predicted_elements(op: str, ins: list) -> int | None:
     """Elements the output of a size-creating op will have, from its constant inputs.
 
     Covers ConstantOfShape, Expand, Tile and Range (the ops whose output size is set by

@@ -198,48 +198,54 @@ def _check_names(g: onnx.GraphProto, source: str) -> None:
                                  "control characters; rename it")
 
 
-def _check_node_inputs(b: _Builder, node: onnx.NodeProto, env: dict[str, Value],
+def _node_error(source: str, node: onnx.NodeProto, message: str) -> ModelError:
+    """A ModelError naming the node and its op."""
+    return ModelError(f"{source}: node '{node.name}' ({node.op_type}): {message}")
+
+
+def _check_node_inputs(source: str, node: onnx.NodeProto, env: dict[str, Value],
                        limits: Limits) -> None:
     """Refuse inputs that no node produces and outputs whose size is over the limits."""
     for i in node.input:
         if i and i not in env:
-            raise b.error(node, f"input '{i}' is not produced by any earlier node (a missing "
-                                "tensor, a cycle, or nodes out of topological order)")
+            raise _node_error(source, node, f"input '{i}' is not produced by any earlier node "
+                              "(a missing tensor, a cycle, or nodes out of topological order)")
     for attr in node.attribute:
         if attr.HasField("t"):
             check_tensor(attr.t, f"node '{node.name}' ({node.op_type}) attribute '{attr.name}'",
-                         b.source, limits, None)
+                         source, limits, None)
         if attr.HasField("g") or len(attr.graphs):
-            raise b.error(node, "subgraphs (If, Loop, Scan) are not supported")
+            raise _node_error(source, node, "subgraphs (If, Loop, Scan) are not supported")
     ins = [env[i] if i else None for i in node.input]
     if any(isinstance(v, Var) for v in ins):  # constants that reach the network need finite values
         for k, (i, v) in enumerate(zip(node.input, ins)):
             if isinstance(v, np.ndarray) and not (node.op_type == "Clip" and k > 0):
-                check_finite(v, f"node '{node.name}' ({node.op_type}): input '{i}'", b.source)
-    count = predicted_elements(node.op_type, ins, {})
+                check_finite(v, f"node '{node.name}' ({node.op_type}): input '{i}'", source)
+    count = predicted_elements(node.op_type, ins)
     if count is not None:
         limit = limits.max_tensor_elements
         if any(isinstance(v, Var) for v in ins):
             limit = min(limit, limits.max_activation_elements)
         if count > limit:
-            raise b.error(node, f"output would have {count} elements, over the limit of {limit}")
+            raise _node_error(source, node,
+                              f"output would have {count} elements, over the limit of {limit}")
 
 
-def _check_outputs(b: _Builder, node: onnx.NodeProto, outs: list, limits: Limits) -> None:
+def _check_outputs(source: str, node: onnx.NodeProto, outs: list, limits: Limits) -> None:
     """Refuse oversized activations and non-finite folded constants."""
     for out in outs:
         if isinstance(out, Var):
             if numel(out.shape) > limits.max_activation_elements:
-                raise b.error(node, f"output shape {out.shape} has {numel(out.shape)} elements, "
-                                    f"over limits.max_activation_elements "
-                                    f"({limits.max_activation_elements})")
+                raise _node_error(source, node, f"output shape {out.shape} has "
+                                  f"{numel(out.shape)} elements, over limits."
+                                  f"max_activation_elements ({limits.max_activation_elements})")
         elif isinstance(out, np.ndarray):
             if out.size > limits.max_tensor_elements:
-                raise b.error(node, f"constant output has {out.size} elements, over "
-                                    f"limits.max_tensor_elements ({limits.max_tensor_elements})")
+                raise _node_error(source, node, f"constant output has {out.size} elements, over "
+                                  f"limits.max_tensor_elements ({limits.max_tensor_elements})")
             if node.op_type not in ("Shape", "Size"):
                 check_finite(out, f"node '{node.name}' ({node.op_type}): constant output",
-                             b.source, allow_inf=True)
+                             source, allow_inf=True)
 
 
 def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph: bool = True,
@@ -280,15 +286,16 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
         if node.name != name:
             node = onnx.NodeProto(op_type=node.op_type, domain=node.domain, name=name,
                                   input=node.input, output=node.output, attribute=node.attribute)
-        _check_node_inputs(b, node, env, limits)
+        _check_node_inputs(source, node, env, limits)
         try:
             outs = _convert_node(b, node, [env[i] if i else None for i in node.input], opset)
         except CompleteVerifyError:
             raise
         except Exception as exc:  # noqa: BLE001 - the error boundary of one node
-            raise b.error(node, f"cannot convert ({exc.__class__.__name__}: {_first_line(exc)});"
-                                " check its inputs, attributes and shapes") from None
-        _check_outputs(b, node, outs, limits)
+            raise _node_error(source, node, f"cannot convert ({exc.__class__.__name__}: "
+                              f"{_first_line(exc)}); check its inputs, attributes and shapes"
+                              ) from None
+        _check_outputs(source, node, outs, limits)
         for out_name, val in zip(node.output, outs):
             if out_name and val is not None:
                 env[out_name] = val

@@ -37,28 +37,20 @@ def add_parser(sub) -> None:
 
 
 def run_verify(args) -> int:
-    """The verify subcommand."""
-    # the watchdog first: everything after this (imports included) runs under the deadline,
-    # counted from the process start when this is the process's own command line
-    entry = getattr(args, "process_entry", False)
-    watchdog = Watchdog(args.timeout, timeout_answer(args.timeout, args.result_file, args.json),
-                        from_process_start=entry)
-    if entry:
-        watchdog.arm()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, on_terminate)
+    """The verify subcommand.
+
+    Order matters: the options (light imports only), then the watchdog, then torch and the
+    verifier, so the hard stop covers the heavy imports too.
+    """
     from dataclasses import replace
 
-    from .. import api
     from ..config import AttackConfig, VerifyConfig
 
     if args.result_file:
         parent = Path(args.result_file).resolve().parent
         if not parent.is_dir():
             raise CliInputError(f"result file folder does not exist: {parent}")
-    # the verifier's own deadline is what is left of --timeout since the process start
-    remaining = max(watchdog.remaining(), 1e-3)
-    config = VerifyConfig(timeout=remaining, solver=args.solver, mode=args.mode, seed=args.seed,
+    config = VerifyConfig(timeout=args.timeout, solver=args.solver, mode=args.mode, seed=args.seed,
                           use_bounds=not args.no_bounds)
     if args.no_attack:
         config = replace(config, attack=AttackConfig(enabled=False))
@@ -67,6 +59,11 @@ def run_verify(args) -> int:
         if args.batch_size is not None:
             bab = replace(bab, batch_size=args.batch_size)
         config = replace(config, bab=bab)
+    watchdog = _arm_watchdog(args, config.timeout)
+    from .. import api
+
+    # the verifier's own deadline is what is left of the timeout since the process start
+    config = replace(config, timeout=max(watchdog.remaining(), 1e-3))
     result = api.verify(args.network, args.property, config=config)
     watchdog.cancel()
     if args.result_file:
@@ -78,3 +75,17 @@ def run_verify(args) -> int:
         if result.counterexample is not None and args.verbose:
             print(result.to_vnncomp().split("\n", 1)[1], end="")
     return EXIT_OK
+
+
+def _arm_watchdog(args, timeout: float) -> Watchdog:
+    """The hard stop of this run (see cli/watchdog.py): counted from the process start and
+    armed when this is the process's own command line; in-process calls (tests, embedding)
+    get only the verifier's deadline, counted from now."""
+    entry = getattr(args, "process_entry", False)
+    watchdog = Watchdog(timeout, timeout_answer(timeout, args.result_file, args.json),
+                        from_process_start=entry)
+    if entry:
+        watchdog.arm()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_terminate)
+    return watchdog
