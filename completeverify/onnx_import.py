@@ -203,13 +203,35 @@ def _node_error(source: str, node: onnx.NodeProto, message: str) -> ModelError:
     return ModelError(f"{source}: node '{node.name}' ({node.op_type}): {message}")
 
 
+def _check_attributes(source: str, node: onnx.NodeProto, opset: int) -> None:
+    """Refuse attributes the operator's ONNX schema does not define, or of the wrong type
+    (the reference evaluator used to replay counterexamples would refuse them later)."""
+    if node.domain not in DEFAULT_DOMAINS:
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except Exception:  # noqa: BLE001 - no schema at this opset: the converter decides
+        return
+    for attr in node.attribute:
+        spec = schema.attributes.get(attr.name)
+        if spec is None:
+            known = ", ".join(sorted(schema.attributes)) or "none"
+            raise _node_error(source, node, f"unknown attribute '{attr.name}' for {node.op_type} "
+                                            f"at opset {opset} (known: {known})")
+        if attr.type != onnx.AttributeProto.UNDEFINED and attr.type != int(spec.type):
+            want = onnx.AttributeProto.AttributeType.Name(int(spec.type))
+            got = onnx.AttributeProto.AttributeType.Name(attr.type)
+            raise _node_error(source, node, f"attribute '{attr.name}' must be {want}, not {got}")
+
+
 def _check_node_inputs(source: str, node: onnx.NodeProto, env: dict[str, Value],
-                       limits: Limits) -> None:
+                       limits: Limits, opset: int) -> None:
     """Refuse inputs that no node produces and outputs whose size is over the limits."""
     for i in node.input:
         if i and i not in env:
             raise _node_error(source, node, f"input '{i}' is not produced by any earlier node "
                               "(a missing tensor, a cycle, or nodes out of topological order)")
+    _check_attributes(source, node, opset)
     for attr in node.attribute:
         if attr.HasField("t"):
             check_tensor(attr.t, f"node '{node.name}' ({node.op_type}) attribute '{attr.name}'",
@@ -286,7 +308,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
         if node.name != name:
             node = onnx.NodeProto(op_type=node.op_type, domain=node.domain, name=name,
                                   input=node.input, output=node.output, attribute=node.attribute)
-        _check_node_inputs(source, node, env, limits)
+        _check_node_inputs(source, node, env, limits, opset)
         try:
             outs = _convert_node(b, node, [env[i] if i else None for i in node.input], opset)
         except CompleteVerifyError:

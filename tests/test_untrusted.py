@@ -452,3 +452,13 @@ def test_internal_failure_after_reading_is_exit_1_naming_the_instance(capsys, mo
     assert code == 1 and len(lines) == 1
     assert "internal error" in lines[0] and "please report" in lines[0]
     assert str(NET) in lines[0] and str(UNSAT) in lines[0]
+
+
+def test_unknown_or_mistyped_attributes_are_named(capsys, tmp_path):
+    """Found by the CLI fuzzer: an attribute the converter ignored broke the replay later."""
+    m = gemm_model()
+    m.graph.node[0].attribute.append(helper.make_attribute("tiansB", 1))
+    refused(capsys, save(tmp_path, m), UNSAT, "unknown attribute 'tiansB'")
+    m = gemm_model()
+    m.graph.node[0].attribute.append(helper.make_attribute("alpha", 2))
+    refused(capsys, save(tmp_path, m), UNSAT, "attribute 'alpha' must be FLOAT, not INT")
