@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    # a real process (console script, python -m) gets the hard-stop watchdog; in-process calls
-    # with an argv list (tests, embedding) only the verifier's own deadline
-    args.process_entry = argv is None
+    # the process's own command line (console script, python -m, the bench fork server, which
+    # sets sys.argv) gets the hard-stop watchdog; other in-process calls (tests, embedding)
+    # only the verifier's own deadline
+    args.process_entry = argv is None or list(argv) == sys.argv[1:]
     logging.basicConfig(level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
