@@ -86,6 +86,9 @@ def main() -> None:
     for stem, data in models.items():
         _write(CORPUS / "onnx", data, stem)
     _write(CORPUS / "onnx", gzip.compress(models["conv"], mtime=0), "conv.gz")
+    rng = np.random.default_rng(0)  # onnx_struct: bytes that choose mutations of the models
+    for k in range(12):
+        _write(CORPUS / "onnx_struct", rng.integers(0, 256, 24, dtype=np.uint8).tobytes(), "ops")
     pairs = [(REPO / "examples" / "mlp.onnx", REPO / "examples" / "mlp_sat.vnnlib"),
              (REPO / "examples" / "mlp.onnx", REPO / "examples" / "mlp_unsat.vnnlib")]
     nets = REPO / "benchmarks" / "suites" / "nets"
