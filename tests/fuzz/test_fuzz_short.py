@@ -18,7 +18,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 # seconds of fuzzing per harness in the default run (the CLI runs a verification per input)
-SHORT_RUN = {"vnnlib": 5, "onnx": 4, "onnx_struct": 5, "cli": 8}
+SHORT_RUN = {"vnnlib": 4, "onnx": 3, "onnx_struct": 4, "cli": 6}
 
 
 def _regressions() -> list[tuple[str, Path]]:
