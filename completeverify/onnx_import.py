@@ -218,9 +218,9 @@ def _check_attributes(source: str, node: onnx.NodeProto, opset: int) -> None:
             known = ", ".join(sorted(schema.attributes)) or "none"
             raise _node_error(source, node, f"unknown attribute '{attr.name}' for {node.op_type} "
                                             f"at opset {opset} (known: {known})")
-        if attr.type != onnx.AttributeProto.UNDEFINED and attr.type != int(spec.type):
-            want = onnx.AttributeProto.AttributeType.Name(int(spec.type))
-            got = onnx.AttributeProto.AttributeType.Name(attr.type)
+        want = str(getattr(spec.type, "name", spec.type))  # AttributeProto type names
+        got = onnx.AttributeProto.AttributeType.Name(attr.type)
+        if attr.type != onnx.AttributeProto.UNDEFINED and got != want:
             raise _node_error(source, node, f"attribute '{attr.name}' must be {want}, not {got}")
 
 
