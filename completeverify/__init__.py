@@ -6,20 +6,57 @@ Public API::
     r = cv.verify("net.onnx", "prop.vnnlib", timeout=60)
     r.status            # Status.SAT / UNSAT / UNKNOWN / TIMEOUT (a str enum)
     r.counterexample    # None, or .input / .output numpy arrays in the ONNX shapes
+
+Names are imported lazily (PEP 562): ``import completeverify`` loads neither torch nor
+onnx, so the command line can arm its watchdog before any heavy import.
 """
 
-from .api import as_graph, load_onnx, load_vnnlib, verify
-from .backend import BoundedNetwork, NetworkBounds
-from .config import AttackConfig, BabConfig, MilpConfig, VerifyConfig
-from .errors import (
-    CompleteVerifyError,
-    InputError,
-    ModelError,
-    PropertyError,
-    SolverError,
-    UnsupportedOperatorError,
-)
-from .verdict import Counterexample, Result, Status
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import as_graph, load_onnx, load_vnnlib, verify
+    from .backend import BoundedNetwork, NetworkBounds
+    from .config import AttackConfig, BabConfig, Limits, MilpConfig, VerifyConfig
+    from .errors import (
+        CompleteVerifyError,
+        InputError,
+        InternalError,
+        ModelError,
+        PropertyError,
+        SolverError,
+        UnsupportedOperatorError,
+    )
+    from .verdict import Counterexample, Result, Status
+
+# public name -> the module that defines it
+_LAZY = {
+    "as_graph": "api", "load_onnx": "api", "load_vnnlib": "api", "verify": "api",
+    "BoundedNetwork": "backend", "NetworkBounds": "backend",
+    "AttackConfig": "config", "BabConfig": "config", "Limits": "config", "MilpConfig": "config",
+    "VerifyConfig": "config",
+    "CompleteVerifyError": "errors", "InputError": "errors", "InternalError": "errors",
+    "ModelError": "errors",
+    "PropertyError": "errors", "SolverError": "errors", "UnsupportedOperatorError": "errors",
+    "Counterexample": "verdict", "Result": "verdict", "Status": "verdict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'completeverify' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Module attributes, the lazy public names included."""
+    return sorted(set(globals()) | set(__all__))
 
 
 def compute_bounds(net, lower, upper, method: str = "crown", C=None, config=None, example_input=None):
@@ -27,6 +64,7 @@ def compute_bounds(net, lower, upper, method: str = "crown", C=None, config=None
 
     The one-call form of BoundedNetwork(net, example_input).compute_bounds; config: a BoundConfig.
     """
+    from .api import as_graph
     from .bounds import BoundConfig
     from .bounds import compute_bounds as _compute_bounds
 
@@ -35,8 +73,9 @@ def compute_bounds(net, lower, upper, method: str = "crown", C=None, config=None
 
 
 __all__ = [
-    "AttackConfig", "BabConfig", "BoundedNetwork", "CompleteVerifyError", "Counterexample", "InputError", "MilpConfig",
-    "ModelError", "NetworkBounds", "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
+    "AttackConfig", "BabConfig", "BoundedNetwork", "CompleteVerifyError", "Counterexample",
+    "InputError", "InternalError", "Limits", "MilpConfig", "ModelError", "NetworkBounds",
+    "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
     "VerifyConfig", "as_graph", "compute_bounds", "load_onnx", "load_vnnlib", "verify",
 ]
 __version__ = "0.1.0"

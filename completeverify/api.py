@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import onnx
 
-from .config import Deadline, SolverName, VerifyConfig
+from .config import Deadline, Limits, SolverName, VerifyConfig
 from .errors import ModelError
 from .graph import Graph
 from .onnx_import import load_onnx as _load_graph
@@ -22,14 +22,18 @@ NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Modul
 PropLike = Union[str, os.PathLike, Property]
 
 
-def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph]) -> Graph:
-    """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph."""
+def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph],
+              limits: Limits | None = None) -> Graph:
+    """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph.
+
+    ``limits`` (default: Limits()) bounds file sizes, tensor sizes and node counts.
+    """
     if isinstance(source, Graph):
         return source
-    return _load_graph(source)
+    return _load_graph(source, limits=limits)
 
 
-def as_graph(net: NetLike, example_input: Any = None) -> Graph:
+def as_graph(net: NetLike, example_input: Any = None, limits: Limits | None = None) -> Graph:
     """The one place every entry point turns what the user passed into a Graph.
 
     ``net``: a Graph, an ONNX path / bytes / ModelProto, or a ``torch.nn.Module``; a module
@@ -46,18 +50,23 @@ def as_graph(net: NetLike, example_input: Any = None) -> Graph:
     if not isinstance(net, (str, os.PathLike, bytes, onnx.ModelProto, Graph)):
         raise ModelError(f"cannot read a network from a {type(net).__name__}: pass an ONNX path, "
                          "bytes, a ModelProto, a Graph or a torch.nn.Module")
-    return load_onnx(net)
+    return load_onnx(net, limits)
 
 
-def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
+def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | None = None) -> Property:
     """Read a VNNLIB property (path or .vnnlib.gz; or a Property), checked against ``net`` if given."""
     if isinstance(source, Property):
         return source
     n_in = net.n_inputs if net is not None else None
     n_out = net.n_outputs if net is not None else None
+    lim = limits or Limits()
     if isinstance(source, str) and "(assert" in source and not os.path.exists(source):
-        return parse_vnnlib(source, n_inputs=n_in, n_outputs=n_out)
-    return _load_property(source, n_inputs=n_in, n_outputs=n_out)
+        return parse_vnnlib(source, n_inputs=n_in, n_outputs=n_out,
+                            max_disjuncts=lim.max_disjuncts, max_depth=lim.max_nesting_depth)
+    return _load_property(source, n_inputs=n_in, n_outputs=n_out,
+                          max_disjuncts=lim.max_disjuncts, max_depth=lim.max_nesting_depth,
+                          max_bytes=min(lim.max_property_bytes, lim.max_file_bytes),
+                          max_compression_ratio=lim.max_compression_ratio)
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: SolverName | None = None,
@@ -76,7 +85,7 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: S
     if solver is not None:
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
-    graph = as_graph(net)
-    prop = load_vnnlib(prop, graph)
+    graph = as_graph(net, limits=config.limits)
+    prop = load_vnnlib(prop, graph, config.limits)
     result = verify_graph(graph, prop, config, deadline)
     return result

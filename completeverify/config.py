@@ -84,6 +84,32 @@ class BabConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Hard limits on untrusted input, each checked before the memory it guards is allocated.
+
+    Exceeding one is an InputError naming the file and the limit (see README, "Untrusted input
+    and hard limits").  Sizes are bytes, counts are tensor elements / nodes / terms.
+    """
+
+    max_file_bytes: int = 2**30  # a model or property file as stored on disk (compressed or not)
+    max_decompressed_bytes: int = 2**31  # after gunzip, counted while streaming
+    max_compression_ratio: int = 200  # gunzip output / input, checked past 16 MiB of output
+    max_tensor_elements: int = 2**27  # one initializer or folded constant
+    max_activation_elements: int = 2**25  # one tensor computed from the network input
+    max_parameters: int = 2**28  # all initializers together
+    max_nodes: int = 100_000  # ONNX nodes in the graph
+    max_property_bytes: int = 2**25  # VNN-LIB text (after gunzip)
+    max_disjuncts: int = 100_000  # VNN-LIB terms in disjunctive normal form, checked while expanding
+    max_nesting_depth: int = 10_000  # VNN-LIB parentheses
+
+    def __post_init__(self) -> None:
+        """Every limit must be a positive integer."""
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"limit {name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
 class VerifyConfig:
     """Everything a verification run needs besides the network and property."""
 
@@ -102,6 +128,7 @@ class VerifyConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     milp: MilpConfig = field(default_factory=MilpConfig)
     bab: BabConfig = field(default_factory=BabConfig)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "VerifyConfig":
@@ -131,8 +158,8 @@ class VerifyConfig:
 
     def __post_init__(self) -> None:
         """Validate option values."""
-        if not (self.timeout > 0):
-            raise InputError(f"timeout must be positive, got {self.timeout}")
+        if not (self.timeout > 0):  # also refuses NaN; math.inf means no time limit
+            raise InputError(f"timeout must be positive (inf for none), got {self.timeout}")
         if self.solver not in SOLVERS:
             raise InputError(f"unknown solver '{self.solver}' (choose from {', '.join(SOLVERS)})")
         if self.mode not in MODES:

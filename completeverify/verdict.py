@@ -119,7 +119,12 @@ class Replayer:
         if self._run is None:
             from onnx.reference import ReferenceEvaluator
 
-            ref = ReferenceEvaluator(model)
+            try:
+                ref = ReferenceEvaluator(model)
+            except Exception as exc:  # noqa: BLE001 - a model the reference cannot even load
+                raise ModelError(f"the ONNX reference implementation cannot load the model "
+                                 f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})"
+                                 ) from None
             # run() with a list of output names returns a list of arrays
             self._run = lambda x: cast(list, ref.run([self.output_name], {self.input_name: x}))[0]
             self.backend = "reference"
@@ -178,7 +183,12 @@ def check_graph_against_model(graph, replayer: Replayer, lower: np.ndarray, uppe
     pts = [lower, upper, (lower + upper) / 2] + [rng.uniform(lower, upper) for _ in range(max(0, n_points - 3))]
     for p in pts:
         xc = replayer.cast_into_box(p, lower, upper)
-        ref = replayer.run(xc).astype(np.float64).reshape(-1)
+        try:
+            ref = replayer.run(xc).astype(np.float64).reshape(-1)
+        except Exception as exc:  # noqa: BLE001 - malformed input the importer accepted
+            raise ModelError(f"{graph.source}: the ONNX model cannot be run by its reference "
+                             f"({replayer.backend}): {exc.__class__.__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}") from None
         ours = graph.forward(torch.as_tensor(xc.astype(np.float64).reshape((1,) + graph.input_shape)))
         ours = ours.detach().numpy().reshape(-1)
         if ref.shape != ours.shape:

@@ -25,6 +25,7 @@ from .base import (
     max_violation,
     start_solve,
 )
+from .children import private_tmpdir
 from .status import SolveStatus, at_limit
 
 _VIOLATION_TOL = 1e-5
@@ -90,18 +91,8 @@ class PulpSolver:
                                time.perf_counter() - t0,
                                f"integer columns with no integer between their bounds: {bad}")
         try:
-            prob, variables = _build(program)
-            solver = _make_cbc(
-                msg=False,
-                timeLimit=limits.time_limit if math.isfinite(limits.time_limit) else None,
-                threads=int(limits.threads),
-                gapRel=float(limits.mip_rel_gap) if program.is_mip() else None,
-                gapAbs=float(limits.mip_abs_gap) if program.is_mip() else None,
-                maxNodes=int(limits.node_limit) if limits.node_limit is not None else None,
-                timeMode="elapsed",
-                presolve=limits.presolve,
-            )
-            prob.solve(solver)
+            with private_tmpdir("completeverify-cbc-") as folder:
+                prob, variables, solver = self._run_cbc(program, limits, folder)
             values = [var.varValue for var in variables]
             for j in np.flatnonzero(isolated).tolist():
                 values[j] = float(isolated_values[j])
@@ -112,6 +103,24 @@ class PulpSolver:
         if result.status is SolveStatus.OPTIMAL and not program.is_mip():
             result.row_duals = _row_duals(program, prob)
         return result
+
+    @staticmethod
+    def _run_cbc(program: MilpProgram, limits: SolveLimits, folder: str) -> tuple[Any, list, Any]:
+        """Build and solve with CBC, its files in ``folder``: (problem, variables, solver)."""
+        prob, variables = _build(program)
+        solver = _make_cbc(
+            msg=False,
+            timeLimit=limits.time_limit if math.isfinite(limits.time_limit) else None,
+            threads=int(limits.threads),
+            gapRel=float(limits.mip_rel_gap) if program.is_mip() else None,
+            gapAbs=float(limits.mip_abs_gap) if program.is_mip() else None,
+            maxNodes=int(limits.node_limit) if limits.node_limit is not None else None,
+            timeMode="elapsed",
+            presolve=limits.presolve,
+        )
+        solver.tmpDir = folder
+        prob.solve(solver)
+        return prob, variables, solver
 
 
 def _row_duals(program: MilpProgram, prob: Any) -> np.ndarray | None:

@@ -7,7 +7,7 @@ iff some case's box reaches one of its polytopes. A property whose formula
 is constant false has no cases (it can never be violated).
 """
 
-from .formula import MAX_TERMS
+from .limits import MAX_TERMS
 from .property_types import Case, Polytope, Property
 from .reader import load_vnnlib, parse_vnnlib
 from .v2 import detect_version

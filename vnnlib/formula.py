@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any, Union
 
 from .lexer import Child, Node, Source
+from .limits import MAX_ATOMS_PER_TERM_AVERAGE
 
 LOWER = 0
 UPPER = 1
@@ -35,11 +36,11 @@ Dnf = list  # list[Term]
 Var = tuple[bool, int]  # (is_output, index)
 Linear = tuple[dict, Fraction]  # ({Var: coefficient}, constant)
 
-MAX_TERMS = 1_000_000
 MAX_ARITHMETIC_DEPTH = 100
 
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 COMPARISONS = frozenset(("<=", "<", ">=", ">", "="))
+_NON_FINITE = frozenset(("nan", "inf", "infinity"))
 _MIX = "a constraint must not mix input (X) and output (Y) variables"
 _MULTI_X = "input constraints must be bounds on single variables"
 
@@ -90,6 +91,12 @@ class FormulaReader:
         var = self.variables.get(token)
         if var is not None:
             return var
+        if token.lstrip("+-").lower() in _NON_FINITE:
+            raise self.source.error(f"'{token}' is not a finite number", index)
+        if token[0] == "#":
+            raise self.source.error(
+                f"'{token}': hexadecimal and binary literals are not supported; "
+                "write a decimal number", index)
         if NUMBER_RE.fullmatch(token):
             value = float(token)
             if math.isinf(value):
@@ -286,10 +293,11 @@ def _add(parts: list[Linear], weights: list) -> Linear:
 
 
 def _too_many(count: int, source: Source, at: int) -> None:
-    """Raise when a DNF would have more than MAX_TERMS terms."""
-    if count > MAX_TERMS:
+    """Raise when a DNF would have more than ``source.max_terms`` terms (before building it)."""
+    if count > source.max_terms:
         raise source.error(
-            f"the formula expands to {count} disjuncts in DNF (limit {MAX_TERMS})", at
+            f"the formula expands to {count} disjuncts in DNF (limits.max_disjuncts is "
+            f"{source.max_terms}); split the property into several files", at
         )
 
 
@@ -323,6 +331,10 @@ def conjoin(parts: list[Dnf], source: Source, at: int) -> Dnf:
     common, terms = split_conjunction(parts, source, at)
     if not common:
         return terms
+    if len(common) * len(terms) > source.max_terms * MAX_ATOMS_PER_TERM_AVERAGE:
+        raise source.error(
+            f"the formula expands to {len(terms)} disjuncts of {len(common)} shared atoms each "
+            "in DNF; move the shared constraints to their own assert", at)
     return [common + term for term in terms]
 
 

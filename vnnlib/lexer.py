@@ -13,6 +13,8 @@ from typing import Union
 
 from completeverify.errors import PropertyError
 
+from .limits import MAX_DEPTH, MAX_TERMS
+
 # One compiled regex over the whole text. Every non-whitespace character is
 # matched by exactly one alternative, so nothing but whitespace is skipped.
 _TOKEN_RE = re.compile(r"[()]|;[^\n\r]*|[^\s();]+")
@@ -24,8 +26,14 @@ Child = Union[int, Node]
 class Source:
     """The tokens of one property text and the means to locate them in error messages."""
 
-    def __init__(self, text: str, name: str) -> None:
-        """Tokenize ``text`` (comments dropped); ``name`` is the file name for messages."""
+    def __init__(self, text: str, name: str, max_terms: int = MAX_TERMS,
+                 max_depth: int = MAX_DEPTH) -> None:
+        """Tokenize ``text`` (comments dropped); ``name`` is the file name for messages.
+
+        ``max_terms`` and ``max_depth`` are the reader's limits on DNF terms and nesting.
+        """
+        self.max_terms = max_terms
+        self.max_depth = max_depth
         if text.startswith("\ufeff"):
             text = " " + text[1:]  # a byte-order mark; keep offsets unchanged
         self.text = text
@@ -68,6 +76,9 @@ def build_sexp(source: Source) -> list[Child]:
             current.append(node)
             stack.append(current)
             current = node
+            if len(stack) > source.max_depth:
+                raise source.error(f"parentheses nested more than {source.max_depth} deep "
+                                   "(limits.max_nesting_depth)", index)
         elif token == ")":
             if not stack:
                 raise source.error("unbalanced parenthesis: unexpected ')'", index)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import zlib
 
-from completeverify.errors import PropertyError
+from completeverify.errors import CompleteVerifyError, PropertyError
+from completeverify.safe_read import flatten_error, read_limited
 
 from .cases import build_cases
 from .formula import FormulaReader, Var, split_conjunction
 from .lexer import Child, Source, build_sexp
+from .limits import MAX_BYTES, MAX_DEPTH, MAX_TERMS
 from .property_types import Property
 from .v2 import detect_version, translate_vnnlib2
 
@@ -19,7 +19,6 @@ _VAR_RE = re.compile(r"([XY])_(0|[1-9][0-9]*)")
 _IGNORED_COMMANDS = frozenset(
     ("set-logic", "set-info", "set-option", "check-sat", "get-model", "exit", "vnnlib-version")
 )
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Reader:
@@ -115,18 +114,42 @@ def parse_vnnlib(
     source: str = "<string>",
     n_inputs: int | None = None,
     n_outputs: int | None = None,
+    *,
+    max_disjuncts: int = MAX_TERMS,
+    max_depth: int = MAX_DEPTH,
 ) -> Property:
-    """Parse VNN-LIB text (1.0, or 2.0 through the PyPI vnnlib package) into the normal form."""
+    """Parse VNN-LIB text into cases of input boxes and unsafe output polytopes.
+
+    The error boundary of the property reader: nothing but CompleteVerifyError leaves it.
+    ``max_disjuncts`` bounds the DNF while it is expanded, ``max_depth`` the nesting.
+    """
+    try:
+        return _parse(text, source, n_inputs, n_outputs, max_disjuncts, max_depth)
+    except CompleteVerifyError as exc:
+        flatten_error(exc)  # tokens quoted from the file may hold control characters
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise PropertyError(f"the property is too large or nested too deeply to read "
+                            f"({exc.__class__.__name__})", source) from None
+    except Exception as exc:  # noqa: BLE001 - the reader's error boundary
+        raise PropertyError(f"cannot read the property ({exc.__class__.__name__}: {exc})",
+                            source) from None
+
+
+def _parse(text: str, source: str, n_inputs: int | None, n_outputs: int | None,
+           max_disjuncts: int, max_depth: int) -> Property:
+    """parse_vnnlib without its error boundary (2.0 goes through the PyPI vnnlib package)."""
     major, minor = detect_version(text)
     if major == 2:
         translation = translate_vnnlib2(text, source)
         try:
-            return parse_vnnlib(translation.text, source, n_inputs, n_outputs)
+            return _parse(translation.text, source, n_inputs, n_outputs, max_disjuncts, max_depth)
         except PropertyError as exc:
             raise translation.error(exc) from None
     if major != 1:
-        raise PropertyError(f"unsupported VNN-LIB version {major}.{minor} (1.x and 2.0 are read)", source)
-    src = Source(text, source)
+        raise PropertyError(f"unsupported VNN-LIB version {major}.{minor} (1.x and 2.0 are read)",
+                            source)
+    src = Source(text, source, max_terms=max_disjuncts, max_depth=max_depth)
     reader = _Reader(src)
     reader.run()
     if not reader.asserts:
@@ -144,20 +167,32 @@ def load_vnnlib(
     path: str | os.PathLike,
     n_inputs: int | None = None,
     n_outputs: int | None = None,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_disjuncts: int = MAX_TERMS,
+    max_depth: int = MAX_DEPTH,
+    max_compression_ratio: int = 200,
 ) -> Property:
-    """Read a .vnnlib file, gzip-compressed or not (detected by its magic bytes)."""
-    name = os.fspath(path)
+    """Read a .vnnlib file, gzip-compressed or not (detected by its magic bytes).
+
+    ``max_bytes`` bounds the file and its decompressed text (checked while reading).
+    """
     try:
-        with open(name, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise PropertyError(f"file not found: {name}", name) from None
-    except OSError as exc:
-        raise PropertyError(f"cannot read the property file: {exc.strerror or exc}", name) from None
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise PropertyError(f"corrupt gzip data: {exc}", name) from None
+        name = os.fspath(path)
+    except TypeError:
+        raise PropertyError(f"a property path must be text, got {type(path).__name__}") from None
+    if not isinstance(name, str):
+        name = os.fsdecode(name)
+
+    def error(message: str) -> PropertyError:
+        """A PropertyError about this file."""
+        return PropertyError(message, name)
+
+    data = read_limited(name, "property", error, max_file_bytes=max_bytes,
+                        max_decompressed_bytes=max_bytes,
+                        max_compression_ratio=max_compression_ratio)
+    if b"\x00" in data[:4096]:
+        raise error("binary data, not a VNN-LIB text file")
     text = data.decode("utf-8", errors="replace")
-    return parse_vnnlib(text, name, n_inputs, n_outputs)
+    return parse_vnnlib(text, name, n_inputs, n_outputs, max_disjuncts=max_disjuncts,
+                        max_depth=max_depth)

@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the process's own command line (console script, python -m, the bench fork server, which
+    # sets sys.argv) gets the hard-stop watchdog; other in-process calls (tests, embedding)
+    # only the verifier's own deadline
+    args.process_entry = argv is None or list(argv) == sys.argv[1:]
     logging.basicConfig(level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
@@ -58,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal bug: say so in one line, keep details for -v
         if getattr(args, "verbose", 0):
             raise
-        sys.stderr.write(f"error: internal error, please report: {exc.__class__.__name__}: {exc} "
-                         "(rerun with -v for details)\n")
+        instance = " ".join(str(getattr(args, k)) for k in ("network", "property") if getattr(args, k, None))
+        where = f" on {instance}" if instance else ""
+        detail = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:400]
+        sys.stderr.write(f"error: internal error{where}, please report: {detail} (rerun with -v for details)\n")
         return EXIT_INTERNAL
 
 

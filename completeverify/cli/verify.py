@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import MODES, SOLVERS
 from .args import EXIT_OK, CliInputError, positive_float, positive_int, write_atomic
+from .watchdog import Watchdog, on_terminate, timeout_answer
 
 if TYPE_CHECKING:
     from ..config import VerifyConfig
-
-HARD_STOP_GRACE = 2.0  # seconds past --timeout before the watchdog ends the process
 
 
 def add_parser(sub) -> None:
@@ -30,7 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--config", metavar="FILE.yaml",
                    help="options file (VerifyConfig keys, e.g. benchmarks/configs/default.yaml)")
     p.add_argument("--timeout", type=positive_float, default=None,
-                   help="seconds (default 300, or the config file's)")
+                   help="seconds from the process start (default 300, or the config file's; inf: "
+                        "none); a watchdog ends the run, its solver processes and their files 1 s "
+                        "past it")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--solver", choices=SOLVERS, default=None,
                    help="MILP/LP backend (default highs)")
@@ -50,35 +50,26 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run_verify)
 
 
-def _start_watchdog(seconds: float, result_file: str | None, as_json: bool) -> None:
-    """End the process with a `timeout` answer if verification overruns its deadline."""
-
-    def fire() -> None:
-        if result_file:
-            try:
-                write_atomic(result_file, "timeout\n")
-            except OSError:
-                pass
-        sys.stdout.write(json.dumps({"status": "timeout", "seconds": seconds}) + "\n" if as_json else "timeout\n")
-        sys.stdout.flush()
-        os._exit(EXIT_OK)
-
-    timer = threading.Timer(seconds + HARD_STOP_GRACE, fire)
-    timer.daemon = True
-    timer.start()
-
-
 def run_verify(args) -> int:
-    """The verify subcommand."""
-    from .. import api
+    """The verify subcommand.
+
+    Order matters: the options (light imports only), then the watchdog, then torch and the
+    verifier, so the hard stop covers the heavy imports too.
+    """
+    from dataclasses import replace
 
     if args.result_file:
         parent = Path(args.result_file).resolve().parent
         if not parent.is_dir():
             raise CliInputError(f"result file folder does not exist: {parent}")
     config = config_from_args(args)
-    _start_watchdog(config.timeout, args.result_file, args.json)
+    watchdog = _arm_watchdog(args, config.timeout)
+    from .. import api
+
+    # the verifier's own deadline is what is left of the timeout since the process start
+    config = replace(config, timeout=max(watchdog.remaining(), 1e-3))
     result = api.verify(args.network, args.property, config=config)
+    watchdog.cancel()
     if args.result_file:
         write_atomic(args.result_file, result.to_vnncomp())
     if args.json:
@@ -112,3 +103,17 @@ def config_from_args(args: argparse.Namespace) -> VerifyConfig:
     if bab:
         top["bab"] = replace(config.bab, **bab)
     return replace(config, **top) if top else config
+
+
+def _arm_watchdog(args, timeout: float) -> Watchdog:
+    """The hard stop of this run (see cli/watchdog.py): counted from the process start and
+    armed when this is the process's own command line; in-process calls (tests, embedding)
+    get only the verifier's deadline, counted from now."""
+    entry = getattr(args, "process_entry", False)
+    watchdog = Watchdog(timeout, timeout_answer(timeout, args.result_file, args.json),
+                        from_process_start=entry)
+    if entry:
+        watchdog.arm()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_terminate)
+    return watchdog
