@@ -30,6 +30,7 @@ from .onnx_guard import (
     predicted_elements,
 )
 from .onnx_ops import CONSTANT_ONLY, CONVERTERS, SHAPE_OPS
+from .onnx_order import evaluation_order
 from .safe_read import GZIP_MAGIC, flatten_error, gunzip_limited, one_line, read_limited
 
 MIN_OPSET, MAX_OPSET = 7, 21
@@ -92,11 +93,13 @@ def _node_names(g: onnx.GraphProto) -> list[str]:
     return [n.name or f"{n.op_type}_{k}" for k, n in enumerate(g.node)]
 
 
-def _unsupported(g: onnx.GraphProto, names: list[str], variables: set[str]) -> list[tuple[str, str]]:
-    """(op, node name) of every node we cannot convert, found by one pass over the graph."""
+def _unsupported(g: onnx.GraphProto, names: list[str], variables: set[str],
+                 order: list[int]) -> list[tuple[str, str]]:
+    """(op, node name) of every node we cannot convert, found by one pass in evaluation order."""
     variables = set(variables)
     bad = []
-    for node, name in zip(g.node, names):
+    for k in order:
+        node, name = g.node[k], names[k]
         on_var = any(i in variables for i in node.input)
         known = node.op_type in CONVERTERS or node.op_type in CONSTANT_ONLY or node.op_type in SHAPE_OPS
         if node.domain not in DEFAULT_DOMAINS or not known or (on_var and node.op_type in CONSTANT_ONLY):
@@ -229,8 +232,8 @@ def _check_node_inputs(source: str, node: onnx.NodeProto, env: dict[str, Value],
     """Refuse inputs that no node produces and outputs whose size is over the limits."""
     for i in node.input:
         if i and i not in env:
-            raise _node_error(source, node, f"input '{i}' is not produced by any earlier node "
-                              "(a missing tensor, a cycle, or nodes out of topological order)")
+            raise _node_error(source, node, f"input '{i}' is not produced by any node, "
+                              "initializer or graph input")
     _check_attributes(source, node, opset)
     for attr in node.attribute:
         if attr.HasField("t"):
@@ -287,7 +290,8 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
     env = _check_initializers(g, source, limits, folder)
     real_inputs = [vi for vi in g.input if vi.name not in env]
     names = _node_names(g)
-    unsupported = _unsupported(g, names, {vi.name for vi in real_inputs})
+    order = evaluation_order(g.node, names, source)  # data order, the file's where free
+    unsupported = _unsupported(g, names, {vi.name for vi in real_inputs}, order)
     if unsupported:
         raise UnsupportedOperatorError(unsupported, source)
     if len(real_inputs) != 1:
@@ -304,7 +308,8 @@ def import_model(model: onnx.ModelProto, source: str = "<model>", simplify_graph
     declared_elements(in_shape, f"input '{inp.name}'", source, limits.max_activation_elements)
     env[inp.name] = b.add(inp.name, Input(), [], in_shape)
 
-    for node, name in zip(g.node, names):
+    for k in order:
+        node, name = g.node[k], names[k]
         if node.name != name:
             node = onnx.NodeProto(op_type=node.op_type, domain=node.domain, name=name,
                                   input=node.input, output=node.output, attribute=node.attribute)

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="options file (VerifyConfig keys, e.g. benchmarks/configs/default.yaml)")
     p.add_argument("--timeout", type=positive_float, default=None,
                    help="seconds from the process start (default 300, or the config file's; inf: "
-                        "none); a watchdog ends the run, its solver processes and their files 1 s "
+                        "none); a watchdog ends the run, its solver processes and their files 0.5 s "
                         "past it")
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
     p.add_argument("--solver", choices=SOLVERS, default=None,
