@@ -21,16 +21,30 @@ from .errors import (
 from .verdict import Counterexample, Result, Status
 
 
-def compute_bounds(net, lower, upper, method: str = "crown", C=None):
-    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds."""
+def compute_bounds(net, lower, upper, method: str = "crown", C=None, input_shape=None):
+    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds.
+
+    ``net`` may be a torch module; its input shape is ``input_shape`` or else lower's shape.
+    """
+    import numpy as np
+
+    from .api import as_graph
     from .bounds import compute_bounds as _compute_bounds
 
-    return _compute_bounds(net, lower, upper, method=method, C=C)
+    graph = as_graph(net, input_shape if input_shape is not None else np.shape(lower))
+    return _compute_bounds(graph, lower, upper, method=method, C=C)
+
+
+def load_torch(module, example_input):
+    """A verifiable Graph of a torch module, its nodes named like the layers; see torch_import."""
+    from .torch_import import load_torch as _load_torch
+
+    return _load_torch(module, example_input)
 
 
 __all__ = [
     "AttackConfig", "BabConfig", "CompleteVerifyError", "Counterexample", "InputError", "MilpConfig",
     "ModelError", "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
-    "VerifyConfig", "compute_bounds", "load_onnx", "load_vnnlib", "verify",
+    "VerifyConfig", "compute_bounds", "load_onnx", "load_torch", "load_vnnlib", "verify",
 ]
 __version__ = "0.1.0"

@@ -56,10 +56,11 @@ def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: str | None = None,
-           config: VerifyConfig | None = None) -> Result:
+           config: VerifyConfig | None = None, input_shape: Any = None) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 
     ``timeout`` and ``solver`` override the corresponding fields of ``config``.
+    ``input_shape``: for a torch module, its input shape or an example tensor (batch included).
     """
     from dataclasses import replace
 
@@ -71,7 +72,7 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: s
     if solver is not None:
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
-    graph = as_graph(net)
+    graph = as_graph(net, input_shape)
     prop = load_vnnlib(prop, graph)
     result = verify_graph(graph, prop, config, deadline)
     return result
