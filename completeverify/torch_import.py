@@ -20,16 +20,17 @@ from __future__ import annotations
 import io
 import operator
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .errors import ModelError, UnsupportedOperatorError
-from .graph import Conv, Graph, Input, Linear, Node, Relu, Reshape, Scale, Shape, Sigmoid, Tanh
 from .graph import Add as AddOp
+from .graph import Conv, Graph, Input, Linear, Node, Relu, Reshape, Scale, Shape, Sigmoid, Tanh
 
 ParamFn = Callable[[nn.Module, torch.dtype], dict]
 
@@ -224,7 +225,7 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
     x = _example(example_input)
     try:
         gm = torch.fx.symbolic_trace(module)
-    except Exception as exc:  # fx raises many types for data-dependent control flow
+    except Exception as exc:  # noqa: BLE001 (fx raises many types on control flow)
         raise ModelError(f"{source}: cannot trace the module with torch.fx "
                          f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     modes = {name: m.training for name, m in module.named_modules()}
@@ -232,7 +233,7 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
         module.eval()
         with torch.no_grad():
             ShapeProp(gm).propagate(x)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)
         raise ModelError(f"{source}: the module fails on an input of shape {tuple(x.shape)} "
                          f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     finally:
@@ -302,7 +303,7 @@ def _export(module: nn.Module, x: torch.Tensor, buf: io.BytesIO, modes: dict) ->
         torch.onnx.export(module, (x,), buf, input_names=["input"], output_names=["output"],
                           opset_version=13, dynamo=False,
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)
         raise ModelError(f"<torch {type(module).__name__}>: ONNX export failed "
                          f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     finally:
