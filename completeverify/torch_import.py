@@ -54,7 +54,13 @@ class TorchTrace:
                 for i, fn in enumerate(self.bindings)]
 
 
-def _example(example_input: Any) -> torch.Tensor:
+def _module_dtype(module: nn.Module) -> torch.dtype:
+    """The floating type of the module's first parameter (float32 when it has none)."""
+    p = next(iter(module.parameters()), None)
+    return p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
+
+
+def _example(example_input: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A zero tensor with batch dimension 1 shaped like ``example_input`` (tensor or shape)."""
     if example_input is None:
         raise ModelError("a torch module needs an example input (a tensor or its shape, batch "
@@ -70,7 +76,7 @@ def _example(example_input: Any) -> torch.Tensor:
     if len(shape) < 2 or any(d < 1 for d in shape):
         raise ModelError(f"example input shape {shape} must be (batch, features...) with "
                          "positive dimensions")
-    return torch.zeros((1,) + shape[1:], dtype=torch.float32)
+    return torch.zeros((1,) + shape[1:], dtype=dtype)
 
 
 def _np(t: torch.Tensor | None, like: int) -> np.ndarray:
@@ -222,7 +228,7 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
     if not isinstance(module, nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
     source = source or f"<torch {type(module).__name__}>"
-    x = _example(example_input)
+    x = _example(example_input, _module_dtype(module))
     try:
         gm = torch.fx.symbolic_trace(module)
     except Exception as exc:  # noqa: BLE001 (fx raises many types on control flow)
@@ -288,7 +294,7 @@ def _prune(graph: Graph, bindings: list) -> tuple[Graph, tuple]:
 
 def export_onnx(module: nn.Module, example_input: Any) -> bytes:
     """The module exported to ONNX (TorchScript exporter, opset 13) with a dynamic batch."""
-    x = _example(example_input)
+    x = _example(example_input, _module_dtype(module))
     modes = {name: m.training for name, m in module.named_modules()}
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -324,4 +330,5 @@ def load_torch(module: Any, example_input: Any) -> Graph:
     trace = trace_torch(module, example_input)
     model = onnx.load_from_string(export_onnx(module, example_input))
     g = trace.graph
-    return Graph(g.nodes, g.input_name, g.output_name, "float32", model, g.source)
+    dtype = "float64" if _module_dtype(module) == torch.float64 else "float32"
+    return Graph(g.nodes, g.input_name, g.output_name, dtype, model, g.source)
