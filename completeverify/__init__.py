@@ -42,9 +42,24 @@ def load_torch(module, example_input):
     return _load_torch(module, example_input)
 
 
+def robust_loss(model, x, y, eps, norm="linf", method="ibp", beta=1.0, domain=(0.0, 1.0), **kw):
+    """Scalar IBP / CROWN-IBP / PGD training loss of a torch module; see training.losses."""
+    from .training.losses import robust_loss as _robust_loss
+
+    return _robust_loss(model, x, y, eps, norm=norm, method=method, beta=beta, domain=domain, **kw)
+
+
+def verified_error(model, x, y, eps, norm="linf", method="ibp", domain=(0.0, 1.0)):
+    """Fraction of a batch not certified by sound IBP / CROWN-IBP / CROWN bounds."""
+    from .training.losses import verified_error as _verified_error
+
+    return _verified_error(model, x, y, eps, norm=norm, method=method, domain=domain)
+
+
 __all__ = [
     "AttackConfig", "BabConfig", "CompleteVerifyError", "Counterexample", "InputError", "MilpConfig",
     "ModelError", "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
-    "VerifyConfig", "compute_bounds", "load_onnx", "load_torch", "load_vnnlib", "verify",
+    "VerifyConfig", "compute_bounds", "load_onnx", "load_torch", "load_vnnlib", "robust_loss",
+    "verified_error", "verify",
 ]
 __version__ = "0.1.0"
