@@ -97,7 +97,7 @@ def _lin_fn(name: str) -> ParamFn:
     return fn
 
 
-def _bn_affine(m: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _bn_affine(m: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (mul, add) of a BatchNorm with its running statistics."""
     if m.running_var is None or m.running_mean is None:
         raise ModelError("BatchNorm without running statistics (track_running_stats=False) "
@@ -167,8 +167,10 @@ class _Tracer:
             if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
                 raise self.error(name, "only zero padding given as numbers is supported")
             ph, pw = (0, 0) if isinstance(m.padding, str) else m.padding
-            op = Conv(_np(m.weight, 0), _np(m.bias, m.out_channels), tuple(m.stride),
-                      (ph, pw, ph, pw), tuple(m.dilation), int(m.groups), tuple(in_shape[1:]))
+            c, h, w = (int(d) for d in in_shape[1:])
+            op = Conv(_np(m.weight, 0), _np(m.bias, m.out_channels),
+                      (int(m.stride[0]), int(m.stride[1])), (ph, pw, ph, pw),
+                      (int(m.dilation[0]), int(m.dilation[1])), int(m.groups), (c, h, w))
             self.index[fx_node.name] = self.add(name, op, [src], shape, _lin_fn(name))
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if len(in_shape) not in (2, 4):
@@ -246,7 +248,7 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
         for name, m in module.named_modules():
             m.training = modes[name]
     t = _Tracer(module, source)
-    out_fx = None
+    out_fx: Any = None
     for fx_node in gm.graph.nodes:
         meta = fx_node.meta.get("tensor_meta")
         shape = (1,) + tuple(meta.shape[1:]) if hasattr(meta, "shape") else None
@@ -306,7 +308,8 @@ def _export(module: nn.Module, x: torch.Tensor, buf: io.BytesIO, modes: dict) ->
     try:
         module.eval()
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (x,), buf, input_names=["input"], output_names=["output"],
+        torch.onnx.export(module, (x,), buf,  # type: ignore[arg-type]
+                          input_names=["input"], output_names=["output"],
                           opset_version=13, dynamo=False,
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
     except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)

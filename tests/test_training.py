@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -9,9 +11,9 @@ from torch import nn
 
 import completeverify as cv
 from completeverify.bounds import BoundConfig, BoundEngine
+from completeverify.torch_import import trace_torch
 from completeverify.training import BoundedModule, Schedule, load_dataset, robust_loss
 from completeverify.training.losses import certified, margin_lower, pgd_attack, unstable_relus
-from completeverify.torch_import import trace_torch
 
 
 class Res(nn.Module):
@@ -163,7 +165,7 @@ def test_schedule_ramps() -> None:
     s = Schedule.of(100, 0.2, warmup_frac=0.1, ramp_frac=0.5, kappa_end=0.5)
     assert s.eps_at(0) == 0 and s.eps_at(9) == 0 and s.kappa_at(5) == 1 and s.beta_at(5) == 1
     eps = [s.eps_at(t) for t in range(100)]
-    assert all(a <= b for a, b in zip(eps, eps[1:])) and eps[-1] == pytest.approx(0.2)
+    assert all(a <= b for a, b in itertools.pairwise(eps)) and eps[-1] == pytest.approx(0.2)
     assert s.eps_at(59) == pytest.approx(0.2) and s.kappa_at(99) == 0.5 and s.beta_at(99) == 0
     with pytest.raises(cv.InputError):
         Schedule(10, 8, 5, 0.1)
