@@ -69,8 +69,11 @@ def test_layer_names_are_kept() -> None:
     models = _models()
     names = [n.name for n in cv.load_torch(*models["mlp"]).nodes]
     assert names[1:] == ["0", "1", "2", "3", "4"]
-    names = [n.name for n in load_torch(*models["res"]).nodes]
+    res = models["res"][0].train()
+    names = [n.name for n in load_torch(res, (1, 1, 8, 8)).nodes]
     assert {"conv", "layer1.conv", "layer1.bn", "fc"} <= set(names)
+    assert res.training and res.layer1.bn.training  # the user's mode is restored
+    assert int(res.layer1.bn.num_batches_tracked) == 0  # and no statistic was updated
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "res"])
@@ -104,7 +107,7 @@ def _robust_prop(x: np.ndarray, y: int, n_out: int, eps: float) -> str:
     return "\n".join(lines) + f"\n(assert (or {ors}))\n"
 
 
-@pytest.mark.parametrize("kind", ["mlp", "res"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "res"])
 def test_same_verdicts_as_onnx_export(kind: str) -> None:
     """verify gives the same verdict on the module and on its ONNX export (both radii)."""
     model, shape = _models()[kind]
@@ -113,12 +116,12 @@ def test_same_verdicts_as_onnx_export(kind: str) -> None:
         y = int(model(torch.as_tensor(x, dtype=torch.float32)).argmax())
     onnx_bytes = export_onnx(model, shape)
     for eps in (1e-3, 0.5):
-        prop = _robust_prop(x, y, 3 if kind == "mlp" else 4, eps)
+        prop = _robust_prop(x, y, 4 if kind == "res" else 3, eps)
         r_mod = cv.verify(model, prop, timeout=20, input_shape=shape)
         r_onnx = cv.verify(onnx_bytes, prop, timeout=20)
         assert r_mod.status == r_onnx.status
         assert r_mod.status in (cv.Status.SAT, cv.Status.UNSAT)
-    assert cv.verify(model, _robust_prop(x, y, 3 if kind == "mlp" else 4, 1e-3), timeout=20,
+    assert cv.verify(model, _robust_prop(x, y, 4 if kind == "res" else 3, 1e-3), timeout=20,
                      input_shape=shape).status == cv.Status.UNSAT
 
 
