@@ -82,7 +82,7 @@ def main() -> None:
     n = args.n_test or len(data.y_test)
     xt, yt = data.x_test[:n], data.y_test[:n]
     rows = []
-    header = ("| arch | training | eps | clean | PGD | IBP-verified | CROWN-verified | exact certified "
+    header = ("| arch | training (train eps) | eps | clean | PGD | IBP-verified | CROWN-verified | exact certified "
               "| undecided | falsified | verify s/input | unstable ReLUs | train s |")
     lines = [header, "|" + "---|" * 13]
     print(header, flush=True)
@@ -96,11 +96,13 @@ def main() -> None:
             train_s = time.monotonic() - t0
             graph = cv.load_onnx(export_onnx(model, (1,) + data.sample_shape))
             for eps in args.eps:
-                row = {"arch": arch, "method": method, "eps": eps, "train_s": train_s,
+                row = {"arch": arch, "method": method, "train_eps": args.train_eps, "eps": eps,
+                       "train_s": train_s,
                        **evaluate(model, xt, yt, eps, seed=args.seed),
                        **exact(graph, model, xt, yt, eps, args.timeout)}
                 rows.append(row)
-                line = (f"| {arch} | {method} | {eps} | {row['clean']:.2f} | {row['pgd']:.2f} | "
+                trained = method if method == "standard" else f"{method} ({args.train_eps})"
+                line = (f"| {arch} | {trained} | {eps} | {row['clean']:.2f} | {row['pgd']:.2f} | "
                         f"{row['ibp']:.2f} | {row['crown']:.2f} | {row['exact']:.2f} | "
                         f"{row['undecided']} | {row['falsified']} | {row['verify_s']:.2f} | "
                         f"{row['unstable']:.1f} | {train_s:.0f} |")
