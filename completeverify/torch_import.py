@@ -202,6 +202,8 @@ class _Tracer:
             consts = [a for a in fx_node.args if not hasattr(a, "op")]
             if len(ins) != 2 or consts or fx_node.kwargs:
                 raise self.error(name, "only the sum of two tensors is supported (residual add)")
+            if any(self.nodes[j].size != int(np.prod(shape)) for j in ins):
+                raise self.error(name, "the summands must have the same shape (no broadcasting)")
             self.index[name] = self.add(name, AddOp(), ins, shape)
         elif kind in ("relu", "relu_"):
             self.index[name] = self.add(name, Relu(), ins[:1], shape)

@@ -134,6 +134,20 @@ def test_errors_name_the_layer() -> None:
         load_torch(net, None)
     with pytest.raises(cv.ModelError, match="fails on an input"):
         load_torch(net, (1, 5))
+    class Broadcast(nn.Module):
+        """fc(x) + x with a (B, 1) fc output: broadcasting is refused."""
+
+        def __init__(self) -> None:
+            """One layer."""
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """Broadcast sum."""
+            return self.fc(x) + x
+
+    with pytest.raises(cv.ModelError, match="layer 'add'.*same shape"):
+        load_torch(Broadcast(), (1, 4))
     conv = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Linear(2, 2))
     with pytest.raises(cv.ModelError, match="layer '1'"):
         load_torch(conv, (1, 1, 4, 4))
