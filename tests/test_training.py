@@ -210,3 +210,10 @@ def test_train_cli_exports_onnx_that_verify_reads(tmp_path, capsys) -> None:
     text += "(assert (>= Y_0 Y_1))\n"
     assert cv.verify(str(out), text, timeout=20).status in (cv.Status.SAT, cv.Status.UNSAT)
     assert main(["train", "nope", "--out", str(out)]) == 2
+
+
+def test_sound_engine_refuses_params_of_another_type() -> None:
+    """A params override in float32 cannot reach the sound float64 mode."""
+    tr = trace_torch(_mlp().float(), (1, 4))
+    with pytest.raises(cv.ModelError, match="float64"):
+        BoundEngine(tr.graph, BoundConfig(), tr.live_params(torch.float32))

@@ -68,6 +68,9 @@ class BoundEngine:
             self.config = config = replace(config, float_rel=0.0, float_abs=0.0)
         self.nodes = graph.nodes
         self.params = graph.params(self.dtype) if params is None else params
+        if params is not None and (len(params) != len(graph.nodes) or any(
+                v.is_floating_point() and v.dtype != self.dtype for p in params for v in p.values())):
+            raise ModelError(f"params must be one dict per node with {self.dtype} tensors")
         self.aux: list[dict] = []
         for node, p in zip(self.nodes, self.params):
             extra = {}
