@@ -63,19 +63,44 @@ def compute_bounds(net, lower, upper, method: str = "crown", C=None, config=None
     """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds.
 
     The one-call form of BoundedNetwork(net, example_input).compute_bounds; config: a BoundConfig.
+    ``net`` may be a torch module; its input shape is ``example_input`` or else lower's shape.
     """
+    import numpy as np
+
     from .api import as_graph
     from .bounds import BoundConfig
     from .bounds import compute_bounds as _compute_bounds
 
-    graph = as_graph(net, example_input)
+    graph = as_graph(net, example_input if example_input is not None else np.shape(lower))
     return _compute_bounds(graph, lower, upper, method=method, C=C, config=config or BoundConfig())
+
+
+def load_torch(module, example_input):
+    """A verifiable Graph of a torch module, its nodes named like the layers; see torch_import."""
+    from .torch_import import load_torch as _load_torch
+
+    return _load_torch(module, example_input)
+
+
+def robust_loss(model, x, y, eps, norm="linf", method="ibp", beta=1.0, domain=(0.0, 1.0), **kw):
+    """Scalar IBP / CROWN-IBP / PGD training loss of a torch module; see training.losses."""
+    from .training.losses import robust_loss as _robust_loss
+
+    return _robust_loss(model, x, y, eps, norm=norm, method=method, beta=beta, domain=domain, **kw)
+
+
+def verified_error(model, x, y, eps, norm="linf", method="ibp", domain=(0.0, 1.0)):
+    """Fraction of a batch not certified by sound IBP / CROWN-IBP / CROWN bounds."""
+    from .training.losses import verified_error as _verified_error
+
+    return _verified_error(model, x, y, eps, norm=norm, method=method, domain=domain)
 
 
 __all__ = [
     "AttackConfig", "BabConfig", "BoundedNetwork", "CompleteVerifyError", "Counterexample",
     "InputError", "InternalError", "Limits", "MilpConfig", "ModelError", "NetworkBounds",
     "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
-    "VerifyConfig", "as_graph", "compute_bounds", "load_onnx", "load_vnnlib", "verify",
+    "VerifyConfig", "as_graph", "compute_bounds", "load_onnx", "load_torch", "load_vnnlib",
+    "robust_loss", "verified_error", "verify",
 ]
 __version__ = "0.1.0"

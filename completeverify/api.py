@@ -70,10 +70,11 @@ def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | Non
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: SolverName | None = None,
-           config: VerifyConfig | None = None) -> Result:
+           config: VerifyConfig | None = None, example_input: Any = None) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 
     ``timeout`` and ``solver`` override the corresponding fields of ``config``.
+    ``example_input``: for a torch module, its input shape or an example tensor (batch included).
     """
     from dataclasses import replace
 
@@ -85,7 +86,7 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: S
     if solver is not None:
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
-    graph = as_graph(net, limits=config.limits)
+    graph = as_graph(net, example_input, limits=config.limits)
     prop = load_vnnlib(prop, graph, config.limits)
     result = verify_graph(graph, prop, config, deadline)
     return result

@@ -24,7 +24,7 @@ def dependency_graph(nodes: Sequence[onnx.NodeProto]) -> nx.DiGraph:
         for out in node.output:
             if out:
                 producer.setdefault(out, k)
-    g = nx.DiGraph()
+    g: nx.DiGraph[int] = nx.DiGraph()
     g.add_nodes_from(range(len(nodes)))
     for k, node in enumerate(nodes):
         for name in node.input:

@@ -21,6 +21,8 @@ backward walk; ``Refinement`` names what a ``compute`` call refines.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..errors import InternalError, ModelError
@@ -55,12 +57,26 @@ def _sanitize(box: Box) -> Box:
 class BoundEngine:
     """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
 
-    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig()) -> None:
-        """Cache float64 parameters and the structure the passes need."""
+    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig(),
+                 params: list[dict] | None = None) -> None:
+        """Cache parameters and the structure the passes need.
+
+        params: per-node parameters overriding ``graph.params`` (same layout), e.g. the live
+        tensors of a torch module (torch_import.TorchTrace.live_params) so that, with
+        ``config.sound=False``, gradients of the bounds reach them.
+        """
         self.graph = graph
         self.config = config
+        self.dtype = config.dtype
+        if not config.sound:  # training mode: no margins, autograd on
+            from dataclasses import replace
+
+            self.config = config = replace(config, float_rel=0.0, float_abs=0.0)
         self.nodes = graph.nodes
-        self.params = graph.params(torch.float64)
+        self.params = graph.params(self.dtype) if params is None else params
+        if params is not None and (len(params) != len(graph.nodes) or any(
+                v.is_floating_point() and v.dtype != self.dtype for p in params for v in p.values())):
+            raise ModelError(f"params must be one dict per node with {self.dtype} tensors")
         self.aux: list[dict] = []
         for p in self.params:
             extra = {}
@@ -79,8 +95,8 @@ class BoundEngine:
     # ------------------------------------------------------------------ inputs
     def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
         """Flat float64 (B, n_in) input box, validated."""
-        lo = torch.as_tensor(lower, dtype=torch.float64)
-        hi = torch.as_tensor(upper, dtype=torch.float64)
+        lo = torch.as_tensor(lower, dtype=self.dtype)
+        hi = torch.as_tensor(upper, dtype=self.dtype)
         lo, hi = lo.reshape(lo.shape[0], -1), hi.reshape(hi.shape[0], -1)
         if lo.shape != hi.shape or lo.shape[1] != self.graph.n_inputs:
             raise ModelError(f"{self.graph.source}: input box of shape {tuple(lo.shape)} does not fit "
@@ -99,7 +115,7 @@ class BoundEngine:
             if not node.op.caps.splittable or tuple(s.shape) != (batch, node.size):
                 raise InternalError(f"splits for node {r} must be a splittable activation node "
                                     f"with shape ({batch}, {node.size})")
-            out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
+            out.setdefault(node.inputs[0], []).append(s.to(self.dtype))
         return out
 
     @staticmethod
@@ -113,10 +129,14 @@ class BoundEngine:
             hi = torch.where(s < 0, hi.clamp(max=0), hi)
         return lo, hi
 
+    def _grad_mode(self) -> contextlib.AbstractContextManager:
+        """no_grad in the sound mode; autograd as the caller has it in the training mode."""
+        return torch.no_grad() if self.config.sound else contextlib.nullcontext()
+
     # ------------------------------------------------------------------ passes
     def ibp(self, lower: torch.Tensor, upper: torch.Tensor) -> dict[int, Box]:
         """IBP bounds (lower, upper) each (B, size) of every node, for a batch of boxes."""
-        with torch.no_grad():
+        with self._grad_mode():
             boxes, _ = self._prepare(*self._box(lower, upper), None, None, "ibp", Refinement())
         return dict(enumerate(boxes))
 
@@ -185,11 +205,11 @@ class BoundEngine:
             a = torch.cat([w, -w]).unsqueeze(0).expand(batch, -1, -1)
             b = torch.cat([p["bias"][sel], -p["bias"][sel]]).unsqueeze(0).expand(batch, -1)
             return self.walk(node.inputs[0], a, b, relax)
-        a = torch.zeros(batch, 2 * c, node.size, dtype=torch.float64)
+        a = torch.zeros(batch, 2 * c, node.size, dtype=self.dtype)
         rows = torch.arange(c)
         a[:, rows, sel] = 1.0
         a[:, rows + c, sel] = -1.0
-        return self.walk(j, a, torch.zeros(batch, 2 * c, dtype=torch.float64), relax)
+        return self.walk(j, a, torch.zeros(batch, 2 * c, dtype=self.dtype), relax)
 
     def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
              alphas: dict[int, torch.Tensor] | None = None,
@@ -259,7 +279,7 @@ class BoundEngine:
         """
         if method not in METHODS:
             raise ModelError(f"unknown bound method '{method}' (expected one of {METHODS})")
-        with torch.no_grad():
+        with self._grad_mode():
             lo, hi = self._box(lower, upper)
             batch = lo.shape[0]
             cmat, cvec = self._spec(C, c0, batch)
@@ -292,7 +312,7 @@ class BoundEngine:
 
     def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """C as (B, m, n_out) and c0 as (B, m), float64."""
-        cmat = torch.as_tensor(C, dtype=torch.float64)
+        cmat = torch.as_tensor(C, dtype=self.dtype)
         if cmat.dim() == 2:
             cmat = cmat.unsqueeze(0).expand(batch, -1, -1)
         if cmat.dim() != 3 or cmat.shape[0] != batch or cmat.shape[2] != self.graph.n_outputs:
@@ -302,7 +322,7 @@ class BoundEngine:
         if c0 is None:
             cvec = cmat.new_zeros(batch, m)
         else:
-            cvec = torch.as_tensor(c0, dtype=torch.float64)
+            cvec = torch.as_tensor(c0, dtype=self.dtype)
             cvec = cvec.unsqueeze(0).expand(batch, -1) if cvec.dim() == 1 else cvec
             if tuple(cvec.shape) != (batch, m):
                 raise ModelError(f"c0 of shape {tuple(cvec.shape)} does not fit ({batch}, {m})")

@@ -21,6 +21,10 @@ class BoundConfig:
     intermediate_crown: compute pre-activation bounds with CROWN (else IBP only).
     chunk_elems: cap on B * rows * width of one backward pass when bounding intermediate
         nodes; more rows are processed in chunks (memory control, no effect on results).
+    sound: True (default) = the verdict mode: float64, outward rounding margins, no autograd.
+        False = the differentiable training mode: ``dtype`` arithmetic, no margins, autograd
+        through IBP and CROWN (bounds are then NOT safe to decide verdicts with).
+    dtype: the arithmetic type; must be float64 when sound.
     """
 
     alpha_iters: int = 20
@@ -31,6 +35,8 @@ class BoundConfig:
     float_abs: float = 1e-12
     intermediate_crown: bool = True
     chunk_elems: int = 30_000_000
+    sound: bool = True
+    dtype: torch.dtype = torch.float64
 
     def __post_init__(self) -> None:
         """Validate the values once."""
@@ -38,6 +44,8 @@ class BoundConfig:
             raise ModelError("BoundConfig: alpha_iters must be >= 0 and learning rates > 0")
         if self.float_rel < 0 or self.float_abs < 0 or self.chunk_elems < 1:
             raise ModelError("BoundConfig: float margins must be >= 0 and chunk_elems >= 1")
+        if self.dtype not in (torch.float32, torch.float64) or (self.sound and self.dtype != torch.float64):
+            raise ModelError("BoundConfig: dtype must be float32 or float64, and float64 when sound")
 
 
 @dataclass(frozen=True)
