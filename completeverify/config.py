@@ -69,6 +69,9 @@ class BabConfig:
     # ReLUs at the root race (a convolutional encoding holds the GIL for seconds)
     race_milp: bool = False
     race_max_unstable: int = 64
+    # networks with Sigmoid/Tanh (bab/smooth_split.py): "input" bisects the input box,
+    # "activation" splits activation input intervals, "auto" picks by input_split_max_dim
+    smooth_branching: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class VerifyConfig:
             raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
         if self.bab.input_branching not in ("smear", "coef", "both"):
             raise InputError(f"unknown input branching '{self.bab.input_branching}' (smear, coef, both)")
+        if self.bab.smooth_branching not in ("auto", "input", "activation"):
+            raise InputError(f"unknown smooth branching '{self.bab.smooth_branching}' (auto, input, activation)")
         if self.bound_method not in ("ibp", "crown", "alpha-crown"):
             raise InputError(f"unknown bound method '{self.bound_method}'")
 

@@ -231,9 +231,10 @@ def _verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline) 
             return finish(Status.UNSAT, message="proven by linear bounds")
     if deadline.expired():
         return finish(Status.TIMEOUT)
-    if not graph.is_piecewise_linear():
-        return finish(Status.UNKNOWN, message="network is not piecewise linear; bounds did not prove it")
-    from .bab.engine import decide_pairs
+    if graph.is_piecewise_linear():
+        from .bab.engine import decide_pairs
+    else:  # Sigmoid/Tanh: bounds-only branch and bound, decided up to the deadline
+        from .bab.smooth_split import decide_pairs
 
     cex, done = decide_pairs(run, [pr for pr in pairs if not pr.proven], _milp_stage)
     if cex is not None:
