@@ -173,6 +173,10 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
                             cex = confirm(run.replayer, x, case, pr.case)
                             if cex is not None:
                                 break
+                    if cex is None:  # float grid and activation-pattern LP (bab/knife_edge.py)
+                        from .bab.knife_edge import repair_candidate
+
+                        cex = repair_candidate(run, pr.case, ans.x_input, [poly])
             if cex is not None:
                 run.timed("milp", t0)
                 return cex, False
@@ -237,6 +241,10 @@ def _verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline) 
         from .bab.smooth_split import decide_pairs
 
     cex, done = decide_pairs(run, [pr for pr in pairs if not pr.proven], _milp_stage)
+    if cex is None and not done and not deadline.expired() and graph.is_piecewise_linear():
+        from .bab.knife_edge import keep_searching  # open before the deadline: search again
+
+        cex, done = keep_searching(run, [pr for pr in pairs if not pr.proven], _milp_stage)
     if cex is not None:
         return finish(Status.SAT, cex, "counterexample confirmed by ONNX replay")
     if done and all(pr.proven for pr in pairs):

@@ -55,6 +55,10 @@ def _milp_leaf(run, case_index: int):
         if ans.outcome == Outcome.CANDIDATE:
             sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
             cex = confirm(run.replayer, ans.x_input, sub, case_index)
+            if cex is None:  # knife edge: float grid and activation-pattern LP
+                from .knife_edge import repair_candidate
+
+                cex = repair_candidate(run, case_index, ans.x_input, [poly])
             if cex is not None:
                 cex = type(cex)(cex.input, cex.output, case_index, poly_index)
                 return BabOutcome(BabVerdict.FALSIFIED, cex, note="milp leaf")

@@ -286,6 +286,10 @@ class _Search:
                         cex = confirm(self.run.replayer, ans.x_input, self.case, self.ci)
                         if cex is None:
                             cex = self.attack(ans.x_input[None], 2.0, [self.polys[p]], rng)
+                        if cex is None and cancel is None:  # float grid, activation-pattern LP
+                            from .knife_edge import repair_candidate
+
+                            cex = repair_candidate(self.run, self.ci, ans.x_input, [self.polys[p]])
                 if cex is not None:
                     return "cex", cex
             if ans.outcome == Outcome.PROVEN:
