@@ -56,10 +56,11 @@ def load_vnnlib(source: PropLike, net: Graph | None = None) -> Property:
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: str | None = None,
-           config: VerifyConfig | None = None) -> Result:
+           config: VerifyConfig | None = None, device: str | None = None) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 
-    ``timeout`` and ``solver`` override the corresponding fields of ``config``.
+    ``timeout``, ``solver`` and ``device`` ("cpu", "cuda", "cuda:N") override the corresponding
+    fields of ``config``.
     """
     from dataclasses import replace
 
@@ -70,6 +71,8 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: s
         config = replace(config, timeout=float(timeout))
     if solver is not None:
         config = replace(config, solver=solver)
+    if device is not None:
+        config = replace(config, device=device)
     deadline = Deadline(config.timeout)
     graph = as_graph(net)
     prop = load_vnnlib(prop, graph)

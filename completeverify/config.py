@@ -90,6 +90,8 @@ class VerifyConfig:
     # much faster for the small tensors of branch and bound, and avoids OpenMP
     # spin-waiting when several verifications share the cores.
     torch_threads: int = 1
+    # where the bound engine and branch and bound run: "cpu", "cuda" or "cuda:N" (device.py)
+    device: str = "cpu"
     attack: AttackConfig = field(default_factory=AttackConfig)
     milp: MilpConfig = field(default_factory=MilpConfig)
     bab: BabConfig = field(default_factory=BabConfig)
@@ -108,6 +110,9 @@ class VerifyConfig:
             raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
         if self.bab.input_branching not in ("smear", "coef", "both"):
             raise InputError(f"unknown input branching '{self.bab.input_branching}' (smear, coef, both)")
+        from .device import check_device_name
+
+        check_device_name(self.device)
         if self.bab.smooth_branching not in ("auto", "input", "activation"):
             raise InputError(f"unknown smooth branching '{self.bab.smooth_branching}' (auto, input, activation)")
         if self.bound_method not in ("ibp", "crown", "alpha-crown"):

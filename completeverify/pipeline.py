@@ -109,7 +109,7 @@ def _bound_stage(run: Run, pairs: list[Pair]) -> None:
             if all(pr.proven for pr in prs):
                 break
         if res is not None:
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+            pre = {k: (v[0][0].cpu().numpy(), v[1][0].cpu().numpy()) for k, v in res.pre.items()}
             for pr in prs:
                 pr.pre = pre
 
@@ -141,7 +141,7 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
         if pre is None:
             lo = torch.as_tensor(case.lower, dtype=torch.float64)[None]
             hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in BoundEngine(run.graph).ibp(lo, hi).items()}
+            pre = {k: (v[0][0].cpu().numpy(), v[1][0].cpu().numpy()) for k, v in BoundEngine(run.graph).ibp(lo, hi).items()}
         if cfg.lp_tighten_layers > 0:
             from .milp.tighten import tighten_bounds
 
@@ -193,10 +193,13 @@ def _milp_stage(run: Run, pairs: list[Pair]) -> tuple[Counterexample | None, boo
 
 def verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
     """Run the pipeline on an imported Graph and a parsed Property."""
+    from .device import device_scope
+
     previous = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
     try:
-        return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))
+        with device_scope(config.device):
+            return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))
     finally:
         torch.set_num_threads(previous)
 

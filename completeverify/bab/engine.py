@@ -41,7 +41,7 @@ def _milp_leaf(run, case_index: int):
             hi = torch.as_tensor(upper)[None]
             C = torch.as_tensor(poly.C)[None]
             res = engine.compute(lo, hi, C, -torch.as_tensor(poly.d)[None], method="crown")
-            pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
+            pre = {k: (v[0][0].cpu().numpy(), v[1][0].cpu().numpy()) for k, v in res.pre.items()}
         t0 = time.monotonic()
         try:
             enc = encode(run.graph, lower, upper, pre, poly.C, poly.d, widening=run.config.milp.bound_widening)

@@ -85,7 +85,7 @@ def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_l
     for h in torch.argsort(best_loss)[:8].tolist():
         if not float(best_loss[h]) <= 1e-9:
             break
-        cex = confirm(run.replayer, best_x[h].numpy(), case, case_index)
+        cex = confirm(run.replayer, best_x[h].cpu().numpy(), case, case_index)
         if cex is not None:
             return cex
     return None
@@ -224,9 +224,9 @@ def input_split(run, case_index: int, poly_indices: list[int], deadline: Deadlin
         n_unstable = sum(((l_j[idx] < 0) & (u_j[idx] > 0)).sum(dim=1) for l_j, u_j in res.pre.values())
         tiny = (width <= min_width).all(dim=1) | (n_unstable <= LEAF_UNSTABLE)
         for t in torch.nonzero(tiny).flatten().tolist():
-            pre_t = {j: (l_j[idx[t]].numpy(), u_j[idx[t]].numpy()) for j, (l_j, u_j) in res.pre.items()}
+            pre_t = {j: (l_j[idx[t]].cpu().numpy(), u_j[idx[t]].cpu().numpy()) for j, (l_j, u_j) in res.pre.items()}
             for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
-                res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i], pre_t)
+                res_leaf = milp_leaf(lo[t].cpu().numpy(), hi[t].cpu().numpy(), poly_indices[p_i], pre_t)
                 if res_leaf.verdict == BabVerdict.FALSIFIED:
                     return {kk: (res_leaf if kk == poly_indices[p_i] else BabOutcome(BabVerdict.OPEN, domains=done))
                             for kk in poly_indices}

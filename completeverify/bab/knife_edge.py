@@ -82,7 +82,7 @@ def _directions(graph: Graph, x: np.ndarray, polys) -> list[np.ndarray]:
             grads.append(torch.autograd.grad(row, xt, retain_graph=True)[0][0])
     out: list[np.ndarray] = []
     for g in grads:
-        dvec = -np.sign(g.detach().numpy())
+        dvec = -np.sign(g.detach().cpu().numpy())
         if np.any(dvec) and not any(np.array_equal(dvec, o) or np.array_equal(-dvec, o) for o in out):
             out.append(dvec)
     return out
@@ -118,9 +118,9 @@ def affine_maps(graph: Graph, x: np.ndarray) -> tuple[dict[int, tuple[np.ndarray
     maps = {}
     for i in masks:
         v = mv[graph.nodes[i].inputs[0]]
-        maps[i] = ((v[1:] - v[0]).T.numpy(), v[0].numpy())
+        maps[i] = ((v[1:] - v[0]).T.cpu().numpy(), v[0].cpu().numpy())
     out = mv[-1]
-    return maps, {"out": ((out[1:] - out[0]).T.numpy(), out[0].numpy()), "masks": masks}
+    return maps, {"out": ((out[1:] - out[0]).T.cpu().numpy(), out[0].cpu().numpy()), "masks": masks}
 
 
 def pattern_lp_point(graph: Graph, lower: np.ndarray, upper: np.ndarray, poly, x: np.ndarray,
@@ -143,7 +143,7 @@ def pattern_lp_point(graph: Graph, lower: np.ndarray, upper: np.ndarray, poly, x
     rows, rhs = [], []
     lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
     for i, (J, c) in maps.items():
-        sign = np.where(masks[i].numpy() > 0, 1.0, -1.0)
+        sign = np.where(masks[i].cpu().numpy() > 0, 1.0, -1.0)
         a, b = sign[:, None] * J, sign * c  # need a x + b >= s
         span_lo = b + np.minimum(a * lo, a * hi).sum(1)
         keep = span_lo <= 0  # rows that can fail somewhere in the box

@@ -314,7 +314,7 @@ class _Search:
         for k in order[:REPLAYS_PER_ROUND].tolist():
             if not float(viol[k]) <= CANDIDATE_SLACK:
                 break
-            cex = confirm(self.run.replayer, xs[k].numpy(), self.case, self.ci)
+            cex = confirm(self.run.replayer, xs[k].cpu().numpy(), self.case, self.ci)
             if cex is not None:
                 return cex
         return None
@@ -345,7 +345,7 @@ class _Search:
         res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
-            self.root_pre = {j: (lo[0].numpy().copy(), hi[0].numpy().copy()) for j, (lo, hi) in res.pre.items()}
+            self.root_pre = {j: (lo[0].cpu().numpy().copy(), hi[0].cpu().numpy().copy()) for j, (lo, hi) in res.pre.items()}
         inherited = torch.stack([d.lb for d in doms])
         new = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
         lb = inherited.clone()
@@ -414,8 +414,8 @@ class _Search:
     def leaf(self, dom: Domain, pre: dict[int, Box], still: torch.Tensor) -> tuple[str, Counterexample | None]:
         """Decide a domain with no free unstable ReLU exactly: one LP per open polytope."""
         self.leaves += 1
-        pre_np = {j: (lo.numpy(), hi.numpy()) for j, (lo, hi) in pre.items()}
-        splits_np = {r: s.numpy().astype(np.int64) for r, s in dom.splits.items()}
+        pre_np = {j: (lo.cpu().numpy(), hi.cpu().numpy()) for j, (lo, hi) in pre.items()}
+        splits_np = {r: s.cpu().numpy().astype(np.int64) for r, s in dom.splits.items()}
         for p in range(self.P):
             if not bool(still[p]):
                 continue
@@ -533,7 +533,7 @@ class _Search:
                 return self.outcome(verdict, cex, f"relu split ({self.done} domains)")
             rounds += 1
             if self.cfg.pgd_every and rounds % self.cfg.pgd_every == 0 and x_lb is not None and open_idx:
-                starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).numpy()
+                starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).cpu().numpy()
                 cex = self.attack(starts, 1.0)
                 if cex is not None:
                     return self.outcome("cex", cex, f"relu split PGD ({self.done} domains)")

@@ -195,7 +195,7 @@ class _Search:
         for h in torch.argsort(best_loss)[:8].tolist():
             if not float(best_loss[h]) <= 1e-9:
                 break
-            cex = confirm(self.run.replayer, best_x[h].numpy(), self.case, self.case_index)
+            cex = confirm(self.run.replayer, best_x[h].cpu().numpy(), self.case, self.case_index)
             if cex is not None:
                 return cex
         return None

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
                    help="sub-domains bounded together in branch and bound (default 256)")
     p.add_argument("--race-milp", action="store_true",
                    help="ReLU splitting: race the exact MILP on a second core (small networks; see README)")
+    p.add_argument("--device", default="cpu",
+                   help="where bounds and branch and bound run: cpu (default), cuda or cuda:N; "
+                        "replay and MILP stay on the host")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the verdict line")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=run_verify)
@@ -66,7 +69,7 @@ def run_verify(args) -> int:
         if not parent.is_dir():
             raise CliInputError(f"result file folder does not exist: {parent}")
     config = VerifyConfig(timeout=args.timeout, solver=args.solver, mode=args.mode, seed=args.seed,
-                          use_bounds=not args.no_bounds)
+                          use_bounds=not args.no_bounds, device=args.device)
     if args.no_attack:
         config = replace(config, attack=AttackConfig(enabled=False))
     if args.batch_size is not None or args.race_milp:

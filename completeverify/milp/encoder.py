@@ -178,7 +178,7 @@ def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     cout, cin_g, kh, kw = op.weight.shape
     patches = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
     n_pos = patches.shape[1]
-    patches = patches.numpy().astype(np.int64) - 1
+    patches = patches.cpu().numpy().astype(np.int64) - 1
     g = op.groups
     cout_g = cout // g
     rows_l, cols_l, vals_l = [], [], []
