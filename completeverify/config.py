@@ -69,6 +69,9 @@ class BabConfig:
     # ReLUs at the root race (a convolutional encoding holds the GIL for seconds)
     race_milp: bool = False
     race_max_unstable: int = 64
+    # ReLU splitting: search alpha/beta in float32 and compute every bound that decides anything
+    # in float64 at the parameters found (bounds/mixed.py)
+    float32_search: bool = True
     # networks with Sigmoid/Tanh (bab/smooth_split.py): "input" bisects the input box,
     # "activation" splits activation input intervals, "auto" picks by input_split_max_dim
     smooth_branching: str = "auto"

@@ -163,6 +163,12 @@ class _Search:
         self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
         self.engine = _PartialRefine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
                                                              intermediate_crown=self.cfg.intermediate_refine))
+        self.mixed = None  # bounds/mixed.py: alpha/beta searched in float32, bounds in float64
+        if self.cfg.float32_search:
+            from ..bounds.mixed import MixedPrecision
+
+            self.mixed = MixedPrecision(self.engine, _PartialRefine(self.graph, self.engine.config,
+                                                                    dtype=torch.float32))
         self.done = 0  # domains bounded
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
@@ -229,6 +235,10 @@ class _Search:
         engine = self.root_engine if root else self.engine
         if not root:
             self.engine.refine_after = min(d.split_pre for d in doms) if pre and self.cfg.reuse_pre else -1
+            if self.mixed is not None:
+                self.mixed.engine32.refine_after = self.engine.refine_after
+                return self.mixed.compute(lo, hi, self.C[rows], -self.d[rows], splits=splits,
+                                          pre=pre or None, warm=warm, deadline=self.deadline.end)
         return engine.compute(lo, hi, self.C[rows], -self.d[rows], method="alpha-crown", splits=splits,
                               pre=pre or None, warm=warm, deadline=self.deadline.end)
 

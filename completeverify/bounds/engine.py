@@ -49,12 +49,18 @@ def _sanitize(box: Box) -> Box:
 class BoundEngine:
     """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
 
-    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig()) -> None:
-        """Cache float64 parameters and the structure the passes need."""
+    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig(),
+                 dtype: torch.dtype = torch.float64) -> None:
+        """Cache parameters and the structure the passes need.
+
+        dtype: float64 for every bound that decides anything; float32 only for searching alpha
+        and beta (bounds/mixed.py re-evaluates its parameters in float64).
+        """
         self.graph = graph
         self.config = config
+        self.dtype = dtype
         self.nodes = graph.nodes
-        self.params = graph.params(torch.float64)
+        self.params = graph.params(dtype)
         self.aux: list[dict] = []
         for node, p in zip(self.nodes, self.params):
             extra = {}
@@ -72,8 +78,8 @@ class BoundEngine:
     # ------------------------------------------------------------------ inputs
     def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
         """Flat float64 (B, n_in) input box, validated."""
-        lo = torch.as_tensor(lower, dtype=torch.float64)
-        hi = torch.as_tensor(upper, dtype=torch.float64)
+        lo = torch.as_tensor(lower, dtype=self.dtype)
+        hi = torch.as_tensor(upper, dtype=self.dtype)
         lo, hi = lo.reshape(lo.shape[0], -1), hi.reshape(hi.shape[0], -1)
         if lo.shape != hi.shape or lo.shape[1] != self.graph.n_inputs:
             raise ModelError(f"{self.graph.source}: input box of shape {tuple(lo.shape)} does not fit "
@@ -91,7 +97,7 @@ class BoundEngine:
             node = self.nodes[r]
             if not isinstance(node.op, Relu) or tuple(s.shape) != (batch, node.size):
                 raise ModelError(f"splits for node {r} must be a Relu node with shape ({batch}, {node.size})")
-            out.setdefault(node.inputs[0], []).append(s.to(torch.float64))
+            out.setdefault(node.inputs[0], []).append(s.to(self.dtype))
         return out
 
     @staticmethod
@@ -183,11 +189,11 @@ class BoundEngine:
             a = torch.cat([w, -w]).unsqueeze(0).expand(batch, -1, -1)
             b = torch.cat([p["bias"][sel], -p["bias"][sel]]).unsqueeze(0).expand(batch, -1)
             return self._walk(node.inputs[0], a, b, relax)
-        a = torch.zeros(batch, 2 * c, node.size, dtype=torch.float64)
+        a = torch.zeros(batch, 2 * c, node.size, dtype=self.dtype)
         rows = torch.arange(c)
         a[:, rows, sel] = 1.0
         a[:, rows + c, sel] = -1.0
-        return self._walk(j, a, torch.zeros(batch, 2 * c, dtype=torch.float64), relax)
+        return self._walk(j, a, torch.zeros(batch, 2 * c, dtype=self.dtype), relax)
 
     def _walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
               alphas: dict[int, torch.Tensor] | None = None,
@@ -229,7 +235,7 @@ class BoundEngine:
         """
         relax = {i: self._relax(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
                  if isinstance(n.op, ACTIVATIONS)}
-        cmat = rows.to(torch.float64).unsqueeze(1)
+        cmat = rows.to(self.dtype).unsqueeze(1)
         seen: dict[int, torch.Tensor] = {}
         with torch.no_grad():
             self._walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
@@ -278,7 +284,7 @@ class BoundEngine:
 
     def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """C as (B, m, n_out) and c0 as (B, m), float64."""
-        cmat = torch.as_tensor(C, dtype=torch.float64)
+        cmat = torch.as_tensor(C, dtype=self.dtype)
         if cmat.dim() == 2:
             cmat = cmat.unsqueeze(0).expand(batch, -1, -1)
         if cmat.dim() != 3 or cmat.shape[0] != batch or cmat.shape[2] != self.graph.n_outputs:
@@ -288,7 +294,7 @@ class BoundEngine:
         if c0 is None:
             cvec = cmat.new_zeros(batch, m)
         else:
-            cvec = torch.as_tensor(c0, dtype=torch.float64)
+            cvec = torch.as_tensor(c0, dtype=self.dtype)
             cvec = cvec.unsqueeze(0).expand(batch, -1) if cvec.dim() == 1 else cvec
             if tuple(cvec.shape) != (batch, m):
                 raise ModelError(f"c0 of shape {tuple(cvec.shape)} does not fit ({batch}, {m})")

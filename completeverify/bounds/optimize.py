@@ -41,13 +41,13 @@ def init_params(engine: "BoundEngine", relax: dict, splits: Splits | None, warm:
         shape = (batch, rows, engine.nodes[r].size)
         if bool(rx.unstable.any()):
             w = state.alphas.get(r)
-            start = w.to(torch.float64).clamp(0, 1) if _fits(w, shape) else rx.lo_default.unsqueeze(1).expand(shape)
+            start = w.to(engine.dtype).clamp(0, 1) if _fits(w, shape) else rx.lo_default.unsqueeze(1).expand(shape)
             alphas[r] = start.clone()
         s = splits.relu.get(r) if splits is not None else None
         if s is not None and bool((s != 0).any()):
-            signs[r] = s.to(torch.float64).unsqueeze(1)
+            signs[r] = s.to(engine.dtype).unsqueeze(1)
             w = state.betas.get(r)
-            betas[r] = w.to(torch.float64).clamp(min=0).clone() if _fits(w, shape) else torch.zeros(shape, dtype=torch.float64)
+            betas[r] = w.to(engine.dtype).clamp(min=0).clone() if _fits(w, shape) else torch.zeros(shape, dtype=engine.dtype)
     return alphas, betas, signs
 
 
