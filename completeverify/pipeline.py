@@ -245,7 +245,7 @@ def _verify_graph(graph: Graph, prop, config: VerifyConfig, deadline: Deadline) 
 
     cex, done = decide_pairs(run, [pr for pr in pairs if not pr.proven], _milp_stage)
     if cex is None and not done and not deadline.expired() and graph.is_piecewise_linear():
-        from .bab.knife_edge import keep_searching  # open before the deadline: search again
+        from .bab.keep_searching import keep_searching  # open before the deadline: again
 
         cex, done = keep_searching(run, [pr for pr in pairs if not pr.proven], _milp_stage)
     if cex is not None:

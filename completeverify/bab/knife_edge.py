@@ -17,7 +17,7 @@ replay although a float32 point nearby may pass.  ``repair_candidate`` tries, in
    and its float-grid walk, are replayed.
 
 A ``sat`` still comes only from ``verdict.confirm``; nothing here can make a verdict wrong.
-``keep_searching`` is what the pipeline does when the first search ends open before the
+``bab/keep_searching.py`` is what the pipeline does when the first search ends open before the
 deadline (a candidate that no repair confirms and a MILP that proves nothing): branch and
 bound again, without hand-offs to the MILP, so that only sound bounds (whose margin is 1e-9
 relative, against the MILP's 1e-5) or a replayed point can end it.
@@ -25,7 +25,6 @@ relative, against the MILP's 1e-5) or a replayed point can end it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import numpy as np
@@ -195,21 +194,3 @@ def repair_candidate(run, case_index: int, x: np.ndarray, polys=None) -> Counter
                 run.stats["knife_edge_repaired"] = run.stats.get("knife_edge_repaired", 0) + 1
                 return cex
     return None
-
-
-def keep_searching(run, pairs, milp_stage):
-    """Branch and bound again on the still-open pairs, without hand-offs to the MILP.
-
-    Same contract as bab.engine.decide_pairs: (counterexample or None, all decided).
-    """
-    from .engine import decide_pairs
-
-    bab = dataclasses.replace(run.config.bab, milp_handoff_domains=0, stall_rounds=0, race_milp=False)
-    mode = run.config.mode
-    if mode == "milp":
-        mode = "auto"
-    cfg = dataclasses.replace(run.config, bab=bab, mode=mode)
-    log.info("knife edge: the search ended open with %.1f s left; searching again without "
-             "MILP hand-offs", run.deadline.remaining())
-    run.stats["keep_searching"] = run.stats.get("keep_searching", 0) + 1
-    return decide_pairs(dataclasses.replace(run, config=cfg), pairs, milp_stage)
