@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 WALK_STEPS = 13  # float-grid walk: 1, 2, 4, ... 2**12 units in the last place
 LP_MAX_ENTRIES = 20_000_000  # n_in x (neurons + outputs) above this: no pattern LP (memory)
+LP_SECONDS = 5.0  # at most this (and a fifth of the time left) per pattern LP
 
 
 def _margin(graph: Graph, x: torch.Tensor, polys) -> torch.Tensor:
@@ -184,7 +185,7 @@ def repair_candidate(run, case_index: int, x: np.ndarray, polys=None) -> Counter
             continue
         try:
             p = pattern_lp_point(run.graph, case.lower, case.upper, poly, x, run.config.solver,
-                                 min(10.0, run.deadline.remaining()))
+                                 min(LP_SECONDS, 0.2 * run.deadline.remaining()))
         except Exception as err:  # noqa: BLE001 - a failed repair is only a missed chance
             log.info("knife edge: pattern LP failed (%s)", err)
             p = None
