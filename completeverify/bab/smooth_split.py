@@ -283,12 +283,12 @@ def _branch(s: _Search, heap: list, counter, lo, hi, res, margins, open_mask, st
     rows = _worst_rows(res, margins, open_mask, s.slices)
     prio = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).amin(dim=1)
     pre_of = [{j: (v[0][b], v[1][b]) for j, v in res.pre.items()} for b in range(lo.shape[0])]
-    act_node, act_neuron, act_score = (s.neuron_choice(res, rows) if s.mode == "activation"
-                                       else (None, None, None))
+    choice = s.neuron_choice(res, rows) if s.mode == "activation" else None
     dims = s.input_dims(lo, hi, res, rows)
     for b in range(lo.shape[0]):
         p = float(prio[b])
-        if act_node is not None and float(act_score[b]) > 0:
+        if choice is not None and float(choice[2][b]) > 0:
+            act_node, act_neuron = choice[0], choice[1]
             j, k = int(act_node[b]), int(act_neuron[b])
             l_j, u_j = pre_of[b][j]
             kind = next(kd for (jj, kd) in s.acts.values() if jj == j)
