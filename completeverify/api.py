@@ -70,10 +70,12 @@ def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | Non
 
 
 def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: SolverName | None = None,
-           config: VerifyConfig | None = None, example_input: Any = None) -> Result:
+           config: VerifyConfig | None = None, example_input: Any = None,
+           device: str | None = None) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 
-    ``timeout`` and ``solver`` override the corresponding fields of ``config``.
+    ``timeout``, ``solver`` and ``device`` ("cpu", "cuda", "cuda:N") override the corresponding
+    fields of ``config``.
     ``example_input``: for a torch module, its input shape or an example tensor (batch included).
     """
     from dataclasses import replace
@@ -85,6 +87,8 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: S
         config = replace(config, timeout=float(timeout))
     if solver is not None:
         config = replace(config, solver=solver)
+    if device is not None:
+        config = replace(config, device=device)
     deadline = Deadline(config.timeout)
     graph = as_graph(net, example_input, limits=config.limits)
     prop = load_vnnlib(prop, graph, config.limits)

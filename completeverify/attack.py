@@ -73,4 +73,4 @@ def pgd(graph: Graph, lower: np.ndarray, upper: np.ndarray, polytopes, config: A
     x = torch.as_tensor(np.concatenate(starts), dtype=dtype)
     best_x, best_loss = pgd_batch(graph, x, lo, hi, Cs, ds, config.steps, config.step_size, deadline)
     order = torch.argsort(best_loss)
-    return best_x[order].to(torch.float64).numpy()
+    return best_x[order].to(torch.float64).cpu().numpy()

@@ -16,12 +16,14 @@ ReplayName = Literal["auto", "onnxruntime", "reference"]
 BoundMethod = Literal["ibp", "crown", "alpha-crown"]  # cheap to expensive
 InputBranching = Literal["smear", "coef", "both"]
 ReluBranching = Literal["babsr", "width"]
+SmoothBranching = Literal["auto", "input", "activation"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 SOLVERS: tuple[SolverName, ...] = get_args(SolverName)
 REPLAYERS: tuple[ReplayName, ...] = get_args(ReplayName)
 BOUND_METHODS: tuple[BoundMethod, ...] = get_args(BoundMethod)
 INPUT_BRANCHINGS: tuple[InputBranching, ...] = get_args(InputBranching)
 RELU_BRANCHINGS: tuple[ReluBranching, ...] = get_args(ReluBranching)
+SMOOTH_BRANCHINGS: tuple[SmoothBranching, ...] = get_args(SmoothBranching)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ class BabConfig:
     # ReLUs at the root race (a convolutional encoding holds the GIL for seconds)
     race_milp: bool = False
     race_max_unstable: int = 64
+    # ReLU splitting: search alpha/beta in float32 and compute every bound that decides anything
+    # in float64 at the parameters found (bounds/mixed.py)
+    float32_search: bool = True
+    # networks with Sigmoid/Tanh (bab/smooth_split.py): "input" bisects the input box,
+    # "activation" splits activation input intervals, "auto" picks by input_split_max_dim
+    smooth_branching: SmoothBranching = "auto"
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,8 @@ class VerifyConfig:
     # much faster for the small tensors of branch and bound, and avoids OpenMP
     # spin-waiting when several verifications share the cores.
     torch_threads: int = 1
+    # where the bound engine and branch and bound run: "cpu", "cuda" or "cuda:N" (device.py)
+    device: str = "cpu"
     attack: AttackConfig = field(default_factory=AttackConfig)
     milp: MilpConfig = field(default_factory=MilpConfig)
     bab: BabConfig = field(default_factory=BabConfig)
@@ -174,6 +184,12 @@ class VerifyConfig:
         if self.bab.branching not in RELU_BRANCHINGS:
             raise InputError(f"unknown branching '{self.bab.branching}' "
                              f"(choose from {', '.join(RELU_BRANCHINGS)})")
+        if self.bab.smooth_branching not in SMOOTH_BRANCHINGS:
+            raise InputError(f"unknown smooth branching '{self.bab.smooth_branching}' "
+                             f"(choose from {', '.join(SMOOTH_BRANCHINGS)})")
+        from .device import check_device_name
+
+        check_device_name(self.device)
         if self.bound_method not in BOUND_METHODS:
             raise InputError(f"unknown bound method '{self.bound_method}' "
                              f"(choose from {', '.join(BOUND_METHODS)})")

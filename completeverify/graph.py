@@ -384,7 +384,7 @@ class Graph:
 
     def params(self, dtype: torch.dtype = torch.float64) -> list[dict]:
         """Per-node torch parameters in ``dtype``, cached."""
-        key = dtype
+        key = (dtype, str(torch.get_default_device()))  # device.py: one cache per device
         if key not in self._torch_cache:
             plist = []
             for node in self.nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -98,6 +99,7 @@ def _methods(final: BoundMethod) -> list[BoundMethod]:
 
 def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample | None, bool]:
     """Decide the remaining pairs exactly; returns (counterexample, all_decided)."""
+    from .bab.knife_edge import repair_candidate
     from .bounds import BoundEngine
     from .milp.leaf import LeafProblem, LeafVerdict, exact_leaf, pgd_polish
     from .solvers import get_solver
@@ -127,7 +129,8 @@ def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample |
         polish = pgd_polish(run.graph, run.replayer, case, pr.case, [poly], run.config.attack,
                             lambda: run.deadline.sub(0.2, 5.0), run.rng)
         leaf = exact_leaf(LeafProblem(run.graph, case, pr.case, poly, case.lower, case.upper, pre),
-                          solver, run.replayer, cfg, run.deadline, polish=polish)
+                          solver, run.replayer, cfg, run.deadline, polish=polish,
+                          repair=functools.partial(repair_candidate, run, pr.case, polys=[poly]))
         if leaf.verdict == LeafVerdict.EMPTY:
             # empty bounds on a non-empty box: some bound is wrong, never a proof
             log.warning("milp stage: empty pre-activation bounds; this pair stays undecided")
@@ -149,10 +152,13 @@ def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample |
 
 def verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
     """Run the pipeline on an imported Graph and a parsed Property."""
+    from .device import device_scope
+
     previous = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
     try:
-        return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))
+        with device_scope(config.device):
+            return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))
     finally:
         torch.set_num_threads(previous)
 
@@ -193,11 +199,16 @@ def _verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: 
             return finish(Status.UNSAT, message="proven by linear bounds")
     if deadline.expired():
         return finish(Status.TIMEOUT)
-    if not graph.is_piecewise_linear():
-        return finish(Status.UNKNOWN, message="network is not piecewise linear; bounds did not prove it")
-    from .bab.engine import decide_pairs
+    if graph.is_piecewise_linear():
+        from .bab.engine import decide_pairs
+    else:  # Sigmoid/Tanh: bounds-only branch and bound, decided up to the deadline
+        from .bab.smooth_split import decide_pairs
 
     cex, done = decide_pairs(run, [pr for pr in pairs if not pr.proven], _milp_stage)
+    if cex is None and not done and not deadline.expired() and graph.is_piecewise_linear():
+        from .bab.keep_searching import keep_searching  # open before the deadline: again
+
+        cex, done = keep_searching(run, [pr for pr in pairs if not pr.proven], _milp_stage)
     if cex is not None:
         return finish(Status.SAT, cex, "counterexample confirmed by ONNX replay")
     if done and all(pr.proven for pr in pairs):

@@ -190,7 +190,7 @@ def check_graph_against_model(graph, replayer: Replayer, lower: np.ndarray, uppe
                              f"({replayer.backend}): {exc.__class__.__name__}: "
                              f"{' '.join(str(exc).split())[:200]}") from None
         ours = graph.forward(torch.as_tensor(xc.astype(np.float64).reshape((1,) + graph.input_shape)))
-        ours = ours.detach().numpy().reshape(-1)
+        ours = ours.detach().cpu().numpy().reshape(-1)
         if ref.shape != ours.shape:
             raise ReplayMismatchError(
                 f"{graph.source}: imported graph has {ours.size} outputs, ONNX model has {ref.size}"

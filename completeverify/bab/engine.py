@@ -36,6 +36,7 @@ def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
     from ..bounds import BoundEngine
     from ..milp.leaf import LeafProblem, LeafVerdict, exact_leaf
     from ..solvers import get_solver
+    from .knife_edge import repair_candidate
 
     solver = get_solver(run.config.solver)
     case = run.prop.cases[case_index]
@@ -54,7 +55,8 @@ def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
         # a replay counts only for this polytope: confirm on a case holding just it
         sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
         out = exact_leaf(LeafProblem(run.graph, sub, case_index, poly, lower, upper, pre), solver,
-                         run.replayer, run.config.milp, run.deadline, resolve=False)
+                         run.replayer, run.config.milp, run.deadline, resolve=False,
+                         repair=lambda x: repair_candidate(run, case_index, x, [poly]))
         if out.verdict == LeafVerdict.EMPTY:
             # empty bounds on a non-empty box: some bound is wrong, never a proof
             log.warning("milp leaf: empty pre-activation bounds; no verdict from this leaf")

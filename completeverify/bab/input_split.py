@@ -87,7 +87,7 @@ def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_l
     for h in torch.argsort(best_loss)[:8].tolist():
         if not float(best_loss[h]) <= 1e-9:
             break
-        cex = confirm(run.replayer, best_x[h].numpy(), case, case_index)
+        cex = confirm(run.replayer, best_x[h].cpu().numpy(), case, case_index)
         if cex is not None:
             return cex
     return None
@@ -228,7 +228,7 @@ def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], de
         for t in torch.nonzero(tiny).flatten().tolist():
             pre_t = pre_to_numpy(res.pre, int(idx[t]))
             for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
-                res_leaf = milp_leaf(lo[t].numpy(), hi[t].numpy(), poly_indices[p_i], pre_t)
+                res_leaf = milp_leaf(lo[t].cpu().numpy(), hi[t].cpu().numpy(), poly_indices[p_i], pre_t)
                 if res_leaf.verdict == BabVerdict.FALSIFIED:
                     return {kk: (res_leaf if kk == poly_indices[p_i] else BabOutcome(BabVerdict.OPEN, domains=done))
                             for kk in poly_indices}

@@ -146,6 +146,12 @@ class _Search:
         self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
         self.engine = BoundEngine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
                                                           intermediate_crown=self.cfg.intermediate_refine))
+        self.mixed = None  # bounds/mixed.py: alpha/beta searched in float32, bounds in float64
+        if self.cfg.float32_search:
+            from ..bounds.mixed import MixedPrecision
+
+            self.mixed = MixedPrecision(self.engine, BoundEngine(self.graph, self.engine.config,
+                                                                 dtype=torch.float32))
         self.done = 0  # domains bounded
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
@@ -214,6 +220,10 @@ class _Search:
         if not root and pre and self.cfg.reuse_pre:
             # a split at node j changes no bound up to j: keep the parents' bounds there
             refine = Refinement(refine_after=min(d.split_pre for d in doms))
+        if not root and self.mixed is not None:
+            return self.mixed.compute(lo, hi, self.C[rows], -self.d[rows], splits=splits,
+                                      pre=pre or None, warm=warm, deadline=self.deadline.end,
+                                      refine=refine)
         return engine.compute(lo, hi, self.C[rows], -self.d[rows], method="alpha-crown", splits=splits,
                               pre=pre or None, warm=warm, deadline=self.deadline.end, refine=refine)
 
@@ -254,8 +264,14 @@ class _Search:
             """PGD seeded by the rejected candidate x (n_in,)."""
             return self.attack(x[None], 2.0, [poly], rng)
 
+        def repair(x: np.ndarray) -> Counterexample | None:
+            """Float grid and activation-pattern LP around x (bab/knife_edge.py)."""
+            from .knife_edge import repair_candidate
+
+            return repair_candidate(self.run, self.ci, x, [poly])
+
         out = exact_leaf(problem, self.solver(), self.run.replayer, self.run.config.milp, self.deadline,
-                         polish=polish, cancel=cancel)
+                         polish=polish, repair=repair if cancel is None else None, cancel=cancel)
         if out.verdict == LeafVerdict.EMPTY:
             if splits and any(np.any(np.asarray(v) != 0) for v in splits.values()):
                 return "proven", None  # the split constraints contradict sound bounds
@@ -285,7 +301,7 @@ class _Search:
         for k in order[:REPLAYS_PER_ROUND].tolist():
             if not float(viol[k]) <= CANDIDATE_SLACK:
                 break
-            cex = confirm(self.run.replayer, xs[k].numpy(), self.case, self.ci)
+            cex = confirm(self.run.replayer, xs[k].cpu().numpy(), self.case, self.ci)
             if cex is not None:
                 return cex
         return None
@@ -386,8 +402,8 @@ class _Search:
     def leaf(self, dom: Domain, pre: dict[int, Box], still: torch.Tensor) -> tuple[str, Counterexample | None]:
         """Decide a domain with no free unstable ReLU exactly: one LP per open polytope."""
         self.leaves += 1
-        pre_np = {j: (lo.numpy(), hi.numpy()) for j, (lo, hi) in pre.items()}
-        splits_np = {r: s.numpy().astype(np.int64) for r, s in dom.splits.items()}
+        pre_np = {j: (lo.cpu().numpy(), hi.cpu().numpy()) for j, (lo, hi) in pre.items()}
+        splits_np = {r: s.cpu().numpy().astype(np.int64) for r, s in dom.splits.items()}
         for p in range(self.P):
             if not bool(still[p]):
                 continue
@@ -505,7 +521,7 @@ class _Search:
                 return self.outcome(verdict, cex, f"relu split ({self.done} domains)")
             rounds += 1
             if self.cfg.pgd_every and rounds % self.cfg.pgd_every == 0 and x_lb is not None and open_idx:
-                starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).numpy()
+                starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).cpu().numpy()
                 cex = self.attack(starts, 1.0)
                 if cex is not None:
                     return self.outcome("cex", cex, f"relu split PGD ({self.done} domains)")

@@ -47,6 +47,6 @@ def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray, upper
     engine = BoundEngine(net, config)
     res = engine.compute(torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(cmat),
                          method=method, need_ub=True)
-    lb = res.lb.numpy().copy()
-    ub = res.ub.numpy().copy() if res.ub is not None else np.full_like(lb, np.inf)
+    lb = res.lb.cpu().numpy().copy()
+    ub = res.ub.cpu().numpy().copy() if res.ub is not None else np.full_like(lb, np.inf)
     return (lb[0], ub[0]) if single else (lb, ub)

@@ -58,16 +58,18 @@ class BoundEngine:
     """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
 
     def __init__(self, graph: Graph, config: BoundConfig = BoundConfig(),
-                 params: list[dict] | None = None) -> None:
+                 params: list[dict] | None = None, dtype: torch.dtype | None = None) -> None:
         """Cache parameters and the structure the passes need.
 
         params: per-node parameters overriding ``graph.params`` (same layout), e.g. the live
         tensors of a torch module (torch_import.TorchTrace.live_params) so that, with
-        ``config.sound=False``, gradients of the bounds reach them.
+        ``config.sound=False``, gradients of the bounds reach them.  dtype (default
+        ``config.dtype``): float64 for every bound that decides anything; float32 only for
+        searching alpha and beta (bounds/mixed.py re-evaluates its parameters in float64).
         """
         self.graph = graph
         self.config = config
-        self.dtype = config.dtype
+        self.dtype = config.dtype if dtype is None else dtype
         if not config.sound:  # training mode: no margins, autograd on
             from dataclasses import replace
 
@@ -259,7 +261,7 @@ class BoundEngine:
         """
         relax = {i: self.relax_node(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
                  if n.op.caps.activation}
-        cmat = rows.to(torch.float64).unsqueeze(1)
+        cmat = rows.to(self.dtype).unsqueeze(1)
         seen: dict[int, torch.Tensor] = {}
         with torch.no_grad():
             self.walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
@@ -336,12 +338,13 @@ class BoundEngine:
         return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
 
     def evaluate(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor, c0: torch.Tensor | None,
-                 state: AlphaState, splits: Splits | None = None, pre: dict | None = None) -> torch.Tensor:
+                 state: AlphaState, splits: Splits | None = None, pre: dict | None = None,
+                 refine: Refinement = Refinement()) -> torch.Tensor:
         """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
-            _, relax = self._prepare(lo, hi, splits, pre, "crown", Refinement())
+            _, relax = self._prepare(lo, hi, splits, pre, "crown", refine)
             alphas, betas, signs = init_params(self, relax, splits, state, cmat.shape[1], lo.shape[0])
             a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
             lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)

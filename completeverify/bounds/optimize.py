@@ -33,6 +33,7 @@ class Walker(Protocol):
     config: BoundConfig
     nodes: tuple[Node, ...]
     relu_nodes: list[int]
+    dtype: torch.dtype
 
     def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Any],
              alphas: dict[int, torch.Tensor] | None = None,
@@ -111,7 +112,7 @@ def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object
     for r, sl in alpha_slots(engine, relax).items():
         shape = (batch, rows, engine.nodes[r].size)
         w = state.alphas.get(r)
-        start = (w.to(torch.float64).clamp(sl.low, sl.high) if _fits(w, shape)
+        start = (w.to(engine.dtype).clamp(sl.low, sl.high) if _fits(w, shape)
                  else sl.default.unsqueeze(1).expand(shape))
         alphas[r] = start.clone()
     for r in engine.relu_nodes:
@@ -120,10 +121,10 @@ def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object
         shape = (batch, rows, engine.nodes[r].size)
         s = splits.relu.get(r) if splits is not None else None
         if s is not None and bool((s != 0).any()):
-            signs[r] = s.to(torch.float64).unsqueeze(1)
+            signs[r] = s.to(engine.dtype).unsqueeze(1)
             w = state.betas.get(r)
-            betas[r] = (w.to(torch.float64).clamp(min=0).clone() if _fits(w, shape)
-                        else torch.zeros(shape, dtype=torch.float64))
+            betas[r] = (w.to(engine.dtype).clamp(min=0).clone() if _fits(w, shape)
+                        else torch.zeros(shape, dtype=engine.dtype))
     return alphas, betas, signs
 
 

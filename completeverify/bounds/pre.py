@@ -22,13 +22,13 @@ TorchPreBounds = Mapping[int, tuple[torch.Tensor, torch.Tensor]]
 def pre_to_numpy(pre: TorchPreBounds, index: int | None = 0) -> PreBounds:
     """Domain ``index`` of batched bounds as numpy arrays (None: the tensors are unbatched).
 
-    Float64 tensors share memory with the arrays (no copy, as on the hot paths before); others
-    (the differentiable float32 mode) are detached and converted.
+    Float64 host tensors share memory with the arrays (no copy, as on the hot paths before);
+    others (the differentiable float32 mode, a GPU device) are detached, converted and copied.
     """
 
     def one(t: torch.Tensor) -> np.ndarray:
         """One bound tensor as a float64 array."""
         t = t if index is None else t[index]
-        return t.detach().to(torch.float64).numpy()
+        return t.detach().to("cpu", torch.float64).numpy()
 
     return {k: (one(lo), one(hi)) for k, (lo, hi) in pre.items()}

@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
                    help="sub-domains bounded together in branch and bound (default 256)")
     p.add_argument("--race-milp", action="store_true",
                    help="ReLU splitting: race the exact MILP on a second core (small networks; see README)")
+    p.add_argument("--device", default=None,
+                   help="where bounds and branch and bound run: cpu (default), cuda or cuda:N; "
+                        "replay and MILP stay on the host")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the verdict line")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output on stderr (-vv for debug); tracebacks for internal errors")
@@ -89,7 +92,8 @@ def config_from_args(args: argparse.Namespace) -> VerifyConfig:
 
     config = VerifyConfig.from_yaml(args.config) if args.config else VerifyConfig()
     top: dict[str, Any] = {key: value for key, value in (("timeout", args.timeout), ("solver", args.solver),
-                                         ("mode", args.mode), ("seed", args.seed))
+                                         ("mode", args.mode), ("seed", args.seed),
+                                         ("device", args.device))
            if value is not None}
     if args.no_bounds:
         top["use_bounds"] = False

@@ -207,7 +207,7 @@ def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     cout, cin_g, kh, kw = op.weight.shape
     unfolded = F.unfold(idx, (kh, kw), dilation=op.dilation, stride=op.stride)[0]  # (c*kh*kw, L)
     n_pos = unfolded.shape[1]
-    patches = unfolded.numpy().astype(np.int64) - 1
+    patches = unfolded.cpu().numpy().astype(np.int64) - 1
     g = op.groups
     cout_g = cout // g
     rows_l, cols_l, vals_l = [], [], []

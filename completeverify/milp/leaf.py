@@ -9,7 +9,9 @@ ReLU-splitting leaves (and the MILP race):
 3. a candidate counts only once the ONNX replay confirms it (``verdict.confirm``);
 4. a candidate the replay rejects is a knife edge or a tolerance artefact: solve once more to
    optimality (``resolve``) and replay that;
-5. if that is rejected too, polish it with PGD (``polish``) and replay the results.
+5. if that is rejected too, polish it with PGD (``polish``) and replay the results;
+6. if still nothing replays, ``repair`` it (the callers pass bab/knife_edge.py: the float grid
+   around the candidate, then the activation-pattern LP's most violating point), replayed too.
 
 Each caller keeps its own policy around this: what an empty domain means (a proof only when
 split constraints made it empty), how a polish step is budgeted, what it times.
@@ -81,11 +83,11 @@ class LeafResult:
 
 def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, milp: MilpConfig,
                deadline: Deadline, *, resolve: bool = True, polish: Polish | None = None,
-               cancel: threading.Event | None = None) -> LeafResult:
+               repair: Polish | None = None, cancel: threading.Event | None = None) -> LeafResult:
     """Decide one leaf exactly (module docstring); ``sat`` only from an ONNX replay.
 
-    resolve: on a rejected candidate, solve again to optimality (step 4); polish: step 5
-    (None: skip).  cancel stops the solves early, as a time limit would (HiGHS only).
+    resolve: on a rejected candidate, solve again to optimality (step 4); polish: step 5,
+    repair: step 6 (None: skip).  cancel stops the solves early, as a time limit would (HiGHS only).
     """
     t0 = time.monotonic()
     try:
@@ -113,6 +115,9 @@ def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, mil
                 cex = confirm(replayer, ans.x_input, problem.case, problem.case_index)
                 if cex is None and polish is not None:
                     cex = polish(ans.x_input)
+        if cex is None and repair is not None and ans.outcome == Outcome.CANDIDATE:
+            assert ans.x_input is not None
+            cex = repair(ans.x_input)
         if cex is not None:
             return done(LeafVerdict.FALSIFIED, cex)
     if ans.outcome == Outcome.PROVEN:

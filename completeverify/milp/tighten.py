@@ -123,7 +123,7 @@ def _interval_boxes(engine: BoundEngine, upto: int, lower: np.ndarray, upper: np
                 lo = torch.where(st > 0, lo.clamp(min=0.0), lo)
                 hi = torch.where(st < 0, hi.clamp(max=0.0), hi)
             boxes.append((lo, hi))
-    return [(lo[0].numpy(), hi[0].numpy()) for lo, hi in boxes]
+    return [(lo[0].cpu().numpy(), hi[0].cpu().numpy()) for lo, hi in boxes]
 
 
 @dataclass

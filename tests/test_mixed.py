@@ -1,0 +1,89 @@
+"""Mixed precision (bounds/mixed.py): alpha/beta searched in float32, bounds in float64.
+
+The bound must stay sound (below every sampled value, and below the exact minimum of tiny
+nets), be as tight as float64 alpha-CROWN up to float32 search noise, and a float32 iterate
+must never be what decides: the returned bound is the float64 evaluation at its parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import completeverify as cv
+from completeverify.bounds import BoundConfig, BoundEngine, Splits
+from completeverify.bounds.mixed import MixedPrecision
+
+from nets import exact_min, mlp_onnx, random_mlp
+
+
+def _engines(net, **kw):
+    """(float64 engine, MixedPrecision) with the same configuration."""
+    cfg = BoundConfig(alpha_iters=15, **kw)
+    e64 = BoundEngine(net, cfg)
+    return e64, MixedPrecision(e64, BoundEngine(net, cfg, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mixed_bound_is_sound_and_as_tight_as_float64(seed):
+    rng = np.random.default_rng(seed)
+    layers = random_mlp(rng, [3, 6, 5, 2])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 3)))
+    lower, upper = -np.ones(3) * 0.8, np.ones(3) * 0.8
+    C = np.array([[1.0, -1.0]])
+    e64, mixed = _engines(net)
+    lo, hi = torch.as_tensor(lower)[None], torch.as_tensor(upper)[None]
+    ref = e64.compute(lo, hi, torch.as_tensor(C), method="alpha-crown").lb
+    got = mixed.compute(lo, hi, torch.as_tensor(C))
+    assert got.lb.dtype == torch.float64 and all(v[0].dtype == torch.float64 for v in got.pre.values())
+    m = exact_min(layers, lower, upper, [(C, np.zeros(1))])
+    assert float(got.lb[0, 0]) <= m
+    assert float(got.lb[0, 0]) >= float(ref[0, 0]) - 1e-4 * (1 + abs(float(ref[0, 0])))
+
+
+def test_mixed_bound_with_splits_is_below_sampled_values():
+    rng = np.random.default_rng(11)
+    layers = random_mlp(rng, [4, 8, 8, 3])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 4)))
+    relu = next(i for i, n in enumerate(net.nodes) if type(n.op).__name__ == "Relu")
+    B = 6
+    lo = torch.full((B, 4), -1.0, dtype=torch.float64)
+    hi = torch.full((B, 4), 1.0, dtype=torch.float64)
+    signs = torch.zeros(B, net.nodes[relu].size, dtype=torch.int8)
+    signs[torch.arange(B), torch.arange(B) % net.nodes[relu].size] = torch.tensor([1, -1] * 3, dtype=torch.int8)
+    splits = Splits({relu: signs})
+    C = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    _, mixed = _engines(net, intermediate_crown=True)
+    res = mixed.compute(lo, hi, C, splits=splits)
+    x = torch.as_tensor(rng.uniform(-1, 1, (4000, 4)))
+    vals = net.forward_all(x)
+    pre = vals[net.nodes[relu].inputs[0]]
+    y = vals[-1] @ C.T
+    for b in range(B):
+        k = b % net.nodes[relu].size
+        ok = pre[:, k] >= 0 if signs[b, k] > 0 else pre[:, k] <= 0
+        if bool(ok.any()):
+            assert torch.all(res.lb[b] <= y[ok].min(0).values + 1e-9)
+
+
+def test_float32_iterate_never_decides(monkeypatch):
+    """Even a float32 search that returns garbage parameters cannot make the bound unsound."""
+    rng = np.random.default_rng(3)
+    layers = random_mlp(rng, [3, 6, 5, 2])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 3)))
+    lower, upper = -np.ones(3), np.ones(3)
+    C = np.array([[1.0, -1.0]])
+    _, mixed = _engines(net)
+    real = mixed.engine32.compute
+
+    def corrupt(*a, **k):
+        res = real(*a, **k)
+        res.lb = res.lb + 1e6  # a float32 bound far above the truth must be ignored
+        if res.state is not None:
+            res.state.alphas = {r: torch.rand_like(v) for r, v in res.state.alphas.items()}
+        return res
+
+    monkeypatch.setattr(mixed.engine32, "compute", corrupt)
+    got = mixed.compute(torch.as_tensor(lower)[None], torch.as_tensor(upper)[None], torch.as_tensor(C))
+    assert float(got.lb[0, 0]) <= exact_min(layers, lower, upper, [(C, np.zeros(1))])
