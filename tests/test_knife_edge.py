@@ -97,7 +97,7 @@ def test_pattern_lp_point_is_deep_inside_the_violation_region(seed):
 
 def test_open_search_keeps_going_until_a_verdict(monkeypatch):
     """A MILP that never decides (every answer a bogus candidate) used to end in an early unknown."""
-    from completeverify.milp import decide
+    from completeverify.milp import decide, leaf
 
     rng = np.random.default_rng(7)
     layers = random_mlp(rng, [2, 6, 6, 2])
@@ -112,7 +112,7 @@ def test_open_search_keeps_going_until_a_verdict(monkeypatch):
         return decide.MilpAnswer(decide.Outcome.CANDIDATE, (lower + upper) / 2, None, -1.0,
                                  ans.status, ans.seconds)
 
-    monkeypatch.setattr(decide, "solve_pair", bogus)
+    monkeypatch.setattr(leaf, "solve_pair", bogus)  # every exact decision goes through the leaf
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 2)))
     prop = vnnlib_text(lower, upper, [(np.array([[1.0, -1.0]]), np.array([t]))])
     cfg = VerifyConfig(timeout=20, mode="milp", attack=AttackConfig(enabled=False), use_bounds=False)
