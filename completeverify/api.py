@@ -72,6 +72,10 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: s
         config = replace(config, solver=solver)
     deadline = Deadline(config.timeout)
     graph = as_graph(net)
+    if type(prop).__name__ == "BallProperty":  # an L-inf/L1/L2/L0 ball (robustness/)
+        from .robustness.ball_verify import verify_ball
+
+        return verify_ball(graph, prop, config, deadline)  # type: ignore[arg-type]
     prop = load_vnnlib(prop, graph)
     result = verify_graph(graph, prop, config, deadline)
     return result
