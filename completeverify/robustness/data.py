@@ -32,7 +32,7 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)
     order = np.random.default_rng(DIGITS_SEED).permutation(len(y))
-    n_test = int(round(len(y) * DIGITS_TEST_SHARE))
+    n_test = round(len(y) * DIGITS_TEST_SHARE)
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
 

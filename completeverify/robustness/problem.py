@@ -209,3 +209,102 @@ def default_max_radius(prob: Problem, norm: str) -> float:
     if norm == "l2":
         return float(math.sqrt(float(room @ room)))
     return float(prob.center.size)
+
+
+def _margins(prob: Problem, xs: np.ndarray) -> np.ndarray:
+    """(B,) max_j y_j - y_k on the project's graph (float64); >= 0 looks adversarial."""
+    with torch.no_grad():
+        y = prob.graph.forward(torch.as_tensor(xs).reshape((-1,) + prob.graph.input_shape))
+    y = y.reshape(len(xs), -1).numpy()
+    others = np.delete(y, prob.label, axis=1)
+    return others.max(axis=1) - y[:, prob.label]
+
+
+def shrink(prob: Problem, adv: np.ndarray, norm: str) -> np.ndarray:
+    """A replayed example at most as far as adv in ``norm``: sparsified (l0/l1) and pulled in.
+
+    Never a proof: every point returned passed the ONNX replay (else adv comes back).
+    """
+    c = prob.center
+    best = adv
+    delta = adv - c
+    if norm in ("l0", "l1"):
+        order = np.argsort(np.abs(delta))  # reset the smallest changes to the centre first
+        n = delta.size
+        masks = np.ones((n + 1, n))
+        for m in range(1, n + 1):
+            masks[m] = masks[m - 1]
+            masks[m, order[m - 1]] = 0.0
+        cands = c + masks * delta
+        ok = np.flatnonzero(_margins(prob, cands) >= 0)
+        for m in ok[::-1][:3]:
+            hit = prob.replay(cands[m])
+            if hit is not None and prob.distance(hit, norm) <= prob.distance(best, norm):
+                best = hit
+                break
+    if norm != "l0":  # the closest point on the segment from the centre
+        ts = np.linspace(0.0, 1.0, 65)[1:]
+        cands = c + ts[:, None] * (best - c)
+        ok = np.flatnonzero(_margins(prob, cands) >= 0)
+        for i in ok[:3]:
+            hit = prob.replay_towards(cands[i])
+            if hit is not None and prob.distance(hit, norm) <= prob.distance(best, norm):
+                best = hit
+                break
+    return best
+
+
+def l2_attack(prob: Problem, eps: float, deadline: Deadline, steps: int = 40,
+              restarts: int = 4, seed: int = 0) -> np.ndarray | None:
+    """PGD in the L2 ball of radius eps ∩ domain (normalised gradient steps); replayed or None."""
+    rng = np.random.default_rng(seed)
+    c = torch.as_tensor(prob.center)
+    lo, hi = torch.as_tensor(prob.lower), torch.as_tensor(prob.upper)
+    n = c.numel()
+    d = torch.as_tensor(rng.normal(size=(restarts, n)) * eps / (4 * np.sqrt(n)))
+    shape = (-1,) + prob.graph.input_shape
+    k = prob.label
+    for it in range(steps):
+        if deadline.expired():
+            break
+        d = d.detach().requires_grad_(True)
+        y = prob.graph.forward((c + d).reshape(shape)).reshape(restarts, -1)
+        others = torch.cat([y[:, :k], y[:, k + 1:]], 1)
+        loss = (y[:, k] - others.max(1).values).sum()
+        g, = torch.autograd.grad(loss, d)
+        with torch.no_grad():
+            step = 2.5 * eps / steps * (1 - it / (steps + 1))
+            d = d - step * g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            d = torch.minimum(torch.maximum(c + d, lo), hi) - c
+            d = d * (eps / d.norm(dim=1, keepdim=True).clamp(min=eps)).clamp(max=1.0)
+    xs = (c + d.detach()).numpy()
+    for i in np.argsort(-_margins(prob, xs))[:2]:
+        hit = prob.replay(xs[i])
+        if hit is not None:
+            return hit
+    return None
+
+
+def greedy_attack(prob: Problem, deadline: Deadline, max_changes: int = 200) -> np.ndarray | None:
+    """Greedy few-feature attack: each step moves the one feature to the domain end that raises
+    max_j y_j - y_k most (all candidates scored in one batch).  Replayed example or None."""
+    x = prob.center.copy()
+    n = x.size
+    changed = np.zeros(n, dtype=bool)
+    for _ in range(min(max_changes, n)):
+        if deadline.expired():
+            return None
+        cands = np.repeat(x[None], 2 * n, axis=0)
+        idx = np.arange(n)
+        cands[idx, idx] = prob.lower
+        cands[n + idx, idx] = prob.upper
+        m = _margins(prob, cands)
+        m[np.r_[changed, changed]] = -np.inf
+        best = int(np.argmax(m))
+        x = cands[best]
+        changed[best % n] = True
+        if m[best] >= 0:
+            hit = prob.replay(x)
+            if hit is not None:
+                return hit
+    return None

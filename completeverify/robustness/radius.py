@@ -38,7 +38,10 @@ from .problem import (
     crown_certified,
     crown_radius,
     default_max_radius,
+    greedy_attack,
+    l2_attack,
     make_problem,
+    shrink,
 )
 from .programs import with_distance
 from .qp_bab import l2_search
@@ -159,6 +162,21 @@ def _l2_radius(b: _Bounds, deadline: Deadline) -> None:
     b.raise_lower(min(res.lower, radius))
 
 
+def _l2_attack(b: _Bounds, deadline: Deadline, seed: int) -> None:
+    """Bisect eps below the current upper bound with L2 PGD (upper-bound witnesses only)."""
+    lo, hi = 0.0, b.upper
+    for _ in range(8):
+        if deadline.expired():
+            return
+        mid = (lo + hi) / 2
+        hit = l2_attack(b.prob, mid, deadline, seed=seed)
+        if hit is None:
+            lo = mid
+        else:
+            b.offer(shrink(b.prob, hit, "l2"))
+            hi = min(mid, b.upper)
+
+
 def _bisect(b: _Bounds, deadline: Deadline, config_timeout: float, stats: dict) -> None:
     """Bisection on [lower, upper] with ``decide`` at each midpoint."""
     hi = min(b.upper, b.r_max)
@@ -218,6 +236,12 @@ def certified_radius(net, x, norm: str = "linf", label: int | None = None, domai
             t1 = time.monotonic()
             box_r = r_max if norm in ("linf", "l0") else min(r_max, default_max_radius(prob, "linf"))
             b.offer(attack_radius(prob, box_r, deadline.sub(0.1), seed))
+            if norm in ("l0", "l1"):
+                b.offer(greedy_attack(prob, deadline.sub(0.05)))
+            if b.adv is not None:
+                b.offer(shrink(prob, b.adv, norm))
+            if norm == "l2" and b.adv is not None:
+                _l2_attack(b, deadline.sub(0.05), seed)
             stats["attack_s"] = time.monotonic() - t1
             stats["attack_upper"] = b.upper
             t1 = time.monotonic()
