@@ -11,11 +11,11 @@ import argparse
 import logging
 import sys
 
-from . import bench, verify
+from . import bench, certify, radius, verify
 from .args import EXIT_INPUT, EXIT_INTERNAL, ArgumentParser, CliInputError
 
 # every subcommand module, in the order `--help` lists them
-SUBCOMMANDS = (verify, bench)
+SUBCOMMANDS = (verify, bench, radius, certify)
 
 
 def build_parser() -> argparse.ArgumentParser:
