@@ -13,12 +13,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from nets import exact_min, forward_np, mlp_onnx, random_mlp
 
 import completeverify as cv
 from completeverify.bounds.input_sets import Ball
 from completeverify.robustness import BallProperty, bisect_radius, certified_radius
-
-from nets import exact_min, forward_np, mlp_onnx, random_mlp
 
 DOMAIN = (0.0, 1.0)
 
@@ -144,7 +143,7 @@ def test_l0_radius_matches_subset_brute_force(seed):
 @pytest.mark.parametrize("norm", ["linf", "l1", "l2", "l0"])
 def test_radius_agrees_with_verify_verdicts(norm):
     """verify on the ball just inside the radius is unsat, just outside it is sat."""
-    layers, model, x = _net(0)
+    _layers, model, x = _net(0)
     res = certified_radius(model, x, norm=norm, domain=DOMAIN, timeout=30)
     assert res.exact
     inside = res.lower - 1 if norm == "l0" else res.lower * (1 - 1e-3)
@@ -159,7 +158,7 @@ def test_radius_agrees_with_verify_verdicts(norm):
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l0"])
 def test_bisection_baseline_brackets_the_radius(norm):
-    layers, model, x = _net(3)
+    _layers, model, x = _net(3)
     res = certified_radius(model, x, norm=norm, domain=DOMAIN, timeout=30)
     base = bisect_radius(model, x, norm=norm, domain=DOMAIN, timeout=30)
     assert base.lower <= res.upper + 1e-9 and res.lower <= base.upper + 1e-9
@@ -264,8 +263,9 @@ def test_set_concretisation_is_sound_and_exact(norm):
 
 
 def test_qp_solve_and_its_rigorous_bound():
-    from completeverify.robustness.programs import safe_qp_lower_bound
     from completeverify.solvers import MilpProgram, SolveStatus, get_solver
+
+    from completeverify.robustness.programs import safe_qp_lower_bound
 
     # min x^2 + y^2 - 2x  s.t. x + y >= 2 on [-5, 5]^2: optimum at (1.5, 0.5), value -0.5
     p = MilpProgram(c=np.array([-2.0, 0.0]), col_lower=-5 * np.ones(2), col_upper=5 * np.ones(2),
@@ -320,7 +320,7 @@ def _cli(*args, timeout=300):
     import sys
 
     return subprocess.run([sys.executable, "-m", "completeverify", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -360,7 +360,7 @@ def test_cli_in_process_radius_and_certify(tmp_path, capsys):
     """The subcommands end to end in this process (fast): built-in data and a user .npz."""
     from completeverify.cli import main
 
-    layers, model, x = _net(0)
+    _layers, model, x = _net(0)
     net = tmp_path / "net.onnx"
     net.write_bytes(model.SerializeToString())
     np.save(tmp_path / "x.npy", x)
