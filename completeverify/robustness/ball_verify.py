@@ -35,7 +35,7 @@ class BallProperty:
     label: int | None = None
 
 
-def _inscribed_attack(prob: Problem, ball: Ball, deadline: Deadline) -> np.ndarray | None:
+def inscribed_attack(prob: Problem, ball: Ball, deadline: Deadline) -> np.ndarray | None:
     """PGD in the largest L-inf box inside the ball; a replayed example inside the ball or None."""
     from ..attack import pgd
     from ..config import AttackConfig
@@ -122,7 +122,12 @@ def decide(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np.ndarr
         return _decide_linf(prob, ball, deadline)
     if ball.norm == "l0" and ball.k == 0:
         return "certified", None
-    hit = _inscribed_attack(prob, ball, deadline.sub(0.05))
+    hit = inscribed_attack(prob, ball, deadline.sub(0.05))
+    if hit is None and ball.norm in ("l0", "l1"):
+        from .problem import greedy_attack
+
+        hit = greedy_attack(prob, deadline.sub(0.05), max_changes=max(1, min(ball.k, 64)))
+        hit = hit if hit is not None and ball.contains(hit) else None
     if hit is not None:
         return "counterexample", hit
     ok, pre = crown_certified(prob, ball)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import Deadline
-from .ball_verify import _inscribed_attack, decide
+from .ball_verify import decide, inscribed_attack
 from .problem import Problem, check_norm, greedy_attack, l2_attack, make_problem
 
 VERDICTS = ("certified", "counterexample", "unknown")
@@ -57,7 +57,7 @@ def _pgd(prob: Problem, eps: float, norm: str, deadline: Deadline) -> np.ndarray
     """A replayed adversarial example inside the ball of radius eps, or None."""
     ball = prob.ball(eps, norm)
     if norm in ("linf", "l1", "l2"):
-        hit = _inscribed_attack(prob, ball, deadline)
+        hit = inscribed_attack(prob, ball, deadline)
         if hit is not None:
             return hit
     if norm == "l2":

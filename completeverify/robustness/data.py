@@ -43,6 +43,7 @@ def load_data(source: str, limit: int | None = None
 
     source: "digits" (domain [0, 1]), an .npz with arrays x and y, or a folder of .vnnlib files.
     """
+    out: tuple[np.ndarray, np.ndarray, tuple[float, float] | None, list[str]]
     if source == "digits":
         _, _, x, y = digits_split()
         names = [f"digits_test_{i}" for i in range(len(y))]

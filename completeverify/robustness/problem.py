@@ -96,7 +96,7 @@ def make_problem(graph: Graph, x: np.ndarray, label: int | None,
         hi = np.broadcast_to(np.asarray(domain[1], dtype=np.float64), center.shape).copy()
     if np.any(center < lo) or np.any(center > hi):
         raise InputError("input lies outside the domain box (--domain LO HI)")
-    replayer = Replayer(graph.onnx_model)
+    replayer = Replayer(graph.onnx_model)  # type: ignore[arg-type]
     # the model sees inputs in its own dtype: distances are measured from the centre it sees
     center = center.astype(replayer.dtype).astype(np.float64)
     check_graph_against_model(graph, replayer, lo, hi, 6, np.random.default_rng(0))
@@ -214,8 +214,8 @@ def default_max_radius(prob: Problem, norm: str) -> float:
 def _margins(prob: Problem, xs: np.ndarray) -> np.ndarray:
     """(B,) max_j y_j - y_k on the project's graph (float64); >= 0 looks adversarial."""
     with torch.no_grad():
-        y = prob.graph.forward(torch.as_tensor(xs).reshape((-1,) + prob.graph.input_shape))
-    y = y.reshape(len(xs), -1).numpy()
+        out = prob.graph.forward(torch.as_tensor(xs).reshape((-1,) + prob.graph.input_shape))
+    y = out.reshape(len(xs), -1).numpy()
     others = np.delete(y, prob.label, axis=1)
     return others.max(axis=1) - y[:, prob.label]
 

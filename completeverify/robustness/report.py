@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from .certify import CertifyReport
+CertifyReport = Any  # certify.CertifyReport (not imported: certify uses write_text from here)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
