@@ -48,10 +48,11 @@ def certify(net, x, y, eps=(), norm: str = "linf", timeout_per_input: float = 10
 
 def __getattr__(name: str):
     """Lazy re-exports of the robustness types (Ball, BallProperty, RadiusResult, CertifyReport)."""
-    if name in ("Ball", "BallProperty", "RadiusResult"):
-        from . import robustness
+    if name in ("Ball", "BallProperty", "RadiusResult", "robustness"):
+        import importlib
 
-        return getattr(robustness, name)
+        mod = importlib.import_module(".robustness", __name__)
+        return mod if name == "robustness" else getattr(mod, name)
     if name == "CertifyReport":
         from .robustness.certify import CertifyReport
 

@@ -82,8 +82,8 @@ def _decide_linf(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np
     return "unknown", None
 
 
-def _decide_milp(prob: Problem, ball: Ball, pre: dict,
-                 deadline: Deadline) -> tuple[str, np.ndarray | None]:
+def _decide_milp(prob: Problem, ball: Ball, pre: dict, deadline: Deadline,
+                 skip: tuple[int, ...] = ()) -> tuple[str, np.ndarray | None]:
     """Exact MILP with the ball's rows, one polytope (class) at a time."""
     from ..milp.decide import Outcome, solve_pair
     from ..milp.encoder import encode
@@ -94,7 +94,9 @@ def _decide_milp(prob: Problem, ball: Ball, pre: dict,
     margin = VerifyConfig().milp.margin
     lo, hi = ball.box()
     verdict = "certified"
-    for poly in prob.polytopes():
+    for j, poly in zip(prob.other_classes(), prob.polytopes()):
+        if j in skip:
+            continue  # CROWN already proved this class
         if deadline.expired():
             return "unknown", None
         try:
@@ -130,15 +132,15 @@ def decide(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np.ndarr
         hit = hit if hit is not None and ball.contains(hit) else None
     if hit is not None:
         return "counterexample", hit
-    ok, pre = crown_certified(prob, ball)
+    ok, pre, proven = crown_certified(prob, ball)
     if ok:
         return "certified", None
     if ball.norm in ("l1", "l0"):
-        return _decide_milp(prob, ball, pre, deadline)
+        return _decide_milp(prob, ball, pre, deadline, tuple(proven))
     from .qp_bab import l2_search
 
     lo, hi = ball.box()
-    res = l2_search(prob, lo, hi, pre, deadline, target=ball.eps)
+    res = l2_search(prob, lo, hi, pre, deadline, target=ball.eps, skip=tuple(proven))
     if res.best is not None and res.best_dist <= ball.eps and ball.contains(res.best):
         return "counterexample", res.best
     return ("certified", None) if res.complete else ("unknown", None)

@@ -155,8 +155,9 @@ def attack_radius(prob: Problem, r_max: float, deadline: Deadline, seed: int = 0
 
 
 def crown_certified(prob: Problem, ball: Ball, method: str = "crown",
-                    engine: BoundEngine | None = None) -> tuple[bool, dict]:
-    """Whether the bound engine proves every j: y_k - y_j > 0 on the ball; and its pre bounds."""
+                    engine: BoundEngine | None = None) -> tuple[bool, dict, list[int]]:
+    """Whether the bound engine proves every j: y_k - y_j > 0 on the ball; its pre bounds; the
+    classes j it proves."""
     graph = prob.graph
     engine = engine or BoundEngine(graph)
     engine.input_set = ball
@@ -169,7 +170,8 @@ def crown_certified(prob: Problem, ball: Ball, method: str = "crown",
         engine.input_set = None
     pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
     lb = res.lb[0].numpy()
-    return bool(np.all(np.isfinite(lb)) and np.all(lb > 0)), pre
+    proven = [j for j, v in zip(prob.other_classes(), lb.tolist()) if math.isfinite(v) and v > 0]
+    return len(proven) == len(lb), pre, proven
 
 
 def crown_radius(prob: Problem, norm: str, r_max: float, deadline: Deadline,

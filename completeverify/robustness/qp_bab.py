@@ -68,11 +68,13 @@ def _node_bound(solver, p: MilpProgram, parent_lb: float, time_limit: float
 
 def l2_search(prob: Problem, box_lo: np.ndarray, box_hi: np.ndarray, pre: dict,
               deadline: Deadline, incumbent: np.ndarray | None = None, lower0: float = 0.0,
-              target: float | None = None, widening: float = 1e-7) -> L2Search:
+              target: float | None = None, widening: float = 1e-7,
+              skip: tuple[int, ...] = ()) -> L2Search:
     """Minimal L2 distance over the box [box_lo, box_hi] (which must contain the ball searched).
 
     target: decide one radius instead: stop once an example within target is replayed, and
     prune nodes whose bound exceeds target.  lower0: a proven lower bound to start from.
+    skip: classes already proven unable to reach the label's score anywhere in the box's ball.
     """
     solver = get_solver("highs")
     best = incumbent
@@ -84,6 +86,8 @@ def l2_search(prob: Problem, box_lo: np.ndarray, box_hi: np.ndarray, pre: dict,
     floor = math.inf  # smallest bound of closed leaves that did not replay
     lb0 = lower0 * lower0
     for j in prob.other_classes():
+        if j in skip:
+            continue
         row = np.zeros((1, n_out))
         row[0, prob.label], row[0, j] = 1.0, -1.0
         try:

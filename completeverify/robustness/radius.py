@@ -99,24 +99,25 @@ class _Bounds:
         return math.isfinite(self.upper) and meets(self.lower, self.upper, self.norm)
 
 
-def _pre(prob: Problem, norm: str, radius: float) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The box of the ball of this radius and CROWN pre-activation bounds over the ball."""
+def _pre(prob: Problem, norm: str, radius: float
+         ) -> tuple[np.ndarray, np.ndarray, dict, list[int]]:
+    """The ball's box, CROWN pre-activation bounds over the ball, the classes CROWN rules out."""
     ball = prob.ball(radius, norm)
     lo, hi = ball.box()
-    _, pre = crown_certified(prob, ball)
-    return lo, hi, pre
+    _, pre, proven = crown_certified(prob, ball)
+    return lo, hi, pre, proven
 
 
 def _milp_radius(b: _Bounds, deadline: Deadline, margin: float) -> bool:
     """One MILP per class with the distance as objective; True when every class finished."""
     prob, norm = b.prob, b.norm
     radius = min(b.upper, b.r_max)
-    lo, hi, pre = _pre(prob, norm, radius)
+    lo, hi, pre, proven = _pre(prob, norm, radius)
     solver = get_solver("highs")
     n_out = prob.graph.n_outputs
-    per_class = []
     complete = True
-    classes = prob.other_classes()
+    per_class = [radius] * len(proven)  # CROWN: no example of these classes within the radius
+    classes = [j for j in prob.other_classes() if j not in proven]
     for idx, j in enumerate(classes):
         row = np.zeros((1, n_out))
         row[0, prob.label], row[0, j] = 1.0, -1.0
@@ -156,8 +157,9 @@ def _milp_radius(b: _Bounds, deadline: Deadline, margin: float) -> bool:
 def _l2_radius(b: _Bounds, deadline: Deadline) -> None:
     """Branch and bound with QP nodes on the box of radius U."""
     radius = min(b.upper, b.r_max)
-    lo, hi, pre = _pre(b.prob, "l2", radius)
-    res = l2_search(b.prob, lo, hi, pre, deadline, incumbent=b.adv, lower0=b.lower)
+    lo, hi, pre, proven = _pre(b.prob, "l2", radius)
+    res = l2_search(b.prob, lo, hi, pre, deadline, incumbent=b.adv, lower0=b.lower,
+                    skip=tuple(proven))
     b.offer(res.best)
     b.raise_lower(min(res.lower, radius))
 
@@ -261,10 +263,11 @@ def certified_radius(net, x, norm: str = "linf", label: int | None = None, domai
                 t1 = time.monotonic()
                 _bisect(b, deadline, timeout, stats)
                 stats["bisect_s"] = time.monotonic() - t1
-        if not math.isfinite(b.upper):
-            b.lower = max(b.lower, 0.0)
+        # no example anywhere in the domain: the radius is infinite (and that is exact)
+        whole = max_radius is None and b.lower >= r_max and not math.isfinite(b.upper)
+        stats["certified_whole_domain"] = whole
         stats["seconds"] = time.monotonic() - t0
-        return RadiusResult(b.lower, b.upper, b.exact(), b.adv, stats)
+        return RadiusResult(b.lower, b.upper, b.exact() or whole, b.adv, stats)
     finally:
         torch.set_num_threads(prev)
 
