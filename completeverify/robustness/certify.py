@@ -222,6 +222,18 @@ def parse_line(line: str, eps: Sequence[float]) -> CertifyRow:
     return row
 
 
+def read_csv(path, eps: Sequence[float] | None = None) -> CertifyReport:
+    """The report whose rows ``to_csv`` (or the certify command) wrote to path."""
+    from pathlib import Path
+
+    lines = Path(path).read_text().splitlines()
+    norm = lines[0].split("=", 1)[1].strip()
+    if eps is None:
+        eps = [float(c.split("@")[1]) for c in lines[1].split(",") if c.startswith("verdict@")]
+    rows = [parse_line(line, eps) for line in lines[2:] if line.strip()]
+    return CertifyReport(sorted(rows, key=lambda r: r.index), list(eps), norm)
+
+
 def _mean(values: Sequence[bool]) -> float:
     """Share of True values (0 for none)."""
     return float(np.mean(values)) if len(values) else 0.0

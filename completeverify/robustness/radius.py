@@ -119,6 +119,8 @@ def _milp_radius(b: _Bounds, deadline: Deadline, margin: float) -> bool:
     per_class = [radius] * len(proven)  # CROWN: no example of these classes within the radius
     classes = [j for j in prob.other_classes() if j not in proven]
     for idx, j in enumerate(classes):
+        if deadline.expired():
+            return False  # a class without a bound: the lower bound stays as it was
         row = np.zeros((1, n_out))
         row[0, prob.label], row[0, j] = 1.0, -1.0
         try:

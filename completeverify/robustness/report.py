@@ -61,7 +61,8 @@ def plot(report: CertifyReport, prefix: str, title: str = "") -> list[str]:
     out.append(path)
     fig, ax = plt.subplots(figsize=(5, 4))
     ar = report.accuracy_vs_radius()
-    ax.step([r for r, _ in ar], [a for _, a in ar], where="post", label="certified accuracy")
+    # proven at r means proven on (previous r, r]: the value at each r holds to its left
+    ax.step([r for r, _ in ar], [a for _, a in ar], where="pre", label="certified accuracy")
     pgd = report.pgd_accuracy
     if report.eps:
         ax.plot(report.eps, [pgd[e] for e in report.eps], "s--", label="PGD accuracy")
