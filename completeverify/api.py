@@ -1,56 +1,18 @@
-"""The Python entry points: load_onnx, load_vnnlib, verify."""
+"""The Python entry points: load_onnx, load_vnnlib, verify (as_graph lives in loading.py)."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Union
-
-import onnx
+from typing import Any, Union
 
 from .config import Deadline, Limits, SolverName, VerifyConfig
-from .errors import ModelError
 from .graph import Graph
-from .onnx_import import load_onnx as _load_graph
+from .loading import NetLike, as_graph
 from .verdict import Result
 from .vnnlib import Property, parse_vnnlib
 from .vnnlib import load_vnnlib as _load_property
 
-if TYPE_CHECKING:
-    import torch
-
-NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Module"]
 PropLike = Union[str, os.PathLike, Property]
-
-
-def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph],
-              limits: Limits | None = None) -> Graph:
-    """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph.
-
-    ``limits`` (default: Limits()) bounds file sizes, tensor sizes and node counts.
-    """
-    if isinstance(source, Graph):
-        return source
-    return _load_graph(source, limits=limits)
-
-
-def as_graph(net: NetLike, example_input: Any = None, limits: Limits | None = None) -> Graph:
-    """The one place every entry point turns what the user passed into a Graph.
-
-    ``net``: a Graph, an ONNX path / bytes / ModelProto, or a ``torch.nn.Module``; a module
-    needs ``example_input`` (a tensor of the input's shape, batch dimension included, or that
-    shape as a tuple) and goes through ``completeverify.torch_import.load_torch``.
-    """
-    import sys
-
-    torch_mod = sys.modules.get("torch")
-    if torch_mod is not None and isinstance(net, torch_mod.nn.Module):
-        from .torch_import import load_torch
-
-        return load_torch(net, example_input)
-    if not isinstance(net, (str, os.PathLike, bytes, onnx.ModelProto, Graph)):
-        raise ModelError(f"cannot read a network from a {type(net).__name__}: pass an ONNX path, "
-                         "bytes, a ModelProto, a Graph or a torch.nn.Module")
-    return load_onnx(net, limits)
 
 
 def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | None = None) -> Property:
@@ -91,6 +53,10 @@ def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: S
         config = replace(config, device=device)
     deadline = Deadline(config.timeout)
     graph = as_graph(net, example_input, limits=config.limits)
+    if type(prop).__name__ == "BallProperty":  # an L-inf/L1/L2/L0 ball (robustness/)
+        from .robustness.ball_verify import verify_ball
+
+        return verify_ball(graph, prop, config, deadline)  # type: ignore[arg-type]
     prop = load_vnnlib(prop, graph, config.limits)
     result = verify_graph(graph, prop, config, deadline)
     return result

@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from .api import NetLike, as_graph
 from .bounds import BoundConfig, BoundEngine, Splits
 from .errors import InputError
 from .graph import Graph, Relu
+from .loading import NetLike, as_graph
 
 METHODS = ("ibp", "crown", "alpha-crown")
 

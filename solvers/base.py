@@ -37,6 +37,9 @@ class MilpProgram:
     integrality: np.ndarray
     offset: float = 0.0
     names: list[str] | None = None
+    # optional diagonal Hessian h (n,) >= 0: minimise c @ x + 0.5 * sum_j h_j x_j^2 + offset
+    # (a convex QP; no integer column allowed: HiGHS has no MIQP)
+    hessian_diag: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         """Coerce array fields to numpy arrays of the documented dtypes where lossless."""
@@ -104,6 +107,11 @@ class MilpProgram:
             raise SolverError(f"MilpProgram.A_cols has indices outside [0, {n})")
         _check_bounds("col", self.col_lower, self.col_upper)
         _check_bounds("row", self.row_lower, self.row_upper)
+        if self.hessian_diag is not None:
+            h = np.asarray(self.hessian_diag)
+            if h.shape != (n,) or not np.all(np.isfinite(h)) or np.any(h < 0) or self.is_mip():
+                raise SolverError("MilpProgram.hessian_diag must be (n,) finite >= 0, "
+                                  "and a QP has no integer column")
 
 
 def _first_bad(mask: np.ndarray, limit: int = 5) -> list[int]:

@@ -191,6 +191,8 @@ class HighsSolver:
             pass_status = h.passModel(_build_lp(program))
             if pass_status.name == "kError":
                 return _error(t0, "HiGHS rejected the model (passModel returned kError)")
+            if program.hessian_diag is not None and _pass_hessian(h, program).name == "kError":
+                return _error(t0, "HiGHS rejected the Hessian (passHessian returned kError)")
             _set_options(h, program, limits)
             stopper = None
             wants_stop = limits.stop_above is not None or limits.stop_below is not None
@@ -256,6 +258,18 @@ class HighsLpSession:
     def reset(self) -> None:
         """Drop the model (after a failure); the next solve builds a fresh one."""
         self._highs, self._last_col = None, None
+
+
+def _pass_hessian(h: Any, program: MilpProgram) -> Any:
+    """Give HiGHS the diagonal Hessian of a QP (lower-triangular CSC, nonzeros only)."""
+    import highspy
+
+    diag = np.asarray(program.hessian_diag, dtype=np.float64)
+    idx = np.flatnonzero(diag).astype(np.int32)
+    start = np.zeros(diag.size + 1, dtype=np.int32)
+    np.cumsum(diag != 0, out=start[1:])
+    return h.passHessian(int(diag.size), int(idx.size), highspy.HessianFormat.kTriangular,
+                         start, idx, diag[idx])
 
 
 def _error(t0: float, message: str) -> SolveResult:

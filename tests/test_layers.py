@@ -34,7 +34,7 @@ LAYERS = [
     ["errors", "safe_read"],
     ["config", "config_io", "device"],
     ["solvers", "vnnlib"],
-    ["graph", "graph_opt", "spec", "onnx_builder", "onnx_ops", "onnx_guard", "onnx_order", "onnx_import",
+    ["graph", "graph_opt", "spec", "onnx_builder", "onnx_ops", "onnx_guard", "onnx_order", "onnx_import", "loading",
      "torch_import"],
     ["bounds"],
     ["attack", "verdict"],

@@ -11,19 +11,25 @@ import torch
 from ..errors import ModelError
 from ..graph import Graph
 from .engine import BoundEngine
+from .input_sets import Ball
 from .types import BoundConfig
 
 
-def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray, upper: np.ndarray,
-                   method: str = "crown", C: np.ndarray | None = None,
-                   config: BoundConfig = BoundConfig()) -> tuple[np.ndarray, np.ndarray]:
+def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray | None,
+                   upper: np.ndarray | None, method: str = "crown", C: np.ndarray | None = None,
+                   config: BoundConfig = BoundConfig(),
+                   input_set: Ball | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sound lower/upper bounds of the outputs (or of C @ y) over an input box.
 
     net: a Graph or the path of an .onnx file.  lower/upper: arrays shaped like one ONNX input
     (graph.input_shape) or a batch of them (B, *input_shape).  method: "ibp", "crown" or
     "alpha-crown".  C: optional (m, n_out) matrix; by default the identity (m = n_outputs).
     Returns (lb, ub), numpy float64, each (m,) for one input box or (B, m) for a batch.
+    input_set: an L-inf/L1/L2/L0 ball ∩ domain (input_sets.Ball); lower/upper may then be None
+    (the ball's bounding box is used) and the bounds hold over the ball only.
     """
+    if input_set is not None and lower is None and upper is None:
+        lower, upper = input_set.box()
     if not isinstance(net, Graph):
         from ..onnx_import import load_onnx
 
@@ -44,7 +50,7 @@ def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray, upper
     cmat = np.eye(net.n_outputs) if C is None else np.asarray(C, dtype=np.float64)
     if cmat.ndim != 2 or cmat.shape[1] != net.n_outputs:
         raise ModelError(f"C must be (m, {net.n_outputs}), got {cmat.shape}")
-    engine = BoundEngine(net, config)
+    engine = BoundEngine(net, config, input_set=input_set)
     res = engine.compute(torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(cmat),
                          method=method, need_ub=True)
     lb = res.lb.cpu().numpy().copy()

@@ -58,7 +58,8 @@ class BoundEngine:
     """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
 
     def __init__(self, graph: Graph, config: BoundConfig = BoundConfig(),
-                 params: list[dict] | None = None, dtype: torch.dtype | None = None) -> None:
+                 params: list[dict] | None = None, dtype: torch.dtype | None = None,
+                 input_set: object | None = None) -> None:
         """Cache parameters and the structure the passes need.
 
         params: per-node parameters overriding ``graph.params`` (same layout), e.g. the live
@@ -66,9 +67,12 @@ class BoundEngine:
         ``config.sound=False``, gradients of the bounds reach them.  dtype (default
         ``config.dtype``): float64 for every bound that decides anything; float32 only for
         searching alpha and beta (bounds/mixed.py re-evaluates its parameters in float64).
+        input_set: optional set inside the boxes (e.g. input_sets.Ball) whose ``lower_bound(a,
+        bias, rel, abs_)`` tightens every CROWN concretisation (the max of two sound bounds).
         """
         self.graph = graph
         self.config = config
+        self.input_set = input_set
         self.dtype = config.dtype if dtype is None else dtype
         if not config.sound:  # training mode: no margins, autograd on
             from dataclasses import replace
@@ -192,6 +196,7 @@ class BoundEngine:
             sel = idx[start:start + chunk]
             a0, bias = self._walk_rows(j, sel, batch, relax)
             lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
+            lb = self._set_bound(a0, bias, lb)
             c = sel.numel()
             new_lo[:, sel] = lb[:, :c]
             new_hi[:, sel] = -lb[:, c:]
@@ -306,11 +311,18 @@ class BoundEngine:
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
                     lb, x, state = self._optimize(lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline)
-                lb = torch.maximum(lb, ibp_lb)
+                lb = torch.maximum(self._set_bound(a0, bias, lb), ibp_lb)
                 x_lb = x[:, :m]
             lb = torch.where(torch.isnan(lb), torch.full_like(lb, float("-inf")), lb)
         return BoundResult(lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state, coeffs,
                            linear)
+
+    def _set_bound(self, a0: torch.Tensor, bias: torch.Tensor, lb: torch.Tensor) -> torch.Tensor:
+        """lb, raised to the input set's own concretisation of a0 x + bias where that is higher."""
+        if self.input_set is None:
+            return lb
+        cfg = self.config
+        return torch.maximum(lb, self.input_set.lower_bound(a0, bias, cfg.float_rel, cfg.float_abs))  # type: ignore[attr-defined]
 
     def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """C as (B, m, n_out) and c0 as (B, m), float64."""

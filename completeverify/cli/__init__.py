@@ -11,11 +11,11 @@ import argparse
 import logging
 import sys
 
-from . import bench, train, verify
+from . import bench, certify, radius, train, verify
 from .args import EXIT_INPUT, EXIT_INTERNAL, ArgumentParser, CliInputError
 
 # every subcommand module, in the order `--help` lists them
-SUBCOMMANDS = (verify, bench, train)
+SUBCOMMANDS = (verify, bench, radius, certify, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
