@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
                                 "or a folder of VNN-COMP robustness .vnnlib properties")
     p.add_argument("--eps", type=_eps_list, default=[0.01, 0.03, 0.05],
                    help="comma-separated radii (l0: numbers of features; default 0.01,0.03,0.05)")
-    p.add_argument("--norm", choices=["linf", "l1", "l2", "l0"], default="linf")
+    p.add_argument("--norm", choices=["linf", "l1", "l2", "l0"], default="linf",
+                   help="threat model of every eps (default linf)")
     p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                    help="valid input range (default: [0, 1] for digits and image properties, "
                         "else the input +- 1)")
@@ -45,7 +46,8 @@ def add_parser(sub) -> None:
                         "and PREFIX_summary.csv")
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output on stderr (-vv for debug); tracebacks for internal errors")
     p.set_defaults(func=run_certify)
 
 

@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--save-adversarial", metavar="PATH",
                    help="save the adversarial example of the upper bound as .npy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output on stderr (-vv for debug); tracebacks for internal errors")
     p.set_defaults(func=run_radius)
 
 
