@@ -17,7 +17,7 @@ The op set is closed and grouped by property:
 What an op can do is declared on its class as ``caps`` (a frozen ``Capabilities``); the stages
 look an op up by its type in their tables (``IBP``, ``BACKWARD``, ``RELAX``, ``ALPHA``,
 ``FORWARD``, ``ENCODERS``) and never test ``isinstance`` for a capability.  ``OPS`` is the closed
-op set; tests/test_op_tables.py checks that every op has a row (or an explicit
+op set; tests/unit/test_op_tables.py checks that every op has a row (or an explicit
 ``NOT_SUPPORTED``) in every table and that the tables agree with the declared capabilities.
 """
 

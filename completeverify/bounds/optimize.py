@@ -8,7 +8,7 @@ with the alpha/beta and input point that produced it.
 
 Which activations have optimisable slopes is the table ``ALPHA`` (op type -> a function of the
 op's relaxation giving its slots, or ``NOT_SUPPORTED``); it agrees with
-``caps.optimisable_slopes`` (tests/test_op_tables.py).  The engine is seen through the small
+``caps.optimisable_slopes`` (tests/unit/test_op_tables.py).  The engine is seen through the small
 ``Walker`` protocol (its public ``walk``), so this module does not import the engine.
 """
 

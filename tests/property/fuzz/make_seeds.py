@@ -1,8 +1,8 @@
-"""Write the seed corpus of the fuzz harnesses (tests/fuzz/corpus/{vnnlib,onnx,cli}/).
+"""Write the seed corpus of the fuzz harnesses (tests/property/fuzz/corpus/{vnnlib,onnx,cli}/).
 
 Seeds are the repository's shipped files (examples/, benchmarks/suites/nets/) and small
 inputs derived from them or built here; no shared benchmark file is copied.  Rerun after
-changing it: ``python tests/fuzz/make_seeds.py``.
+changing it: ``python tests/property/fuzz/make_seeds.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parents[2]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import REPO, SHARED_BENCHMARKS
 
 from completeverify.bench import forkserver
 from completeverify.bench.results import COLUMNS, ResultRow, ResultsWriter, read_results
@@ -21,10 +22,10 @@ from completeverify.bench.suite import Instance, read_expected, read_instances, 
 from completeverify.cli import main
 from completeverify.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 TINY = ROOT / "benchmarks" / "suites" / "tiny.csv"
 TINY_TRUTH = ROOT / "benchmarks" / "suites" / "tiny_ground_truth.csv"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+SHARED = SHARED_BENCHMARKS
 
 # A stand-in verifier: behaviour chosen by the network's file name, every call logged.
 FAKE = textwrap.dedent('''
@@ -454,11 +455,11 @@ def test_plot_command_overlays_and_checks_labels(tiny_sequential, tmp_path, caps
 # ---------------------------------------------------------------- the competition's sanity suite
 
 
-@pytest.mark.skipif(not (SHARED / "test" / "instances.csv").is_file(), reason="shared benchmarks absent")
-def test_vnncomp_test_family_agrees_with_ground_truth(tmp_path, capsys):
+def test_vnncomp_test_family_agrees_with_ground_truth(tmp_path, capsys, shared_benchmarks):
     out = tmp_path / "r.csv"
-    rc = main(["bench", str(SHARED / "test" / "instances.csv"), "--out", str(out), "--workers", "2",
-               "--expected", str(SHARED / "test" / "ground_truth.csv"), "--timeout-cap", "30"])
+    family = shared_benchmarks / "test"
+    rc = main(["bench", str(family / "instances.csv"), "--out", str(out), "--workers", "2",
+               "--expected", str(family / "ground_truth.csv"), "--timeout-cap", "30"])
     assert rc == 0
     assert "0 wrong" in capsys.readouterr().out
     rows = read_results(out, require_all=True)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import SHARED_BENCHMARKS
 
 from completeverify.errors import PropertyError
 from completeverify.vnnlib import Case, Polytope, Property, load_vnnlib, parse_vnnlib
 
-BENCHMARKS = Path(__file__).parents[2] / "shared" / "benchmarks"
+BENCHMARKS = SHARED_BENCHMARKS
 
 
 def decl(n_in: int, n_out: int) -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import REPO
 
 import completeverify as cv
 from completeverify.errors import PropertyError
@@ -19,7 +19,7 @@ from completeverify.vnnlib import detect_version, parse_vnnlib
 
 from nets import vnnlib_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 HEAD = "(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [{n}]) (declare-output Y float32 [{m}]))\n"
 
 

@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent('''
 def test_resource_cases_in_one_process_under_1_gib():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(root)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -14,8 +14,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SCRIPTS = ROOT / "benchmarks" / "vnncomp"
 NET = ROOT / "examples" / "mlp.onnx"
 SAT = ROOT / "examples" / "mlp_sat.vnnlib"

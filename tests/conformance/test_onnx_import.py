@@ -20,6 +20,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from paths import SHARED_BENCHMARKS
 
 from completeverify.errors import ModelError, UnsupportedOperatorError
 from completeverify.graph import Conv, Gather, Graph, Input, Linear, Node, Reshape, Scale
@@ -30,7 +31,7 @@ TOL = 1e-4
 BOTH = ("reference", "onnxruntime")
 ORT_ONLY = ("onnxruntime",)
 OPSETS = (7, 9, 11, 13, 17, 21)
-BENCHMARKS = Path(__file__).parents[2] / "shared" / "benchmarks"
+BENCHMARKS = SHARED_BENCHMARKS
 FLOAT = TensorProto.FLOAT
 
 

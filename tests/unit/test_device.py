@@ -4,11 +4,10 @@ the CPU."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from paths import REPO
 from test_smooth_split import smooth_net, smooth_onnx
 
 import completeverify as cv
@@ -18,7 +17,7 @@ from completeverify.device import device_scope
 
 from nets import mlp_onnx, random_mlp, vnnlib_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 def _instances():

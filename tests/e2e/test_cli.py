@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 NET = ROOT / "examples" / "mlp.onnx"
 SAT = ROOT / "examples" / "mlp_sat.vnnlib"
 UNSAT = ROOT / "examples" / "mlp_unsat.vnnlib"

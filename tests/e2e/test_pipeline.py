@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx.reference import ReferenceEvaluator
+from paths import REPO
 
 import completeverify as cv
 from completeverify.config import AttackConfig, VerifyConfig
 
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SOLVERS = ["highs", "pulp"]
 
 
@@ -41,14 +41,14 @@ def no_attack(**kw) -> VerifyConfig:
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_shipped_example_both_verdicts(solver):
-    net = cv.load_onnx(ROOT / "examples" / "mlp.onnx")
-    r = cv.verify(net, ROOT / "examples" / "mlp_unsat.vnnlib", timeout=60, solver=solver)
+def test_shipped_example_both_verdicts(solver, example):
+    net = cv.load_onnx(example.net)
+    r = cv.verify(net, example.unsat, timeout=60, solver=solver)
     assert r.status == cv.Status.UNSAT
-    prop = cv.load_vnnlib(ROOT / "examples" / "mlp_sat.vnnlib")
+    prop = cv.load_vnnlib(example.sat)
     r = cv.verify(net, prop, timeout=60, solver=solver)
     assert r.status == "sat"
-    assert replay_ok(onnx.load(ROOT / "examples" / "mlp.onnx"), prop, r)
+    assert replay_ok(onnx.load(example.net), prop, r)
 
 
 def _instance(seed: int, sizes, gap: float):

@@ -329,7 +329,7 @@ def test_cli_radius_and_certify_on_builtin_digits(tmp_path):
 
     from completeverify.robustness.data import load_data
 
-    net = Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.onnx"
+    net = Path(__file__).resolve().parents[2] / "examples" / "digits_mlp.onnx"
     x, y, _, _ = load_data("digits", limit=1)
     np.save(tmp_path / "x.npy", x[0].reshape(1, 64).astype(np.float32))
     adv = tmp_path / "adv.npy"

@@ -41,7 +41,7 @@ def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout:
     """A VerifyContext for one case with one polytope {C y <= d}, built by hand.
 
     The MILP race is off unless asked for: these tests check the search itself, which a racing
-    MILP could otherwise decide for it (tests/test_race.py covers the race).
+    MILP could otherwise decide for it (tests/e2e/test_race.py covers the race).
     """
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)

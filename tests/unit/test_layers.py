@@ -26,7 +26,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # source folder -> the package it is installed as (see [tool.setuptools] in pyproject.toml)
 PACKAGES = {"completeverify": "completeverify", "solvers": "completeverify.solvers",
             "vnnlib": "completeverify.vnnlib"}

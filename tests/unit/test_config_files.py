@@ -6,17 +6,17 @@ import argparse
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 from typing import Literal
 
 import pytest
+from paths import REPO
 
 import completeverify as cv
 from completeverify.cli import build_parser
 from completeverify.cli.verify import config_from_args
 from completeverify.config_io import config_from_dict, config_from_yaml_text, config_to_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 CONFIGS = ROOT / "benchmarks" / "configs"
 
 

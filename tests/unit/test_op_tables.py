@@ -20,7 +20,7 @@ from completeverify.milp.encoder import ENCODERS
 
 OPS = g.OPS
 COMPUTED = [op for op in OPS if op is not g.Input]  # the input starts every walk: no row needed
-ROOT = Path(__file__).resolve().parents[1] / "completeverify"
+ROOT = Path(__file__).resolve().parents[2] / "completeverify"
 
 
 def _supported(row: object) -> bool:

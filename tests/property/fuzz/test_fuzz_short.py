@@ -1,5 +1,5 @@
 """A short, seeded fuzzing run of each harness in the default test run (about 25 s in all),
-and every input a fuzzer ever broke the contract with, replayed (tests/fuzz/regressions/).
+and every input a fuzzer ever broke the contract with, replayed (tests/property/fuzz/regressions/).
 
 Fails on any exception other than CompleteVerifyError, an input over 5 s, memory growth
 over 1 GiB, or a CLI exit other than 0 / 2 with one error line.  Uses atheris when it

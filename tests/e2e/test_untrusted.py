@@ -16,11 +16,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from paths import REPO
 
 import completeverify as cv
 from completeverify.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 NET = ROOT / "examples" / "mlp.onnx"
 SAT = ROOT / "examples" / "mlp_sat.vnnlib"
 UNSAT = ROOT / "examples" / "mlp_unsat.vnnlib"

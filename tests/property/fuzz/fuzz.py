@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing of the VNN-LIB reader, the ONNX import and the verify CLI (atheris).
 
-usage: python tests/fuzz/fuzz.py {vnnlib,onnx,cli} [libFuzzer options] [CORPUS_DIR ...]
+usage: python tests/property/fuzz/fuzz.py {vnnlib,onnx,cli} [libFuzzer options] [CORPUS_DIR ...]
 
 The first corpus folder given receives new inputs; the committed seeds are in
-tests/fuzz/corpus/<harness>/.  A crash (an exception other than CompleteVerifyError, an
+tests/property/fuzz/corpus/<harness>/.  A crash (an exception other than CompleteVerifyError, an
 input over 5 s, memory growth over 1 GiB, or a CLI exit other than 0 and 2) is written
 as crash-<hash> in the current folder.  See README, "Untrusted input and hard limits".
 """
