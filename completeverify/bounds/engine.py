@@ -255,7 +255,6 @@ class BoundEngine:
             a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
         return a0, bias
 
-    _walk = walk  # the old private name, for code merged from branches written against it
 
     # ------------------------------------------------------------------ public
     def activation_coefficients(self, pre: dict[int, Box], rows: torch.Tensor) -> dict[int, torch.Tensor]:
