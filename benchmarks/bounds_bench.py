@@ -46,7 +46,9 @@ def _time(engine: BoundEngine, lo, hi, cmat, c0, method: str, reps: int) -> tupl
     return best, res
 
 
-def bench_instance(root: Path, family: str, onnx_rel: str, vnnlib_rel: str, cfg: BoundConfig) -> None:
+def bench_instance(
+    root: Path, family: str, onnx_rel: str, vnnlib_rel: str, cfg: BoundConfig
+) -> None:
     """Bound one instance's first box with every method and print times and bounds."""
     fam = root / family
     graph = load_onnx(fam / onnx_rel)
@@ -57,14 +59,22 @@ def bench_instance(root: Path, family: str, onnx_rel: str, vnnlib_rel: str, cfg:
     hi = torch.as_tensor(case.upper, dtype=torch.float64).reshape(1, -1)
     cspec, dspec = _spec(case, graph.n_outputs)
     eye = torch.eye(graph.n_outputs, dtype=torch.float64)
-    print(f"\n== {family}: {Path(onnx_rel).name} / {Path(vnnlib_rel).name}  "
-          f"({graph.n_inputs} inputs, {len(graph.nodes)} nodes, {cspec.shape[0]} spec rows)")
-    print(f"{'method':<12} {'t_out[s]':>9} {'t_spec[s]':>9}  {'min spec lb':>12}  out lb / ub (first 5)")
+    print(
+        f"\n== {family}: {Path(onnx_rel).name} / {Path(vnnlib_rel).name}  "
+        f"({graph.n_inputs} inputs, {len(graph.nodes)} nodes, {cspec.shape[0]} spec rows)"
+    )
+    print(
+        f"{'method':<12} {'t_out[s]':>9} {'t_spec[s]':>9}  {'min spec lb':>12}  out lb / ub (first 5)"
+    )
     for method in METHODS:
         reps = 1 if method == "alpha-crown" else 2
         t_out, r_out = _time(engine, lo, hi, eye, None, method, reps)
-        t_spec, r_spec = _time(engine, lo, hi, torch.as_tensor(cspec), torch.as_tensor(dspec), method, reps)
-        outs = " ".join(f"[{a:.3g},{b:.3g}]" for a, b in zip(r_out.lb[0, :5].tolist(), r_out.ub[0, :5].tolist()))
+        t_spec, r_spec = _time(
+            engine, lo, hi, torch.as_tensor(cspec), torch.as_tensor(dspec), method, reps
+        )
+        outs = " ".join(
+            f"[{a:.3g},{b:.3g}]" for a, b in zip(r_out.lb[0, :5].tolist(), r_out.ub[0, :5].tolist())
+        )
         print(f"{method:<12} {t_out:9.4f} {t_spec:9.4f}  {r_spec.lb.min().item():12.5g}  {outs}")
 
 
@@ -77,13 +87,24 @@ def bench_acas_batch(root: Path, cfg: BoundConfig, batch: int) -> None:
     lo0 = torch.as_tensor(case.lower, dtype=torch.float64)
     hi0 = torch.as_tensor(case.upper, dtype=torch.float64)
     a = lo0 + (hi0 - lo0) * torch.rand(batch, lo0.numel(), generator=gen, dtype=torch.float64)
-    b = lo0 + (hi0 - lo0) * torch.rand(batch, lo0.numel(), generator=gen, dtype=torch.float64) * 0.05
+    b = (
+        lo0
+        + (hi0 - lo0) * torch.rand(batch, lo0.numel(), generator=gen, dtype=torch.float64) * 0.05
+    )
     lo, hi = a, torch.minimum(a + (b - lo0), hi0)
     cspec, dspec = _spec(case, graph.n_outputs)
     engine = BoundEngine(graph, cfg)
     print(f"\n== acasxu batch of {batch} sub-boxes (5% width), prop_1 spec")
     for method in METHODS:
-        t, res = _time(engine, lo, hi, torch.as_tensor(cspec), torch.as_tensor(dspec), method, 1 if method == "alpha-crown" else 2)
+        t, res = _time(
+            engine,
+            lo,
+            hi,
+            torch.as_tensor(cspec),
+            torch.as_tensor(dspec),
+            method,
+            1 if method == "alpha-crown" else 2,
+        )
         print(f"{method:<12} {t:9.4f}s  rows proven: {(res.lb > 0).sum().item()}/{res.lb.numel()}")
 
 

@@ -27,8 +27,19 @@ DECIDED = ("sat", "unsat")
 
 def run_one(onnx_path: Path, prop: Path, cap: float, device: str) -> tuple[str, float, dict]:
     """(status, wall seconds, stats) of one verify process."""
-    cmd = [sys.executable, "-m", "completeverify", "verify", str(onnx_path), str(prop),
-           "--timeout", str(cap), "--json", "--device", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "completeverify",
+        "verify",
+        str(onnx_path),
+        str(prop),
+        "--timeout",
+        str(cap),
+        "--json",
+        "--device",
+        device,
+    ]
     t0 = time.monotonic()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=cap + 60, check=False)
@@ -55,7 +66,10 @@ def main() -> int:
     import torch
 
     if "cuda" in args.devices and not torch.cuda.is_available():
-        print(f"no CUDA device visible to torch {torch.__version__}: nothing to compare", file=sys.stderr)
+        print(
+            f"no CUDA device visible to torch {torch.__version__}: nothing to compare",
+            file=sys.stderr,
+        )
         return 2
     folder = args.sample.parent
     rows = [r for r in csv.reader(args.sample.read_text().splitlines()) if r]
@@ -64,23 +78,34 @@ def main() -> int:
     truth = list(csv.DictReader(truth_path.read_text().splitlines())) if truth_path.exists() else []
     bad = 0
     table = []
-    print(f"{'instance':58s} {'expected':8s} {'cpu':>16s} {'gpu':>16s} {'dom/s cpu':>10s} {'dom/s gpu':>10s}")
+    print(
+        f"{'instance':58s} {'expected':8s} {'cpu':>16s} {'gpu':>16s} {'dom/s cpu':>10s} {'dom/s gpu':>10s}"
+    )
     for k, (onnx_rel, prop_rel, _timeout) in enumerate(rows):
         expected = truth[k].get("consensus", "?") if k < len(truth) else "?"
-        (s_c, t_c, st_c), (s_g, t_g, st_g) = [run_one(folder / onnx_rel, folder / prop_rel, args.cap, d)
-                                              for d in devices]
-        rate = [f"{st.get('domains', 0) / max(st.get('bab', 0) or 1e-9, 1e-9):10.0f}"
-                if st.get("domains") and st.get("bab") else f"{'-':>10s}" for st in (st_c, st_g)]
+        (s_c, t_c, st_c), (s_g, t_g, st_g) = [
+            run_one(folder / onnx_rel, folder / prop_rel, args.cap, d) for d in devices
+        ]
+        rate = [
+            f"{st.get('domains', 0) / max(st.get('bab', 0) or 1e-9, 1e-9):10.0f}"
+            if st.get("domains") and st.get("bab")
+            else f"{'-':>10s}"
+            for st in (st_c, st_g)
+        ]
         wrong = [s for s in (s_c, s_g) if s in DECIDED and expected in DECIDED and s != expected]
         disagree = s_c in DECIDED and s_g in DECIDED and s_c != s_g
         bad += bool(wrong or disagree)
         name = f"{Path(onnx_rel).stem}/{Path(prop_rel).stem}"[:58]
         flag = "  WRONG" if wrong else ("  DISAGREE" if disagree else "")
-        print(f"{name:58s} {expected:8s} {s_c:>8s} {t_c:6.1f} s {s_g:>8s} {t_g:6.1f} s {rate[0]} {rate[1]}{flag}")
+        print(
+            f"{name:58s} {expected:8s} {s_c:>8s} {t_c:6.1f} s {s_g:>8s} {t_g:6.1f} s {rate[0]} {rate[1]}{flag}"
+        )
         table.append([name, expected, s_c, f"{t_c:.2f}", s_g, f"{t_g:.2f}"])
     for device, col in (("cpu", 2), ("gpu", 4)):
         dec = [r for r in table if r[col] in DECIDED]
-        print(f"{device}: decided {len(dec)}/{len(table)} in {sum(float(r[col + 1]) for r in dec):.1f} s")
+        print(
+            f"{device}: decided {len(dec)}/{len(table)} in {sum(float(r[col + 1]) for r in dec):.1f} s"
+        )
     if args.csv:
         with args.csv.open("w", newline="") as fh:
             w = csv.writer(fh)

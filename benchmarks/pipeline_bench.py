@@ -41,12 +41,24 @@ def sample(family: str, every: int, offset: int) -> list[tuple[str, str, float, 
 
 def run_one(onnx_path: str, prop: str, timeout: float, extra: list[str]) -> tuple[str, float]:
     """Status and wall seconds of one verify process."""
-    cmd = [sys.executable, "-m", "completeverify", "verify", onnx_path, prop, "--timeout", str(timeout),
-           "--json", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "completeverify",
+        "verify",
+        onnx_path,
+        prop,
+        "--timeout",
+        str(timeout),
+        "--json",
+        *extra,
+    ]
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
-        status = json.loads(p.stdout.strip().splitlines()[0])["status"] if p.returncode == 0 else "error"
+        status = (
+            json.loads(p.stdout.strip().splitlines()[0])["status"] if p.returncode == 0 else "error"
+        )
     except subprocess.TimeoutExpired:
         status = "timeout"
     except (json.JSONDecodeError, IndexError):
@@ -61,14 +73,20 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=6)
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--cap", type=float, default=60.0, help="cap on each instance's timeout (s)")
-    ap.add_argument("--config", action="append", default=[],
-                    help="NAME=EXTRA_ARGS for `completeverify verify` (repeatable; default: full=)")
+    ap.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="NAME=EXTRA_ARGS for `completeverify verify` (repeatable; default: full=)",
+    )
     ap.add_argument("--csv", help="also write one row per run here")
     args = ap.parse_args()
     configs = [c.split("=", 1) for c in (args.config or ["full="])]
     rows_out = []
-    print(f"{'family':<12}{'config':<10}{'n':>4}{'decided':>9}{'sat':>5}{'unsat':>7}{'unk/to':>8}"
-          f"{'wrong':>7}{'total s':>10}{'median s':>10}")
+    print(
+        f"{'family':<12}{'config':<10}{'n':>4}{'decided':>9}{'sat':>5}{'unsat':>7}{'unk/to':>8}"
+        f"{'wrong':>7}{'total s':>10}{'median s':>10}"
+    )
     for fam in args.families:
         instances = sample(fam, args.every, args.offset)
         for name, extra in configs:
@@ -77,16 +95,24 @@ def main() -> int:
                 status, secs = run_one(onnx_path, prop, min(timeout, args.cap), shlex.split(extra))
                 wrong = (status, truth) in (("sat", "unsat"), ("unsat", "sat"))
                 results.append((status, secs, wrong))
-                rows_out.append([fam, name, Path(onnx_path).name, Path(prop).name, truth, status, f"{secs:.2f}"])
+                rows_out.append(
+                    [fam, name, Path(onnx_path).name, Path(prop).name, truth, status, f"{secs:.2f}"]
+                )
                 if wrong:
-                    print(f"WRONG: {fam} {name} {onnx_path} {prop}: {status} vs {truth}", file=sys.stderr)
+                    print(
+                        f"WRONG: {fam} {name} {onnx_path} {prop}: {status} vs {truth}",
+                        file=sys.stderr,
+                    )
             n = len(results)
             sat = sum(s == "sat" for s, _, _ in results)
             unsat = sum(s == "unsat" for s, _, _ in results)
             wrong = sum(w for _, _, w in results)
             secs = [t for _, t, _ in results]
-            print(f"{fam:<12}{name:<10}{n:>4}{sat + unsat:>9}{sat:>5}{unsat:>7}{n - sat - unsat:>8}{wrong:>7}"
-                  f"{sum(secs):>10.1f}{statistics.median(secs) if secs else 0:>10.1f}", flush=True)
+            print(
+                f"{fam:<12}{name:<10}{n:>4}{sat + unsat:>9}{sat:>5}{unsat:>7}{n - sat - unsat:>8}{wrong:>7}"
+                f"{sum(secs):>10.1f}{statistics.median(secs) if secs else 0:>10.1f}",
+                flush=True,
+            )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.writer(fh)

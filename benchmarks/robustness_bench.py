@@ -25,8 +25,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "benchmarks" / "mnist_fc"
-EPS = {"digits_mlp": [0.02, 0.05, 0.1], "digits_cnn": [0.02, 0.05, 0.1],
-       "mnist_256x2": [0.01, 0.02, 0.03]}
+EPS = {
+    "digits_mlp": [0.02, 0.05, 0.1],
+    "digits_cnn": [0.02, 0.05, 0.1],
+    "mnist_256x2": [0.01, 0.02, 0.03],
+}
 
 
 def models(n_digits: int, n_mnist: int):
@@ -34,8 +37,10 @@ def models(n_digits: int, n_mnist: int):
     from completeverify.robustness.data import load_data
 
     x, y, _, _ = load_data("digits", n_digits)
-    out = [("digits_mlp", ROOT / "examples" / "digits_mlp.onnx", x, y),
-           ("digits_cnn", ROOT / "examples" / "digits_cnn.onnx", x, y)]
+    out = [
+        ("digits_mlp", ROOT / "examples" / "digits_mlp.onnx", x, y),
+        ("digits_cnn", ROOT / "examples" / "digits_cnn.onnx", x, y),
+    ]
     net = MNIST / "onnx" / "mnist-net_256x2.onnx"
     if net.exists() and n_mnist > 0:
         xm, ym, _, _ = load_data(str(MNIST / "vnnlib"), n_mnist)
@@ -53,17 +58,24 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "robustness"))
     ap.add_argument("--digits", type=int, default=20)
     ap.add_argument("--mnist", type=int, default=15)
-    ap.add_argument("--radius-inputs", type=str, default=None,
-                    help="radius runs on fewer inputs per model, e.g. digits_mlp=8,digits_cnn=4 "
-                         "(certify still uses all)")
+    ap.add_argument(
+        "--radius-inputs",
+        type=str,
+        default=None,
+        help="radius runs on fewer inputs per model, e.g. digits_mlp=8,digits_cnn=4 "
+        "(certify still uses all)",
+    )
     ap.add_argument("--norms", default="linf,l1,l2,l0")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per radius run")
     ap.add_argument("--mnist-timeout", type=float, default=None)
     ap.add_argument("--cert-timeout", type=float, default=10.0, help="seconds per certify input")
     ap.add_argument("--skip-radius", action="store_true")
     ap.add_argument("--skip-certify", action="store_true")
-    ap.add_argument("--replot", action="store_true",
-                    help="only redraw figures, curves and the table from the CSVs in --out")
+    ap.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw figures, curves and the table from the CSVs in --out",
+    )
     args = ap.parse_args()
     import torch
 
@@ -86,33 +98,52 @@ def main() -> None:
         rad.write_text("model,index,label,norm,method,lower,upper,exact,seconds\n")
     for name, net, x, y in models(args.digits, args.mnist):
         graph = cv.load_onnx(str(net))
-        limits = dict(kv.split("=") for kv in args.radius_inputs.split(",")) if args.radius_inputs else {}
+        limits = (
+            dict(kv.split("=") for kv in args.radius_inputs.split(","))
+            if args.radius_inputs
+            else {}
+        )
         n = min(len(y), int(limits.get(name, len(y))))
-        t_out = args.mnist_timeout if name.startswith("mnist") and args.mnist_timeout else args.timeout
+        t_out = (
+            args.mnist_timeout if name.startswith("mnist") and args.mnist_timeout else args.timeout
+        )
         for i in range(n) if not args.skip_radius else []:
             for norm in norms:
                 for method in ("exact", "bisect"):
                     t0 = time.monotonic()
                     if method == "exact":
-                        r = cv.certified_radius(graph, x[i], norm=norm, domain=(0, 1),
-                                                timeout=t_out)
+                        r = cv.certified_radius(
+                            graph, x[i], norm=norm, domain=(0, 1), timeout=t_out
+                        )
                     else:
                         r = bisect_radius(graph, x[i], norm=norm, domain=(0, 1), timeout=t_out)
                     dt = time.monotonic() - t0
-                    line = (f"{name},{i},{int(y[i])},{norm},{method},{r.lower!r},{r.upper!r},"
-                            f"{int(r.exact)},{dt:.3f}")
+                    line = (
+                        f"{name},{i},{int(y[i])},{norm},{method},{r.lower!r},{r.upper!r},"
+                        f"{int(r.exact)},{dt:.3f}"
+                    )
                     with rad.open("a") as f:
                         f.write(line + "\n")
                     print(line, flush=True)
         if args.skip_certify:
             continue
-        rep = cv.certify(graph, x, y, eps=EPS[name], norm="linf",
-                         timeout_per_input=args.cert_timeout, domain=(0, 1))
+        rep = cv.certify(
+            graph,
+            x,
+            y,
+            eps=EPS[name],
+            norm="linf",
+            timeout_per_input=args.cert_timeout,
+            domain=(0, 1),
+        )
         rep.to_csv(out / f"certify_{name}.csv")
         files = write_curves(rep, str(out / name)) + plot(rep, str(out / name), name)
         for d in rep.summary_rows():
-            print(f"certify {name} eps={d['eps']:g} clean={d['clean']:.3f} pgd={d['pgd']:.3f} "
-                  f"certified={d['certified']:.3f} undecided={d['undecided']:.3f}", flush=True)
+            print(
+                f"certify {name} eps={d['eps']:g} clean={d['clean']:.3f} pgd={d['pgd']:.3f} "
+                f"certified={d['certified']:.3f} undecided={d['undecided']:.3f}",
+                flush=True,
+            )
         print(f"certify {name} AURC {rep.aurc():.4f} files {' '.join(files)}", flush=True)
     if rad.exists():
         table(rad, out / "radius_table.md")
@@ -121,13 +152,19 @@ def main() -> None:
 def table(csv: Path, md: Path) -> None:
     """Per model and norm: exact share and median time, for the new method and the baseline."""
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:] if line.strip()]
-    lines = [("| model | norm | inputs | exact (new) | exact (bisect) | median s (new) | "
-             "median s (bisect) | time ratio bisect/new | mean gap U-L (new) | mean gap (bisect) |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| model | norm | inputs | exact (new) | exact (bisect) | median s (new) | "
+            "median s (bisect) | time ratio bisect/new | mean gap U-L (new) | mean gap (bisect) |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     keys = sorted({(r[0], r[3]) for r in rows}, key=lambda k: (k[0], k[1]))
     for model, norm in keys:
-        sel = {m: [r for r in rows if r[0] == model and r[3] == norm and r[4] == m]
-               for m in ("exact", "bisect")}
+        sel = {
+            m: [r for r in rows if r[0] == model and r[3] == norm and r[4] == m]
+            for m in ("exact", "bisect")
+        }
         if not sel["exact"]:
             continue
 
@@ -143,9 +180,11 @@ def table(csv: Path, md: Path) -> None:
         t_n = np.median(stat(sel["exact"], 8))
         t_b = np.median(stat(sel["bisect"], 8)) if sel["bisect"] else math.nan
         tot_n, tot_b = sum(stat(sel["exact"], 8)), sum(stat(sel["bisect"], 8))
-        lines.append(f"| {model} | {norm} | {len(sel['exact'])} | {ex_n} | {ex_b} | {t_n:.2f} | "
-                     f"{t_b:.2f} | {tot_b / max(tot_n, 1e-9):.2f} | {gap(sel['exact'])} | "
-                     f"{gap(sel['bisect'])} |")
+        lines.append(
+            f"| {model} | {norm} | {len(sel['exact'])} | {ex_n} | {ex_b} | {t_n:.2f} | "
+            f"{t_b:.2f} | {tot_b / max(tot_n, 1e-9):.2f} | {gap(sel['exact'])} | "
+            f"{gap(sel['bisect'])} |"
+        )
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -32,13 +32,24 @@ DEFAULT_CASES = (
 )
 
 
-def _crown_pre(engine: BoundEngine, lower: np.ndarray, upper: np.ndarray, n_out: int,
-               pre: dict | None = None) -> dict:
+def _crown_pre(
+    engine: BoundEngine, lower: np.ndarray, upper: np.ndarray, n_out: int, pre: dict | None = None
+) -> dict:
     """CROWN intermediate bounds (flat numpy), optionally reusing tightened ones."""
-    pre_t = None if pre is None else {k: (torch.as_tensor(lo)[None], torch.as_tensor(hi)[None])
-                                      for k, (lo, hi) in pre.items()}
-    res = engine.compute(torch.as_tensor(lower)[None], torch.as_tensor(upper)[None],
-                         C=torch.eye(n_out, dtype=torch.float64), method="crown", pre=pre_t)
+    pre_t = (
+        None
+        if pre is None
+        else {
+            k: (torch.as_tensor(lo)[None], torch.as_tensor(hi)[None]) for k, (lo, hi) in pre.items()
+        }
+    )
+    res = engine.compute(
+        torch.as_tensor(lower)[None],
+        torch.as_tensor(upper)[None],
+        C=torch.eye(n_out, dtype=torch.float64),
+        method="crown",
+        pre=pre_t,
+    )
     return {k: (v[0][0].numpy().copy(), v[1][0].numpy().copy()) for k, v in res.pre.items()}
 
 
@@ -50,8 +61,10 @@ def _unstable(pre: dict, keys: list[int]) -> list[int]:
 def _row(s: LayerStats) -> str:
     """One table row for a layer."""
     flag = "" if s.complete else "  (deadline)"
-    return (f"    node {s.node:3d}  size {s.size:4d}  unstable {s.unstable_before:4d} -> {s.unstable_after:4d}"
-            f"  {s.seconds:8.2f}s  lp {s.lp_solves:4d}  milp {s.milp_solves:4d}{flag}")
+    return (
+        f"    node {s.node:3d}  size {s.size:4d}  unstable {s.unstable_before:4d} -> {s.unstable_after:4d}"
+        f"  {s.seconds:8.2f}s  lp {s.lp_solves:4d}  milp {s.milp_solves:4d}{flag}"
+    )
 
 
 def run_case(root: Path, spec: str, layers: int, per_neuron: float, budget: float) -> None:
@@ -65,12 +78,23 @@ def run_case(root: Path, spec: str, layers: int, per_neuron: float, budget: floa
     t0 = time.perf_counter()
     pre = _crown_pre(engine, lower, upper, graph.n_outputs)
     keys = relu_layers(graph)
-    print(f"{family}/{net} {prop}: CROWN {time.perf_counter() - t0:.2f}s, unstable per layer {_unstable(pre, keys)}")
+    print(
+        f"{family}/{net} {prop}: CROWN {time.perf_counter() - t0:.2f}s, unstable per layer {_unstable(pre, keys)}"
+    )
     for relax in ("lp", "milp"):
         stats: list[LayerStats] = []
         t0 = time.perf_counter()
-        new = tighten_bounds(graph, lower, upper, pre, layers=layers, relax=relax, deadline=Deadline(budget),
-                             time_per_neuron=per_neuron, stats=stats)
+        new = tighten_bounds(
+            graph,
+            lower,
+            upper,
+            pre,
+            layers=layers,
+            relax=relax,
+            deadline=Deadline(budget),
+            time_per_neuron=per_neuron,
+            stats=stats,
+        )
         total = time.perf_counter() - t0
         print(f"  {relax}: {total:.2f}s")
         for s in stats:
@@ -80,11 +104,23 @@ def run_case(root: Path, spec: str, layers: int, per_neuron: float, budget: floa
     for reuse in (True, False):
         stats = []
         t0 = time.perf_counter()
-        tighten_bounds(graph, lower, upper, pre, layers=layers, relax="lp", deadline=Deadline(budget),
-                       time_per_neuron=per_neuron, reuse=reuse, stats=stats)
+        tighten_bounds(
+            graph,
+            lower,
+            upper,
+            pre,
+            layers=layers,
+            relax="lp",
+            deadline=Deadline(budget),
+            time_per_neuron=per_neuron,
+            reuse=reuse,
+            stats=stats,
+        )
         solves = sum(s.lp_solves for s in stats)
         secs = time.perf_counter() - t0
-        print(f"  lp reuse={reuse!s:5}: {secs:.2f}s for {solves} LPs ({1000 * secs / max(solves, 1):.1f} ms each)")
+        print(
+            f"  lp reuse={reuse!s:5}: {secs:.2f}s for {solves} LPs ({1000 * secs / max(solves, 1):.1f} ms each)"
+        )
 
 
 def main() -> None:

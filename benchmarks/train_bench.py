@@ -41,8 +41,9 @@ def box_property(x: np.ndarray, label: int, n_out: int, eps: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exact(graph: Graph, model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: float,
-          timeout: float) -> dict[str, float]:
+def exact(
+    graph: Graph, model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: float, timeout: float
+) -> dict[str, float]:
     """Exact certified accuracy, undecided / falsified counts and mean seconds per verified input."""
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).argmax(1).numpy()
@@ -60,8 +61,12 @@ def exact(graph: Graph, model: torch.nn.Module, x: np.ndarray, y: np.ndarray, ep
             falsified += 1
         else:
             undecided += 1
-    return {"exact": certified / len(y), "undecided": undecided, "falsified": falsified,
-            "verify_s": float(np.mean(times)) if times else 0.0}
+    return {
+        "exact": certified / len(y),
+        "undecided": undecided,
+        "falsified": falsified,
+        "verify_s": float(np.mean(times)) if times else 0.0,
+    }
 
 
 def main() -> None:
@@ -82,8 +87,10 @@ def main() -> None:
     n = args.n_test or len(data.y_test)
     xt, yt = data.x_test[:n], data.y_test[:n]
     rows = []
-    header = ("| arch | training (train eps) | eps | clean | PGD | IBP-verified | CROWN-verified | exact certified "
-              "| undecided | falsified | verify s/input | unstable ReLUs | train s |")
+    header = (
+        "| arch | training (train eps) | eps | clean | PGD | IBP-verified | CROWN-verified | exact certified "
+        "| undecided | falsified | verify s/input | unstable ReLUs | train s |"
+    )
     lines = [header, "|" + "---|" * 13]
     print(header, flush=True)
     for arch in args.archs:
@@ -91,26 +98,38 @@ def main() -> None:
             torch.manual_seed(args.seed)
             model = build_arch(arch, data.sample_shape, data.n_classes)
             t0 = time.monotonic()
-            train(model, data, TrainConfig(method=method, eps=args.train_eps, epochs=args.epochs,
-                                           seed=args.seed))
+            train(
+                model,
+                data,
+                TrainConfig(method=method, eps=args.train_eps, epochs=args.epochs, seed=args.seed),
+            )
             train_s = time.monotonic() - t0
             graph = cv.load_onnx(export_onnx(model, (1,) + data.sample_shape))
             for eps in args.eps:
-                row = {"arch": arch, "method": method, "train_eps": args.train_eps, "eps": eps,
-                       "train_s": train_s,
-                       **evaluate(model, xt, yt, eps, seed=args.seed),
-                       **exact(graph, model, xt, yt, eps, args.timeout)}
+                row = {
+                    "arch": arch,
+                    "method": method,
+                    "train_eps": args.train_eps,
+                    "eps": eps,
+                    "train_s": train_s,
+                    **evaluate(model, xt, yt, eps, seed=args.seed),
+                    **exact(graph, model, xt, yt, eps, args.timeout),
+                }
                 rows.append(row)
                 trained = method if method == "standard" else f"{method} ({args.train_eps})"
-                line = (f"| {arch} | {trained} | {eps} | {row['clean']:.2f} | {row['pgd']:.2f} | "
-                        f"{row['ibp']:.2f} | {row['crown']:.2f} | {row['exact']:.2f} | "
-                        f"{row['undecided']} | {row['falsified']} | {row['verify_s']:.2f} | "
-                        f"{row['unstable']:.1f} | {train_s:.0f} |")
+                line = (
+                    f"| {arch} | {trained} | {eps} | {row['clean']:.2f} | {row['pgd']:.2f} | "
+                    f"{row['ibp']:.2f} | {row['crown']:.2f} | {row['exact']:.2f} | "
+                    f"{row['undecided']} | {row['falsified']} | {row['verify_s']:.2f} | "
+                    f"{row['unstable']:.1f} | {train_s:.0f} |"
+                )
                 lines.append(line)
                 print(line, flush=True)
     with open(args.out, "w") as fh:
-        fh.write(f"digits test inputs: first {n}; robust training at eps {args.train_eps}; "
-                 f"{args.epochs} epochs; verify timeout {args.timeout}s\n\n")
+        fh.write(
+            f"digits test inputs: first {n}; robust training at eps {args.train_eps}; "
+            f"{args.epochs} epochs; verify timeout {args.timeout}s\n\n"
+        )
         fh.write("\n".join(lines) + "\n")
     with open(args.out.rsplit(".", 1)[0] + ".json", "w") as fh:
         json.dump(rows, fh, indent=1)

@@ -24,26 +24,35 @@ from completeverify.robustness.data import digits_split
 
 def mlp() -> nn.Module:
     """The fully connected model."""
-    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
-                         nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10)
+    )
 
 
 def cnn() -> nn.Module:
     """The convolutional model."""
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(128, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    )
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 60,
-          seed: int = 0) -> nn.Module:
+def train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 60, seed: int = 0
+) -> nn.Module:
     """Adam, batch 64, cross-entropy."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(epochs):
         perm = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -67,8 +76,15 @@ def main() -> None:
             pred = model(torch.as_tensor(xte).reshape((-1,) + shape[1:])).argmax(1).numpy()
         acc = float(np.mean(pred == yte))
         path = Path(args.out) / f"{name}.onnx"
-        torch.onnx.export(model, torch.zeros(shape), str(path), input_names=["x"],
-                          output_names=["y"], dynamo=False, opset_version=13)
+        torch.onnx.export(
+            model,
+            torch.zeros(shape),
+            str(path),
+            input_names=["x"],
+            output_names=["y"],
+            dynamo=False,
+            opset_version=13,
+        )
         print(f"{name}: test accuracy {acc:.4f}, {path} ({path.stat().st_size} bytes)")
 
 

@@ -36,16 +36,31 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _LAZY = {
-    "as_graph": "loading", "load_onnx": "loading", "load_vnnlib": "api", "verify": "api",
-    "BoundedNetwork": "backend", "NetworkBounds": "backend",
-    "Ball": "robustness", "BallProperty": "robustness", "RadiusResult": "robustness",
+    "as_graph": "loading",
+    "load_onnx": "loading",
+    "load_vnnlib": "api",
+    "verify": "api",
+    "BoundedNetwork": "backend",
+    "NetworkBounds": "backend",
+    "Ball": "robustness",
+    "BallProperty": "robustness",
+    "RadiusResult": "robustness",
     "CertifyReport": "robustness.certify",
-    "AttackConfig": "config", "BabConfig": "config", "Limits": "config", "MilpConfig": "config",
+    "AttackConfig": "config",
+    "BabConfig": "config",
+    "Limits": "config",
+    "MilpConfig": "config",
     "VerifyConfig": "config",
-    "CompleteVerifyError": "errors", "InputError": "errors", "InternalError": "errors",
+    "CompleteVerifyError": "errors",
+    "InputError": "errors",
+    "InternalError": "errors",
     "ModelError": "errors",
-    "PropertyError": "errors", "SolverError": "errors", "UnsupportedOperatorError": "errors",
-    "Counterexample": "verdict", "Result": "verdict", "Status": "verdict",
+    "PropertyError": "errors",
+    "SolverError": "errors",
+    "UnsupportedOperatorError": "errors",
+    "Counterexample": "verdict",
+    "Result": "verdict",
+    "Status": "verdict",
 }
 
 
@@ -64,8 +79,16 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def compute_bounds(net, lower=None, upper=None, method: str = "crown", C=None, config=None,
-                   example_input=None, input_set=None):
+def compute_bounds(
+    net,
+    lower=None,
+    upper=None,
+    method: str = "crown",
+    C=None,
+    config=None,
+    example_input=None,
+    input_set=None,
+):
     """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds.
 
     The one-call form of BoundedNetwork(net, example_input).compute_bounds; config: a BoundConfig.
@@ -81,8 +104,9 @@ def compute_bounds(net, lower=None, upper=None, method: str = "crown", C=None, c
 
     shape = example_input if example_input is not None or lower is None else np.shape(lower)
     graph = as_graph(net, shape)
-    return _compute_bounds(graph, lower, upper, method=method, C=C, config=config or BoundConfig(),
-                           input_set=input_set)
+    return _compute_bounds(
+        graph, lower, upper, method=method, C=C, config=config or BoundConfig(), input_set=input_set
+    )
 
 
 def load_torch(module, example_input):
@@ -106,31 +130,66 @@ def verified_error(model, x, y, eps, norm="linf", method="ibp", domain=(0.0, 1.0
     return _verified_error(model, x, y, eps, norm=norm, method=method, domain=domain)
 
 
-def certified_radius(net, x, norm: str = "linf", label=None, domain=None, timeout: float = 60.0,
-                     **kwargs):
+def certified_radius(
+    net, x, norm: str = "linf", label=None, domain=None, timeout: float = 60.0, **kwargs
+):
     """Exact certified radius of x under norm -> RadiusResult; see robustness.radius."""
     from .robustness.radius import certified_radius as _certified_radius
 
-    return _certified_radius(net, x, norm=norm, label=label, domain=domain, timeout=timeout,
-                             **kwargs)
+    return _certified_radius(
+        net, x, norm=norm, label=label, domain=domain, timeout=timeout, **kwargs
+    )
 
 
-def certify(net, x, y, eps=(), norm: str = "linf", timeout_per_input: float = 10.0,
-            radius: bool = False, **kwargs):
+def certify(
+    net,
+    x,
+    y,
+    eps=(),
+    norm: str = "linf",
+    timeout_per_input: float = 10.0,
+    radius: bool = False,
+    **kwargs,
+):
     """Per-input verdicts per eps, PGD vs certified accuracy -> CertifyReport; see robustness.certify."""
     from .robustness.certify import certify as _certify
 
-    return _certify(net, x, y, eps=eps, norm=norm, timeout_per_input=timeout_per_input,
-                    radius=radius, **kwargs)
+    return _certify(
+        net, x, y, eps=eps, norm=norm, timeout_per_input=timeout_per_input, radius=radius, **kwargs
+    )
 
 
 __all__ = [
-    "AttackConfig", "BabConfig", "BoundedNetwork", "CompleteVerifyError", "Counterexample",
-    "Ball", "BallProperty", "CertifyReport", "InputError", "InternalError", "Limits",
-    "MilpConfig", "ModelError", "NetworkBounds", "RadiusResult",
-    "PropertyError", "Result", "SolverError", "Status", "UnsupportedOperatorError",
-    "VerifyConfig", "as_graph", "certified_radius", "certify", "compute_bounds", "load_onnx",
-    "load_torch", "load_vnnlib",
-    "robust_loss", "verified_error", "verify",
+    "AttackConfig",
+    "BabConfig",
+    "BoundedNetwork",
+    "CompleteVerifyError",
+    "Counterexample",
+    "Ball",
+    "BallProperty",
+    "CertifyReport",
+    "InputError",
+    "InternalError",
+    "Limits",
+    "MilpConfig",
+    "ModelError",
+    "NetworkBounds",
+    "RadiusResult",
+    "PropertyError",
+    "Result",
+    "SolverError",
+    "Status",
+    "UnsupportedOperatorError",
+    "VerifyConfig",
+    "as_graph",
+    "certified_radius",
+    "certify",
+    "compute_bounds",
+    "load_onnx",
+    "load_torch",
+    "load_vnnlib",
+    "robust_loss",
+    "verified_error",
+    "verify",
 ]
 __version__ = "0.1.0"

@@ -15,7 +15,9 @@ from .vnnlib import load_vnnlib as _load_property
 PropLike = Union[str, os.PathLike, Property]
 
 
-def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | None = None) -> Property:
+def load_vnnlib(
+    source: PropLike, net: Graph | None = None, limits: Limits | None = None
+) -> Property:
     """Read a VNNLIB property (path or .vnnlib.gz; or a Property), checked against ``net`` if given."""
     if isinstance(source, Property):
         return source
@@ -23,17 +25,33 @@ def load_vnnlib(source: PropLike, net: Graph | None = None, limits: Limits | Non
     n_out = net.n_outputs if net is not None else None
     lim = limits or Limits()
     if isinstance(source, str) and "(assert" in source and not os.path.exists(source):
-        return parse_vnnlib(source, n_inputs=n_in, n_outputs=n_out,
-                            max_disjuncts=lim.max_disjuncts, max_depth=lim.max_nesting_depth)
-    return _load_property(source, n_inputs=n_in, n_outputs=n_out,
-                          max_disjuncts=lim.max_disjuncts, max_depth=lim.max_nesting_depth,
-                          max_bytes=min(lim.max_property_bytes, lim.max_file_bytes),
-                          max_compression_ratio=lim.max_compression_ratio)
+        return parse_vnnlib(
+            source,
+            n_inputs=n_in,
+            n_outputs=n_out,
+            max_disjuncts=lim.max_disjuncts,
+            max_depth=lim.max_nesting_depth,
+        )
+    return _load_property(
+        source,
+        n_inputs=n_in,
+        n_outputs=n_out,
+        max_disjuncts=lim.max_disjuncts,
+        max_depth=lim.max_nesting_depth,
+        max_bytes=min(lim.max_property_bytes, lim.max_file_bytes),
+        max_compression_ratio=lim.max_compression_ratio,
+    )
 
 
-def verify(net: NetLike, prop: PropLike, timeout: float | None = None, solver: SolverName | None = None,
-           config: VerifyConfig | None = None, example_input: Any = None,
-           device: str | None = None) -> Result:
+def verify(
+    net: NetLike,
+    prop: PropLike,
+    timeout: float | None = None,
+    solver: SolverName | None = None,
+    config: VerifyConfig | None = None,
+    example_input: Any = None,
+    device: str | None = None,
+) -> Result:
     """Verify ``prop`` on ``net``; returns a Result with .status, .counterexample and .stats.
 
     ``timeout``, ``solver`` and ``device`` ("cpu", "cuda", "cuda:N") override the corresponding

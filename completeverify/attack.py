@@ -25,9 +25,17 @@ def spec_loss(y: torch.Tensor, Cs: list[torch.Tensor], ds: list[torch.Tensor]) -
     return torch.stack(vals, dim=1).amin(dim=1)
 
 
-def pgd_batch(graph: Graph, x0: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, Cs: list[torch.Tensor],
-              ds: list[torch.Tensor], steps: int, step_size: float,
-              deadline: Deadline) -> tuple[torch.Tensor, torch.Tensor]:
+def pgd_batch(
+    graph: Graph,
+    x0: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    Cs: list[torch.Tensor],
+    ds: list[torch.Tensor],
+    steps: int,
+    step_size: float,
+    deadline: Deadline,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sign-gradient descent on spec_loss from starts x0 (K, n) inside boxes lo, hi ((n,) or (K, n)).
 
     Returns the best point and loss per start: (K, n), (K,).
@@ -43,7 +51,7 @@ def pgd_batch(graph: Graph, x0: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
             break
         x = x.detach().requires_grad_(True)
         loss = spec_loss(graph.forward(x.reshape(shape)).reshape(x.shape[0], -1), Cs, ds)
-        grad, = torch.autograd.grad(loss.sum(), x)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
         with torch.no_grad():
             better = loss < best_loss
             best_loss = torch.where(better, loss, best_loss)
@@ -55,8 +63,16 @@ def pgd_batch(graph: Graph, x0: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
     return best_x.detach(), best_loss.detach()
 
 
-def pgd(graph: Graph, lower: np.ndarray, upper: np.ndarray, polytopes, config: AttackConfig,
-        deadline: Deadline, rng: np.random.Generator, extra_starts: np.ndarray | None = None) -> np.ndarray:
+def pgd(
+    graph: Graph,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    polytopes,
+    config: AttackConfig,
+    deadline: Deadline,
+    rng: np.random.Generator,
+    extra_starts: np.ndarray | None = None,
+) -> np.ndarray:
     """Run PGD inside the box; returns candidate flat inputs sorted by loss (best first), shape (K, n_in)."""
     dtype = torch.float32 if graph.input_dtype == "float32" else torch.float64
     lo = torch.as_tensor(lower, dtype=dtype)
@@ -71,6 +87,8 @@ def pgd(graph: Graph, lower: np.ndarray, upper: np.ndarray, polytopes, config: A
     if extra_starts is not None and len(extra_starts):
         starts.append(np.clip(extra_starts.reshape(-1, n), lower, upper))
     x = torch.as_tensor(np.concatenate(starts), dtype=dtype)
-    best_x, best_loss = pgd_batch(graph, x, lo, hi, Cs, ds, config.steps, config.step_size, deadline)
+    best_x, best_loss = pgd_batch(
+        graph, x, lo, hi, Cs, ds, config.steps, config.step_size, deadline
+    )
     order = torch.argsort(best_loss)
     return best_x[order].to(torch.float64).cpu().numpy()

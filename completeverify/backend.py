@@ -67,7 +67,8 @@ class NetworkBounds:
     uA: np.ndarray | None = None
     ubias: np.ndarray | None = None
     intermediate: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=lambda: MappingProxyType({}))
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def A(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -107,9 +108,17 @@ class BoundedNetwork:
             self._engines[config] = BoundEngine(self.graph, config)
         return self._engines[config]
 
-    def compute_bounds(self, lower: Any, upper: Any, method: str = "crown", C: Any = None,
-                       splits: Mapping[str, Any] | None = None, intermediate: bool = True,
-                       return_A: bool = False, config: BoundConfig | None = None) -> NetworkBounds:
+    def compute_bounds(
+        self,
+        lower: Any,
+        upper: Any,
+        method: str = "crown",
+        C: Any = None,
+        splits: Mapping[str, Any] | None = None,
+        intermediate: bool = True,
+        return_A: bool = False,
+        config: BoundConfig | None = None,
+    ) -> NetworkBounds:
         """Sound bounds of ``C @ y`` over the box [lower, upper]; shapes in the module docstring."""
         import torch
 
@@ -119,8 +128,14 @@ class BoundedNetwork:
         batch = lo.shape[0]
         cmat = self._spec(C)
         engine = self.engine(config)
-        res = engine.compute(torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(cmat),
-                             method=method, splits=self._splits(splits, batch), need_ub=True)
+        res = engine.compute(
+            torch.from_numpy(lo),
+            torch.from_numpy(hi),
+            torch.from_numpy(cmat),
+            method=method,
+            splits=self._splits(splits, batch),
+            need_ub=True,
+        )
         m = cmat.shape[0]
         lb = res.lb.numpy().copy()
         ub = res.ub.numpy().copy() if res.ub is not None else np.full_like(lb, np.inf)
@@ -128,15 +143,20 @@ class BoundedNetwork:
         extra: dict[str, Any] = {}
         if return_A and res.linear is not None:
             a0, bias = (t.numpy() for t in res.linear)
-            extra = {"lA": a0[:, :m].reshape(batch, m, *shape).copy(), "lbias": bias[:, :m].copy(),
-                     "uA": (-a0[:, m:]).reshape(batch, m, *shape).copy(),
-                     "ubias": (-bias[:, m:]).copy()}
+            extra = {
+                "lA": a0[:, :m].reshape(batch, m, *shape).copy(),
+                "lbias": bias[:, :m].copy(),
+                "uA": (-a0[:, m:]).reshape(batch, m, *shape).copy(),
+                "ubias": (-bias[:, m:]).copy(),
+            }
         inter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if intermediate:
             for j, (plo, phi) in sorted(res.pre.items()):
                 node = self.graph.nodes[j]
-                inter[node.name] = (plo.numpy().reshape(batch, *node.shape).copy(),
-                                    phi.numpy().reshape(batch, *node.shape).copy())
+                inter[node.name] = (
+                    plo.numpy().reshape(batch, *node.shape).copy(),
+                    phi.numpy().reshape(batch, *node.shape).copy(),
+                )
         if single:
             lb, ub = lb[0], ub[0]
             extra = {k: v[0] for k, v in extra.items()}
@@ -155,8 +175,10 @@ class BoundedNetwork:
             return lo.reshape(1, -1), hi.reshape(1, -1), True
         if lo.ndim >= 2 and (lo.shape[1:] == shape or lo.shape[1:] == (n_in,)):
             return lo.reshape(lo.shape[0], -1), hi.reshape(hi.shape[0], -1), False
-        raise InputError(f"input box of shape {lo.shape} fits neither the input shape {shape} "
-                         f"nor a batch (B, *{shape})")
+        raise InputError(
+            f"input box of shape {lo.shape} fits neither the input shape {shape} "
+            f"nor a batch (B, *{shape})"
+        )
 
     def _spec(self, C: Any) -> np.ndarray:
         """C as a float64 (m, n_out) matrix (the identity by default)."""
@@ -177,8 +199,10 @@ class BoundedNetwork:
             j = self._names.get(name)
             if j is None or not isinstance(self.graph.nodes[j].op, Relu):
                 relus = [n.name for n in self.graph.nodes if isinstance(n.op, Relu)]
-                raise InputError(f"splits: '{name}' is not a ReLU node (ReLU nodes: "
-                                 f"{', '.join(relus) or 'none'})")
+                raise InputError(
+                    f"splits: '{name}' is not a ReLU node (ReLU nodes: "
+                    f"{', '.join(relus) or 'none'})"
+                )
             size = self.graph.nodes[j].size
             arr = np.asarray(signs)
             if arr.size != size or not np.isin(arr, (-1, 0, 1)).all():

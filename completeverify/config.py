@@ -64,16 +64,30 @@ class BabConfig:
     # the smear choice, and the coef choice too where they differ (see _branch_dims)
     input_branching: InputBranching = "both"
     # ReLU splitting (bab/relu_split.py)
-    branching: ReluBranching = "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
-    bound_iters: int = 10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
+    branching: ReluBranching = (
+        "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
+    )
+    bound_iters: int = (
+        10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
+    )
     # recompute intermediate bounds with CROWN in every sub-domain; off by default: beta-CROWN on the
     # root's intermediate bounds reached the same domain counts 1.7-2.4x faster (oval21, mnist_fc)
     intermediate_refine: bool = False
-    reuse_pre: bool = True  # ... only for the nodes after the latest split (the parent's bounds hold before it)
-    root_pre_iters: int = 20  # alpha-CROWN steps per intermediate node at the root (0: keep the CROWN bounds)
-    joint: bool = True  # search all open polytopes of a case in one tree (False: one search per polytope)
-    stall_rounds: int = 40  # hand off to the MILP when the global lower bound stalls this many batches (0: never)
-    max_memory_mb: int = 3_000  # queue memory budget; past it (or max_domains) the search goes depth-first
+    reuse_pre: bool = (
+        True  # ... only for the nodes after the latest split (the parent's bounds hold before it)
+    )
+    root_pre_iters: int = (
+        20  # alpha-CROWN steps per intermediate node at the root (0: keep the CROWN bounds)
+    )
+    joint: bool = (
+        True  # search all open polytopes of a case in one tree (False: one search per polytope)
+    )
+    stall_rounds: int = (
+        40  # hand off to the MILP when the global lower bound stalls this many batches (0: never)
+    )
+    max_memory_mb: int = (
+        3_000  # queue memory budget; past it (or max_domains) the search goes depth-first
+    )
     pgd_every: int = 25  # PGD seeded by the worst sub-domains every this many batches (0: never)
     # both cores: the exact MILP of the case (on the search's root bounds) runs on a second thread
     # while the search runs; the first to decide wins (HiGHS only; replaces the stall hand-off).
@@ -107,7 +121,9 @@ class Limits:
     max_parameters: int = 2**28  # all initializers together
     max_nodes: int = 100_000  # ONNX nodes in the graph
     max_property_bytes: int = 2**25  # VNN-LIB text (after gunzip)
-    max_disjuncts: int = 100_000  # VNN-LIB terms in disjunctive normal form, checked while expanding
+    max_disjuncts: int = (
+        100_000  # VNN-LIB terms in disjunctive normal form, checked while expanding
+    )
     max_nesting_depth: int = 10_000  # VNN-LIB parentheses
 
     def __post_init__(self) -> None:
@@ -179,20 +195,28 @@ class VerifyConfig:
         if self.torch_threads < 1:
             raise InputError(f"torch_threads must be at least 1, got {self.torch_threads}")
         if self.bab.input_branching not in INPUT_BRANCHINGS:
-            raise InputError(f"unknown input branching '{self.bab.input_branching}' "
-                             f"(choose from {', '.join(INPUT_BRANCHINGS)})")
+            raise InputError(
+                f"unknown input branching '{self.bab.input_branching}' "
+                f"(choose from {', '.join(INPUT_BRANCHINGS)})"
+            )
         if self.bab.branching not in RELU_BRANCHINGS:
-            raise InputError(f"unknown branching '{self.bab.branching}' "
-                             f"(choose from {', '.join(RELU_BRANCHINGS)})")
+            raise InputError(
+                f"unknown branching '{self.bab.branching}' "
+                f"(choose from {', '.join(RELU_BRANCHINGS)})"
+            )
         if self.bab.smooth_branching not in SMOOTH_BRANCHINGS:
-            raise InputError(f"unknown smooth branching '{self.bab.smooth_branching}' "
-                             f"(choose from {', '.join(SMOOTH_BRANCHINGS)})")
+            raise InputError(
+                f"unknown smooth branching '{self.bab.smooth_branching}' "
+                f"(choose from {', '.join(SMOOTH_BRANCHINGS)})"
+            )
         from .device import check_device_name
 
         check_device_name(self.device)
         if self.bound_method not in BOUND_METHODS:
-            raise InputError(f"unknown bound method '{self.bound_method}' "
-                             f"(choose from {', '.join(BOUND_METHODS)})")
+            raise InputError(
+                f"unknown bound method '{self.bound_method}' "
+                f"(choose from {', '.join(BOUND_METHODS)})"
+            )
 
 
 class Deadline:

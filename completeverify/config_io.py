@@ -59,8 +59,11 @@ def _convert(kind: Any, value: Any, source: str, path: str) -> Any:
                 return _convert(option, value, source, path)
             except InputError as exc:
                 errors.append(str(exc))
-        raise InputError(errors[0]) if len(errors) == 1 else _fail(
-            source, path, f"{_describe(value)} fits none of {kind}")
+        raise (
+            InputError(errors[0])
+            if len(errors) == 1
+            else _fail(source, path, f"{_describe(value)} fits none of {kind}")
+        )
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise _fail(source, path, f"expected a list, got {_describe(value)}")
@@ -70,7 +73,9 @@ def _convert(kind: Any, value: Any, source: str, path: str) -> Any:
         elif args:
             if len(args) != len(value):
                 raise _fail(source, path, f"expected {len(args)} items, got {len(value)}")
-            items = [_convert(a, v, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+            items = [
+                _convert(a, v, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value))
+            ]
         else:
             items = list(value)
         return tuple(items) if origin is tuple else items
@@ -109,8 +114,11 @@ def _from_mapping(cls: type[T], data: Any, source: str, path: str) -> T:
     if not isinstance(data, dict):
         raise _fail(source, path, f"expected a mapping of options, got {_describe(data)}")
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-              if f.init and not f.name.startswith("_")}
+    fields = {
+        f.name: f
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.init and not f.name.startswith("_")
+    }
     kwargs = {}
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else str(key)
@@ -137,8 +145,11 @@ def config_to_dict(config: Any) -> dict:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                    if f.init and not f.name.startswith("_")}
+            return {
+                f.name: plain(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.init and not f.name.startswith("_")
+            }
         if isinstance(value, (tuple, list)):
             return [plain(v) for v in value]
         return value
@@ -178,5 +189,10 @@ def config_from_yaml_text(cls: type[T], text: str, source: str = "<yaml>") -> T:
     return config_from_dict(cls, {} if data is None else data, source)
 
 
-__all__ = ["config_from_dict", "config_from_yaml", "config_from_yaml_text", "config_to_dict",
-           "config_to_yaml"]
+__all__ = [
+    "config_from_dict",
+    "config_from_yaml",
+    "config_from_yaml_text",
+    "config_to_dict",
+    "config_to_yaml",
+]

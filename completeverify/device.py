@@ -36,11 +36,15 @@ def resolve_device(name: str):
     dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' requested but this torch build sees no CUDA device "
-                             f"(torch {torch.__version__}); use --device cpu")
+            raise InputError(
+                f"device '{name}' requested but this torch build sees no CUDA device "
+                f"(torch {torch.__version__}); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA "
-                             "device(s) exist")
+            raise InputError(
+                f"device '{name}' requested but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
     return dev
 
 

@@ -67,8 +67,9 @@ class Capabilities:
 
 AFFINE = Capabilities(affine=True, piecewise_linear=True)
 SMOOTH = Capabilities(activation=True)
-RELU_LIKE = Capabilities(activation=True, piecewise_linear=True, optimisable_slopes=True,
-                         splittable=True)
+RELU_LIKE = Capabilities(
+    activation=True, piecewise_linear=True, optimisable_slopes=True, splittable=True
+)
 
 
 class NotSupported:
@@ -301,10 +302,36 @@ class MaxPool:
         return flat[:, p["windows"]].amax(dim=2)
 
 
-Op = Union[Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu, Sigmoid, Tanh,
-           MaxPool]
-OPS: tuple[Any, ...] = (Input, Linear, Conv, Scale, Gather, Reshape, Add, Concat, Relu, LeakyRelu,
-                        Sigmoid, Tanh, MaxPool)  # the closed op set (classes with .caps)
+Op = Union[
+    Input,
+    Linear,
+    Conv,
+    Scale,
+    Gather,
+    Reshape,
+    Add,
+    Concat,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    MaxPool,
+]
+OPS: tuple[Any, ...] = (
+    Input,
+    Linear,
+    Conv,
+    Scale,
+    Gather,
+    Reshape,
+    Add,
+    Concat,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    MaxPool,
+)  # the closed op set (classes with .caps)
 AFFINE_OPS = tuple(o for o in OPS if o.caps.affine)
 PIECEWISE_LINEAR_OPS = tuple(o for o in OPS if o.caps.piecewise_linear and o is not Input)
 ACTIVATION_OPS = tuple(o for o in OPS if o.caps.activation)
@@ -367,8 +394,14 @@ class Graph:
 
     def with_nodes(self, nodes: "tuple[Node, ...]") -> "Graph":
         """A copy with other nodes and the same metadata."""
-        return Graph(tuple(nodes), self.input_name, self.output_name, self.input_dtype,
-                     self.onnx_model, self.source)
+        return Graph(
+            tuple(nodes),
+            self.input_name,
+            self.output_name,
+            self.input_dtype,
+            self.onnx_model,
+            self.source,
+        )
 
     def is_piecewise_linear(self) -> bool:
         """True when every op is affine or piecewise linear (the MILP is exact)."""
@@ -391,7 +424,9 @@ class Graph:
                 tens = node.op.tensors() if hasattr(node.op, "tensors") else {}
                 plist.append(
                     {
-                        k: torch.as_tensor(np.array(v), dtype=torch.int64 if v.dtype.kind in "iu" else dtype)
+                        k: torch.as_tensor(
+                            np.array(v), dtype=torch.int64 if v.dtype.kind in "iu" else dtype
+                        )
                         for k, v in tens.items()
                     }
                 )

@@ -41,7 +41,9 @@ def _compose(outer, inner, n_in: int):
         cm, ca = _per_channel(outer.mul, c), _per_channel(outer.add, c)
         if cm is None or ca is None:
             return None
-        return replace(inner, weight=inner.weight * cm[:, None, None, None], bias=inner.bias * cm + ca)
+        return replace(
+            inner, weight=inner.weight * cm[:, None, None, None], bias=inner.bias * cm + ca
+        )
     if isinstance(outer, Gather) and isinstance(inner, Gather):
         idx, inner_idx = outer.index.reshape(-1), inner.index.reshape(-1)
         fused = np.where(idx >= 0, inner_idx[np.maximum(idx, 0)], -1)
@@ -59,7 +61,9 @@ def _compose(outer, inner, n_in: int):
         if idx.size > inner.weight.shape[0]:
             return None  # padding or broadcasting: the dense map would grow
         keep = (idx >= 0).astype(np.float64)
-        return Linear(inner.weight[np.maximum(idx, 0)] * keep[:, None], inner.bias[np.maximum(idx, 0)] * keep)
+        return Linear(
+            inner.weight[np.maximum(idx, 0)] * keep[:, None], inner.bias[np.maximum(idx, 0)] * keep
+        )
     if isinstance(outer, Linear) and isinstance(inner, Linear):
         if outer.weight.shape[0] * inner.weight.shape[1] > MAX_FUSED_ENTRIES:
             return None

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 NetLike = Union[str, os.PathLike, bytes, onnx.ModelProto, Graph, "torch.nn.Module"]
 
 
-def load_onnx(source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph],
-              limits: Limits | None = None) -> Graph:
+def load_onnx(
+    source: Union[str, os.PathLike, bytes, onnx.ModelProto, Graph], limits: Limits | None = None
+) -> Graph:
     """Read an ONNX model (path, .onnx.gz, bytes or ModelProto) into a verifiable Graph.
 
     ``limits`` (default: Limits()) bounds file sizes, tensor sizes and node counts.
@@ -46,6 +47,8 @@ def as_graph(net: NetLike, example_input: Any = None, limits: Limits | None = No
 
         return load_torch(net, example_input)
     if not isinstance(net, (str, os.PathLike, bytes, onnx.ModelProto, Graph)):
-        raise ModelError(f"cannot read a network from a {type(net).__name__}: pass an ONNX path, "
-                         "bytes, a ModelProto, a Graph or a torch.nn.Module")
+        raise ModelError(
+            f"cannot read a network from a {type(net).__name__}: pass an ONNX path, "
+            "bytes, a ModelProto, a Graph or a torch.nn.Module"
+        )
     return load_onnx(net, limits)

@@ -37,7 +37,9 @@ class Builder:
     def add(self, name: str, op, inputs: list[Var], shape: Shape) -> Var:
         """Append a node and return it as a Var."""
         name = name or f"node{len(self.nodes)}"
-        self.nodes.append(Node(name, op, tuple(v.index for v in inputs), tuple(int(s) for s in shape)))
+        self.nodes.append(
+            Node(name, op, tuple(v.index for v in inputs), tuple(int(s) for s in shape))
+        )
         return Var(len(self.nodes) - 1, tuple(int(s) for s in shape))
 
     def error(self, node: onnx.NodeProto, message: str) -> ModelError:
@@ -49,7 +51,9 @@ class Builder:
         flat = index.reshape(-1)
         if index.shape == x.shape and np.array_equal(flat, np.arange(numel(x.shape))):
             return x
-        return self.add(name, Gather(np.ascontiguousarray(index.astype(np.int64))), [x], index.shape)
+        return self.add(
+            name, Gather(np.ascontiguousarray(index.astype(np.int64))), [x], index.shape
+        )
 
     def broadcast(self, name: str, x: Var, shape: Shape) -> Var:
         """Broadcast a variable to a larger shape with a Gather."""
@@ -67,13 +71,22 @@ class Builder:
 
     def linear(self, name: str, x: Var, weight: np.ndarray, bias: np.ndarray, shape: Shape) -> Var:
         """Dense linear map on the flat view."""
-        return self.add(name, Linear(np.ascontiguousarray(weight, dtype=np.float64),
-                                     np.ascontiguousarray(bias, dtype=np.float64).reshape(-1)), [x], shape)
+        return self.add(
+            name,
+            Linear(
+                np.ascontiguousarray(weight, dtype=np.float64),
+                np.ascontiguousarray(bias, dtype=np.float64).reshape(-1),
+            ),
+            [x],
+            shape,
+        )
 
     def reshape(self, name: str, x: Var, shape: Shape) -> Var:
         """A shape-only node (none when the shape is unchanged)."""
         if numel(shape) != numel(x.shape):
-            raise ModelError(f"{self.source}: node '{name}': cannot reshape {x.shape} to {tuple(shape)}")
+            raise ModelError(
+                f"{self.source}: node '{name}': cannot reshape {x.shape} to {tuple(shape)}"
+            )
         return x if tuple(shape) == tuple(x.shape) else self.add(name, Reshape(), [x], shape)
 
 
@@ -92,7 +105,9 @@ def fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -
 
     names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
     outs = [f"o{k}" for k in range(len(node.output))]
-    inits = [numpy_helper.from_array(np.asarray(v), names[k]) for k, v in enumerate(inputs) if names[k]]
+    inits = [
+        numpy_helper.from_array(np.asarray(v), names[k]) for k, v in enumerate(inputs) if names[k]
+    ]
     single = onnx.helper.make_node(node.op_type, names, outs, domain=node.domain)
     single.attribute.extend(node.attribute)
     graph = onnx.helper.make_graph(
@@ -102,7 +117,9 @@ def fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -
     try:
         return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
     except Exception as exc:
-        raise ModelError(f"{source}: node '{node.name}' ({node.op_type}): cannot evaluate constant: {exc}") from None
+        raise ModelError(
+            f"{source}: node '{node.name}' ({node.op_type}): cannot evaluate constant: {exc}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- converters
@@ -152,7 +169,10 @@ def var_and_const(b: Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
     """Split a binary op's inputs into (variable, constant, variable_first)."""
     x, y = ins[0], ins[1]
     if isinstance(x, Var) and isinstance(y, Var):
-        raise b.error(node, "product or quotient of two variable tensors is not piecewise linear (unsupported)")
+        raise b.error(
+            node,
+            "product or quotient of two variable tensors is not piecewise linear (unsupported)",
+        )
     if isinstance(x, Var):
         return x, np.asarray(y, dtype=np.float64), True
     return y, np.asarray(x, dtype=np.float64), False
@@ -161,4 +181,6 @@ def var_and_const(b: Builder, node, ins) -> tuple[Var, np.ndarray, bool]:
 def add_vars(b: Builder, name: str, x: Var, y: Var) -> Var:
     """x + y for two variables, broadcasting both."""
     shape = np.broadcast_shapes(x.shape, y.shape)
-    return b.add(name, Add(), [b.broadcast(name + "/a", x, shape), b.broadcast(name + "/b", y, shape)], shape)
+    return b.add(
+        name, Add(), [b.broadcast(name + "/a", x, shape), b.broadcast(name + "/b", y, shape)], shape
+    )

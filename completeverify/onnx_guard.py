@@ -19,11 +19,21 @@ import onnx
 from .config import Limits
 from .errors import ModelError
 
-_TYPED_FIELDS = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data",
-                 "string_data")
+_TYPED_FIELDS = (
+    "float_data",
+    "double_data",
+    "int32_data",
+    "int64_data",
+    "uint64_data",
+    "string_data",
+)
 _COMPLEX = (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128)
-_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
-           onnx.TensorProto.BFLOAT16)
+_FLOATS = (
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+)
 
 
 def declared_elements(dims, what: str, source: str, limit: int) -> int:
@@ -35,8 +45,10 @@ def declared_elements(dims, what: str, source: str, limit: int) -> int:
             raise ModelError(f"{source}: {what} has a negative dimension {d} in {list(dims)}")
         count *= d
     if count > limit:
-        raise ModelError(f"{source}: {what} has shape {list(dims)} = {count} elements, over the "
-                         f"limit of {limit} (limits; a model this large is not supported)")
+        raise ModelError(
+            f"{source}: {what} has shape {list(dims)} = {count} elements, over the "
+            f"limit of {limit} (limits; a model this large is not supported)"
+        )
     return count
 
 
@@ -45,15 +57,17 @@ def _itemsize(tensor: onnx.TensorProto, what: str, source: str) -> int:
     try:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
     except Exception:  # noqa: BLE001 - an unknown or undefined type code
-        raise ModelError(f"{source}: {what} has an unknown data type code {tensor.data_type}"
-                         ) from None
+        raise ModelError(
+            f"{source}: {what} has an unknown data type code {tensor.data_type}"
+        ) from None
     if dtype.kind in "OSU":
         raise ModelError(f"{source}: {what} holds strings; only numeric tensors are supported")
     return int(np.dtype(dtype).itemsize)
 
 
-def check_tensor(tensor: onnx.TensorProto, what: str, source: str, limits: Limits,
-                 folder: Path | None) -> int:
+def check_tensor(
+    tensor: onnx.TensorProto, what: str, source: str, limits: Limits, folder: Path | None
+) -> int:
     """Validate one tensor's declared size and data (inlining external data); its element count.
 
     ``folder`` is the model file's folder, or None when the model did not come from a file.
@@ -64,16 +78,20 @@ def check_tensor(tensor: onnx.TensorProto, what: str, source: str, limits: Limit
         _inline_external(tensor, what, source, folder, count * itemsize)
     if tensor.HasField("raw_data"):
         if len(tensor.raw_data) != count * itemsize:
-            raise ModelError(f"{source}: {what}: raw_data has {len(tensor.raw_data)} bytes but "
-                             f"shape {list(tensor.dims)} needs {count * itemsize} (truncated or "
-                             "corrupt tensor data)")
+            raise ModelError(
+                f"{source}: {what}: raw_data has {len(tensor.raw_data)} bytes but "
+                f"shape {list(tensor.dims)} needs {count * itemsize} (truncated or "
+                "corrupt tensor data)"
+            )
         return count
     per = 2 if tensor.data_type in _COMPLEX else 1
     lengths = [len(getattr(tensor, f)) for f in _TYPED_FIELDS if len(getattr(tensor, f))]
     have = sum(lengths)
     if have != count * per and not (count == 0 and have == 0):
-        raise ModelError(f"{source}: {what} declares shape {list(tensor.dims)} ({count} elements) "
-                         f"but holds {have} values (missing or truncated tensor data)")
+        raise ModelError(
+            f"{source}: {what} declares shape {list(tensor.dims)} ({count} elements) "
+            f"but holds {have} values (missing or truncated tensor data)"
+        )
     return count
 
 
@@ -85,8 +103,10 @@ def check_finite(array: np.ndarray, what: str, source: str, allow_inf: bool = Fa
     bad = np.flatnonzero(np.isnan(flat) if allow_inf else ~np.isfinite(flat))
     if bad.size:
         kind = "NaN" if np.isnan(flat[bad[0]]) else "infinite"
-        raise ModelError(f"{source}: {what} contains {bad.size} non-finite value(s) ({kind} at "
-                         f"flat index {int(bad[0])}); weights must be finite numbers")
+        raise ModelError(
+            f"{source}: {what} contains {bad.size} non-finite value(s) ({kind} at "
+            f"flat index {int(bad[0])}); weights must be finite numbers"
+        )
 
 
 def is_float_tensor(tensor: onnx.TensorProto) -> bool:
@@ -94,39 +114,51 @@ def is_float_tensor(tensor: onnx.TensorProto) -> bool:
     return tensor.data_type in _FLOATS
 
 
-def _inline_external(tensor: onnx.TensorProto, what: str, source: str,
-                     folder: Path | None, nbytes: int) -> None:
+def _inline_external(
+    tensor: onnx.TensorProto, what: str, source: str, folder: Path | None, nbytes: int
+) -> None:
     """Read a tensor's external data from inside ``folder`` into raw_data."""
     info = {e.key: e.value for e in tensor.external_data}
     location = info.get("location", "")
     if folder is None:
-        raise ModelError(f"{source}: {what} keeps its data in the external file '{location}'; "
-                         "load the model from its path so the file can be found next to it")
+        raise ModelError(
+            f"{source}: {what} keeps its data in the external file '{location}'; "
+            "load the model from its path so the file can be found next to it"
+        )
     if not location:
         raise ModelError(f"{source}: {what} is marked as external data but names no file")
     if os.path.isabs(location) or Path(location).drive or location.startswith(("/", "\\")):
-        raise ModelError(f"{source}: {what}: external data path '{location}' is absolute; it "
-                         "must be relative to the model's folder")
+        raise ModelError(
+            f"{source}: {what}: external data path '{location}' is absolute; it "
+            "must be relative to the model's folder"
+        )
     base = folder.resolve()
     target = (base / location).resolve()
     if target != base and base not in target.parents:
-        raise ModelError(f"{source}: {what}: external data path '{location}' leaves the model's "
-                         f"folder {base}; keep the data file next to the model")
+        raise ModelError(
+            f"{source}: {what}: external data path '{location}' leaves the model's "
+            f"folder {base}; keep the data file next to the model"
+        )
     if not target.is_file():
         raise ModelError(f"{source}: {what}: external data file '{location}' not found in {base}")
     try:
         offset = int(info.get("offset", "0") or 0)
         length = int(info["length"]) if info.get("length") else nbytes
     except ValueError:
-        raise ModelError(f"{source}: {what}: external data offset/length are not integers"
-                         ) from None
+        raise ModelError(
+            f"{source}: {what}: external data offset/length are not integers"
+        ) from None
     if length != nbytes:
-        raise ModelError(f"{source}: {what}: external data length {length} bytes does not match "
-                         f"shape {list(tensor.dims)} ({nbytes} bytes)")
+        raise ModelError(
+            f"{source}: {what}: external data length {length} bytes does not match "
+            f"shape {list(tensor.dims)} ({nbytes} bytes)"
+        )
     size = target.stat().st_size
     if offset < 0 or offset + nbytes > size:
-        raise ModelError(f"{source}: {what}: external data file '{location}' has {size} bytes, "
-                         f"too short for {nbytes} bytes at offset {offset}")
+        raise ModelError(
+            f"{source}: {what}: external data file '{location}' has {size} bytes, "
+            f"too short for {nbytes} bytes at offset {offset}"
+        )
     with open(target, "rb") as handle:
         handle.seek(offset)
         data = handle.read(nbytes)
@@ -143,6 +175,7 @@ def predicted_elements(op: str, ins: list) -> int | None:
     Covers ConstantOfShape, Expand, Tile and Range (the ops whose output size is set by
     an input value rather than an input size); None when not predictable here.
     """
+
     def const(k: int) -> np.ndarray | None:
         """Constant input k, or None."""
         if len(ins) > k and isinstance(ins[k], np.ndarray):

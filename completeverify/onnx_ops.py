@@ -31,7 +31,6 @@ from .onnx_builder import (
 FLT_MAX = float(np.finfo(np.float32).max)  # Clip's "no bound" default before opset 11
 
 
-
 def _conv_add(b, node, ins, at):
     if isinstance(ins[0], Var) and isinstance(ins[1], Var):
         return [add_vars(b, node.name, ins[0], ins[1])]
@@ -120,6 +119,7 @@ def _conv_gemm(b, node, ins, at):
 
 def _conv_unary(op_cls):
     """Converter for an elementwise activation."""
+
     def convert(b, node, ins, at):
         x = data_var(b, node, ins)
         return [b.add(node.name, op_cls(), [x], x.shape)]
@@ -141,7 +141,9 @@ def _conv_dropout(b, node, ins, at):
 
 def _conv_cast(b, node, ins, at):
     if at.get("to") not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
-        raise b.error(node, "cast of a variable tensor to a type other than float32/float64 is not supported")
+        raise b.error(
+            node, "cast of a variable tensor to a type other than float32/float64 is not supported"
+        )
     return [data_var(b, node, ins)]
 
 
@@ -157,7 +159,9 @@ def _conv_reshape(b, node, ins, at):
     target = int_list(b, node, ins, at, 1, "shape")
     if target is None:
         raise b.error(node, "missing target shape")
-    out = [x.shape[i] if (s == 0 and not at.get("allowzero", 0)) else s for i, s in enumerate(target)]
+    out = [
+        x.shape[i] if (s == 0 and not at.get("allowzero", 0)) else s for i, s in enumerate(target)
+    ]
     if out.count(-1) > 1:
         raise b.error(node, "more than one -1 in reshape target")
     if -1 in out:
@@ -242,7 +246,11 @@ def _conv_concat(b, node, ins, at):
         else:
             parts.append(np.full(np.shape(v), -1))
             consts.append(np.asarray(v, dtype=np.float64))
-    cat = variables[0] if len(variables) == 1 else b.add(node.name + "/flat", Concat(), variables, (offset,))
+    cat = (
+        variables[0]
+        if len(variables) == 1
+        else b.add(node.name + "/flat", Concat(), variables, (offset,))
+    )
     out = b.gather(node.name, cat, np.concatenate(parts, axis=axis))
     if len(variables) < len(vals):
         out = b.scale(node.name + "/const", out, 1.0, np.concatenate(consts, axis=axis))
@@ -256,8 +264,14 @@ def _conv_pad(b, node, ins, at):
         raise b.error(node, f"pad mode '{mode}' is not supported")
     pads = int_list(b, node, ins, at, 1, "pads")
     value = const_input(b, node, ins, 2, "constant_value")
-    value = float(at.get("value", 0.0)) if value is None or value.size == 0 else float(value.reshape(-1)[0])
-    axes = [normalize_axis(b, node, a, r) for a in (int_list(b, node, ins, at, 3, "axes") or range(r))]
+    value = (
+        float(at.get("value", 0.0))
+        if value is None or value.size == 0
+        else float(value.reshape(-1)[0])
+    )
+    axes = [
+        normalize_axis(b, node, a, r) for a in (int_list(b, node, ins, at, 3, "axes") or range(r))
+    ]
     if pads is None or len(pads) != 2 * len(axes):
         raise b.error(node, f"expected {2 * len(axes)} pads, got {pads}")
     width = [(0, 0)] * r
@@ -269,7 +283,9 @@ def _conv_pad(b, node, ins, at):
     if mode == "constant":
         idx = np.pad(idx, grow, constant_values=-1)
     elif any(lo > 0 or hi > 0 for lo, hi in grow):
-        if idx.size == 0 or (mode == "reflect" and any(max(g) >= n for g, n in zip(grow, idx.shape) if max(g))):
+        if idx.size == 0 or (
+            mode == "reflect" and any(max(g) >= n for g, n in zip(grow, idx.shape) if max(g))
+        ):
             raise b.error(node, f"cannot pad shape {idx.shape} by {grow} in mode '{mode}'")
         idx = np.pad(idx, grow, mode=mode)
     out = b.gather(node.name, x, idx)
@@ -337,7 +353,9 @@ def _conv_conv(b, node, ins, at):
     bias = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
     groups = at.get("group", 1)
     if weight.shape[1] * groups != c or weight.shape[0] % groups:
-        raise b.error(node, f"weight shape {weight.shape} does not fit {c} input channels in {groups} groups")
+        raise b.error(
+            node, f"weight shape {weight.shape} does not fit {c} input channels in {groups} groups"
+        )
     kernel = [weight.shape[3]] if one_d else list(weight.shape[2:])
     stride, pads, dil, _, outs = _window_geometry(at, kernel, h, w, one_d)
     op = Conv(weight, bias, stride, pads, dil, groups, (c, h, w))
@@ -346,10 +364,16 @@ def _conv_conv(b, node, ins, at):
 
 def _conv_batchnorm(b, node, ins, at):
     x = data_var(b, node, ins)
-    if at.get("training_mode", 0) or any(node.output[1:]):  # before opset 14: extra outputs = training
-        raise b.error(node, "BatchNormalization in training mode (batch statistics) is not supported")
-    s, bias, mean, var = (const_input(b, node, ins, k, n).astype(np.float64)
-                          for k, n in enumerate(("scale", "B", "mean", "var"), start=1))
+    if at.get("training_mode", 0) or any(
+        node.output[1:]
+    ):  # before opset 14: extra outputs = training
+        raise b.error(
+            node, "BatchNormalization in training mode (batch statistics) is not supported"
+        )
+    s, bias, mean, var = (
+        const_input(b, node, ins, k, n).astype(np.float64)
+        for k, n in enumerate(("scale", "B", "mean", "var"), start=1)
+    )
     mul = s / np.sqrt(var + at.get("epsilon", 1e-5))
     add = bias - mean * mul
     if mul.ndim == 1:  # per channel; spatial=0 (opsets 7-8) gives (C, D1, ...) already
@@ -394,7 +418,9 @@ def _conv_avgpool(b, node, ins, at):
     shape = _out_shape(c, outs, one_d)
     if np.all(counts == win.shape[1]):  # every window divides by the kernel size: a conv
         weight = np.full((c, 1) + kernel, 1.0 / win.shape[1])
-        return [b.add(node.name, Conv(weight, np.zeros(c), stride, pads, dil, c, (c, h, w)), [x], shape)]
+        return [
+            b.add(node.name, Conv(weight, np.zeros(c), stride, pads, dil, c, (c, h, w)), [x], shape)
+        ]
     n_out = win.shape[0]
     if n_out * c * h * w > DENSE_LIMIT:
         raise b.error(node, "AveragePool too large to expand")
@@ -443,7 +469,9 @@ def _conv_clip(b, node, ins, at):
         return [b.scale(node.name, r, -1.0, hi)]
     # hi - relu((hi - lo) - relu(x - lo)) = lo + min(relu(x - lo), hi - lo); = hi when lo > hi
     r1 = b.add(node.name + "/relu_lo", Relu(), [b.scale(node.name + "/lo", x, 1.0, -lo)], x.shape)
-    r2 = b.add(node.name + "/relu_hi", Relu(), [b.scale(node.name + "/hi", r1, -1.0, hi - lo)], x.shape)
+    r2 = b.add(
+        node.name + "/relu_hi", Relu(), [b.scale(node.name + "/hi", r1, -1.0, hi - lo)], x.shape
+    )
     return [b.scale(node.name, r2, -1.0, hi)]
 
 
@@ -484,7 +512,20 @@ SHAPE_OPS = {"Shape", "Size"}
 
 # Ops that are only accepted when every input is constant (folded away).
 CONSTANT_ONLY = {
-    "Constant", "ConstantOfShape", "Range", "Equal", "Where", "Expand",
-    "ReduceProd", "ReduceSum", "Floor", "Ceil", "Sqrt", "Pow", "Exp", "Log", "Min", "Max",
+    "Constant",
+    "ConstantOfShape",
+    "Range",
+    "Equal",
+    "Where",
+    "Expand",
+    "ReduceProd",
+    "ReduceSum",
+    "Floor",
+    "Ceil",
+    "Sqrt",
+    "Pow",
+    "Exp",
+    "Log",
+    "Min",
+    "Max",
 }
-

@@ -36,8 +36,9 @@ def dependency_graph(nodes: Sequence[onnx.NodeProto]) -> nx.DiGraph:
     return g
 
 
-def evaluation_order(nodes: Sequence[onnx.NodeProto], names: Sequence[str],
-                     source: str) -> list[int]:
+def evaluation_order(
+    nodes: Sequence[onnx.NodeProto], names: Sequence[str], source: str
+) -> list[int]:
     """Positions of ``nodes`` in an order where every tensor is produced before it is read.
 
     The file's order is kept wherever the dependencies allow it.  A dependency cycle is a
@@ -49,5 +50,6 @@ def evaluation_order(nodes: Sequence[onnx.NodeProto], names: Sequence[str],
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(g)
         ring = " -> ".join(f"'{names[u]}'" for u, _ in cycle) + f" -> '{names[cycle[0][0]]}'"
-        raise ModelError(f"{source}: the graph has a cycle ({ring}); ONNX graphs must be "
-                         "acyclic") from None
+        raise ModelError(
+            f"{source}: the graph has a cycle ({ring}); ONNX graphs must be acyclic"
+        ) from None

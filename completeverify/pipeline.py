@@ -31,11 +31,13 @@ def check_sizes(graph: Graph, prop: Property) -> None:
     if prop.n_inputs != graph.n_inputs:
         raise PropertyError(
             f"property declares {prop.n_inputs} inputs (X_*), network '{graph.source}' has {graph.n_inputs}",
-            prop.source)
+            prop.source,
+        )
     if prop.n_outputs != graph.n_outputs:
         raise PropertyError(
             f"property declares {prop.n_outputs} outputs (Y_*), network '{graph.source}' has {graph.n_outputs}",
-            prop.source)
+            prop.source,
+        )
 
 
 def _attack(run: VerifyContext, budget: Deadline, cases: list[int]) -> Counterexample | None:
@@ -73,12 +75,17 @@ def _bound_stage(run: VerifyContext, pairs: list[Pair]) -> None:
         hi = torch.as_tensor(case.upper, dtype=torch.float64)[None]
         res = None
         methods = _methods(run.config.bound_method)
-        if run.graph.n_inputs <= run.config.bab.input_split_max_dim and run.config.mode in ("auto", "input-split"):
+        if run.graph.n_inputs <= run.config.bab.input_split_max_dim and run.config.mode in (
+            "auto",
+            "input-split",
+        ):
             methods = methods[:2]  # input splitting follows: alpha at the root rarely pays off
         for method in methods:
             if run.deadline.expired():
                 break
-            res = engine.compute(lo, hi, C[None], c0[None], method=method, deadline=run.deadline.end)
+            res = engine.compute(
+                lo, hi, C[None], c0[None], method=method, deadline=run.deadline.end
+            )
             margins = polytope_margins(res.lb, slices)[0]
             for pr, margin in zip(prs, margins.tolist()):
                 if math.isfinite(margin) and margin > 0 and not pr.proven:
@@ -123,14 +130,35 @@ def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample |
             from .milp.tighten import tighten_bounds
 
             t0 = time.monotonic()
-            pre = tighten_bounds(run.graph, case.lower, case.upper, pre, layers=cfg.lp_tighten_layers,
-                                 relax="lp", deadline=run.deadline.sub(0.2))
+            pre = tighten_bounds(
+                run.graph,
+                case.lower,
+                case.upper,
+                pre,
+                layers=cfg.lp_tighten_layers,
+                relax="lp",
+                deadline=run.deadline.sub(0.2),
+            )
             run.timed("lp_tighten", t0)
-        polish = pgd_polish(run.graph, run.replayer, case, pr.case, [poly], run.config.attack,
-                            lambda: run.deadline.sub(0.2, 5.0), run.rng)
-        leaf = exact_leaf(LeafProblem(run.graph, case, pr.case, poly, case.lower, case.upper, pre),
-                          solver, run.replayer, cfg, run.deadline, polish=polish,
-                          repair=functools.partial(repair_candidate, run, pr.case, polys=[poly]))
+        polish = pgd_polish(
+            run.graph,
+            run.replayer,
+            case,
+            pr.case,
+            [poly],
+            run.config.attack,
+            lambda: run.deadline.sub(0.2, 5.0),
+            run.rng,
+        )
+        leaf = exact_leaf(
+            LeafProblem(run.graph, case, pr.case, poly, case.lower, case.upper, pre),
+            solver,
+            run.replayer,
+            cfg,
+            run.deadline,
+            polish=polish,
+            repair=functools.partial(repair_candidate, run, pr.case, polys=[poly]),
+        )
         if leaf.verdict == LeafVerdict.EMPTY:
             # empty bounds on a non-empty box: some bound is wrong, never a proof
             log.warning("milp stage: empty pre-activation bounds; this pair stays undecided")
@@ -150,7 +178,9 @@ def _milp_stage(run: VerifyContext, pairs: list[Pair]) -> tuple[Counterexample |
     return None, all_done
 
 
-def verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: Deadline | None = None) -> Result:
+def verify_graph(
+    graph: Graph, prop: Property, config: VerifyConfig, deadline: Deadline | None = None
+) -> Result:
     """Run the pipeline on an imported Graph and a parsed Property."""
     from .device import device_scope
 
@@ -173,8 +203,14 @@ def _verify_graph(graph: Graph, prop: Property, config: VerifyConfig, deadline: 
         raise InternalError(f"{graph.source}: the graph carries no ONNX model to replay in")
     replayer = Replayer(graph.onnx_model, config.replay)
     for ci, case in enumerate(prop.cases[:4]):
-        check_graph_against_model(graph, replayer, case.lower, case.upper,
-                                  config.check_import_points if ci == 0 else 3, rng)
+        check_graph_against_model(
+            graph,
+            replayer,
+            case.lower,
+            case.upper,
+            config.check_import_points if ci == 0 else 3,
+            rng,
+        )
     run = VerifyContext(graph, prop, config, deadline, replayer, rng)
     run.stats["replay_backend"] = replayer.backend
     run.timed("check_import", t0)

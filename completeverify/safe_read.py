@@ -27,9 +27,15 @@ def _mib(n: int) -> str:
     return f"{n} bytes" if n < (1 << 20) else f"{n / (1 << 20):.1f} MiB"
 
 
-def read_limited(path: str | os.PathLike, what: str, error: ErrorFactory, *,
-                 max_file_bytes: int, max_decompressed_bytes: int,
-                 max_compression_ratio: int) -> bytes:
+def read_limited(
+    path: str | os.PathLike,
+    what: str,
+    error: ErrorFactory,
+    *,
+    max_file_bytes: int,
+    max_decompressed_bytes: int,
+    max_compression_ratio: int,
+) -> bytes:
     """The (gunzipped) contents of ``path``; ``error(message)`` builds the exception raised.
 
     ``what`` names the kind of file in messages ("model", "property").  Refuses a missing
@@ -49,8 +55,10 @@ def read_limited(path: str | os.PathLike, what: str, error: ErrorFactory, *,
     if not stat.S_ISREG(info.st_mode):
         raise error(f"is not a regular file (give the path of a {what} file)")
     if info.st_size > max_file_bytes:
-        raise error(f"file is {_mib(info.st_size)}, over the limit of {_mib(max_file_bytes)} "
-                    "(raise limits.max_file_bytes if the file is trusted)")
+        raise error(
+            f"file is {_mib(info.st_size)}, over the limit of {_mib(max_file_bytes)} "
+            "(raise limits.max_file_bytes if the file is trusted)"
+        )
     try:
         with open(name, "rb") as handle:
             head = handle.read(2)
@@ -62,8 +70,9 @@ def read_limited(path: str | os.PathLike, what: str, error: ErrorFactory, *,
         raise error(f"cannot read the {what} file: {_reason(exc)}") from None
 
 
-def gunzip_limited(data: bytes, error: ErrorFactory, *, max_decompressed_bytes: int,
-                   max_compression_ratio: int) -> bytes:
+def gunzip_limited(
+    data: bytes, error: ErrorFactory, *, max_decompressed_bytes: int, max_compression_ratio: int
+) -> bytes:
     """Decompress gzip ``data`` held in memory under the same limits as read_limited."""
     import io
 
@@ -116,22 +125,27 @@ def _gunzip(handle, error: ErrorFactory, max_out: int, max_ratio: int) -> bytes:
     return b"".join(parts)
 
 
-def _check_out(error: ErrorFactory, total_in: int, total_out: int, max_out: int,
-               max_ratio: int) -> None:
+def _check_out(
+    error: ErrorFactory, total_in: int, total_out: int, max_out: int, max_ratio: int
+) -> None:
     """Refuse decompressed output past the size or ratio limit."""
     if total_out > max_out:
-        raise error(f"decompresses to more than {_mib(max_out)} "
-                    "(raise limits.max_decompressed_bytes if the file is trusted)")
+        raise error(
+            f"decompresses to more than {_mib(max_out)} "
+            "(raise limits.max_decompressed_bytes if the file is trusted)"
+        )
     if total_out > _RATIO_FLOOR and total_out > max_ratio * max(total_in, 1):
-        raise error(f"gzip data expands more than {max_ratio}-fold (a decompression bomb?); "
-                    "raise limits.max_compression_ratio if the file is trusted")
+        raise error(
+            f"gzip data expands more than {max_ratio}-fold (a decompression bomb?); "
+            "raise limits.max_compression_ratio if the file is trusted"
+        )
 
 
 def one_line(text: str, limit: int = 400) -> str:
     """``text`` with control characters and line breaks turned into spaces, shortened."""
     flat = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
     flat = " ".join(flat.split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def flatten_error(exc: BaseException) -> None:

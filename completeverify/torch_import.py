@@ -50,8 +50,9 @@ class TorchTrace:
     def live_params(self, dtype: torch.dtype = torch.float32) -> list[dict]:
         """Per-node parameters computed from the module's live tensors (autograd reaches them)."""
         fixed = self.graph.params(dtype)
-        return [fixed[i] if fn is None else fn(self.module, dtype)
-                for i, fn in enumerate(self.bindings)]
+        return [
+            fixed[i] if fn is None else fn(self.module, dtype) for i, fn in enumerate(self.bindings)
+        ]
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:
@@ -63,19 +64,24 @@ def _module_dtype(module: nn.Module) -> torch.dtype:
 def _example(example_input: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A zero tensor with batch dimension 1 shaped like ``example_input`` (tensor or shape)."""
     if example_input is None:
-        raise ModelError("a torch module needs an example input (a tensor or its shape, batch "
-                         "dimension included), e.g. cv.load_torch(model, (1, 64))")
+        raise ModelError(
+            "a torch module needs an example input (a tensor or its shape, batch "
+            "dimension included), e.g. cv.load_torch(model, (1, 64))"
+        )
     if isinstance(example_input, torch.Tensor):
         shape = tuple(example_input.shape)
     else:
         try:
             shape = tuple(int(d) for d in example_input)
         except (TypeError, ValueError):
-            raise ModelError(f"example input must be a tensor or a shape tuple, got "
-                             f"{type(example_input).__name__}") from None
+            raise ModelError(
+                f"example input must be a tensor or a shape tuple, got "
+                f"{type(example_input).__name__}"
+            ) from None
     if len(shape) < 2 or any(d < 1 for d in shape):
-        raise ModelError(f"example input shape {shape} must be (batch, features...) with "
-                         "positive dimensions")
+        raise ModelError(
+            f"example input shape {shape} must be (batch, features...) with positive dimensions"
+        )
     return torch.zeros((1,) + shape[1:], dtype=dtype)
 
 
@@ -88,20 +94,23 @@ def _np(t: torch.Tensor | None, like: int) -> np.ndarray:
 
 def _lin_fn(name: str) -> ParamFn:
     """Live parameters of a Linear or Conv2d layer."""
+
     def fn(root: nn.Module, dtype: torch.dtype) -> dict:
         """weight and bias (zeros when the layer has none), in ``dtype``."""
         m = root.get_submodule(name)
         w = m.weight.to(dtype)
         b = m.bias.to(dtype) if m.bias is not None else w.new_zeros(w.shape[0])
         return {"weight": w, "bias": b}
+
     return fn
 
 
 def _bn_affine(m: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (mul, add) of a BatchNorm with its running statistics."""
     if m.running_var is None or m.running_mean is None:
-        raise ModelError("BatchNorm without running statistics (track_running_stats=False) "
-                         "is not supported")
+        raise ModelError(
+            "BatchNorm without running statistics (track_running_stats=False) is not supported"
+        )
     inv = (m.running_var.to(dtype) + m.eps).rsqrt()
     mul = inv * m.weight.to(dtype) if m.weight is not None else inv
     add = -m.running_mean.to(dtype) * mul
@@ -112,10 +121,15 @@ def _bn_affine(m: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _bn_fn(name: str, per_channel: int) -> ParamFn:
     """Live flat Scale parameters of a BatchNorm layer (each channel repeated per_channel times)."""
+
     def fn(root: nn.Module, dtype: torch.dtype) -> dict:
         """mul and add over the node's flat view."""
         mul, add = _bn_affine(root.get_submodule(name), dtype)
-        return {"mul": mul.repeat_interleave(per_channel), "add": add.repeat_interleave(per_channel)}
+        return {
+            "mul": mul.repeat_interleave(per_channel),
+            "add": add.repeat_interleave(per_channel),
+        }
+
     return fn
 
 
@@ -135,8 +149,9 @@ class _Tracer:
         """A ModelError naming the layer."""
         return ModelError(f"{self.source}: layer '{layer}': {message}")
 
-    def add(self, name: str, op: Any, inputs: list[int], shape: Shape,
-            binding: ParamFn | None = None) -> int:
+    def add(
+        self, name: str, op: Any, inputs: list[int], shape: Shape, binding: ParamFn | None = None
+    ) -> int:
         """Append one Graph node; returns its index."""
         self.nodes.append(Node(name, op, tuple(inputs), tuple(int(d) for d in shape)))
         self.bindings.append(binding)
@@ -159,8 +174,11 @@ class _Tracer:
             return
         if isinstance(m, nn.Linear):
             if len(in_shape) != 2:
-                raise self.error(name, f"Linear on an input of shape {in_shape}; flatten it first "
-                                       "(only (batch, features) inputs are supported)")
+                raise self.error(
+                    name,
+                    f"Linear on an input of shape {in_shape}; flatten it first "
+                    "(only (batch, features) inputs are supported)",
+                )
             op: Any = Linear(_np(m.weight, 0), _np(m.bias, m.out_features))
             self.index[fx_node.name] = self.add(name, op, [src], shape, _lin_fn(name))
         elif isinstance(m, nn.Conv2d):
@@ -168,9 +186,15 @@ class _Tracer:
                 raise self.error(name, "only zero padding given as numbers is supported")
             ph, pw = (0, 0) if isinstance(m.padding, str) else m.padding
             c, h, w = (int(d) for d in in_shape[1:])
-            op = Conv(_np(m.weight, 0), _np(m.bias, m.out_channels),
-                      (int(m.stride[0]), int(m.stride[1])), (ph, pw, ph, pw),
-                      (int(m.dilation[0]), int(m.dilation[1])), int(m.groups), (c, h, w))
+            op = Conv(
+                _np(m.weight, 0),
+                _np(m.bias, m.out_channels),
+                (int(m.stride[0]), int(m.stride[1])),
+                (ph, pw, ph, pw),
+                (int(m.dilation[0]), int(m.dilation[1])),
+                int(m.groups),
+                (c, h, w),
+            )
             self.index[fx_node.name] = self.add(name, op, [src], shape, _lin_fn(name))
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if len(in_shape) not in (2, 4):
@@ -208,8 +232,9 @@ class _Tracer:
         elif kind in ("relu", "relu_"):
             self.index[name] = self.add(name, Relu(), ins[:1], shape)
         elif kind in ("sigmoid", "tanh"):
-            self.index[name] = self.add(name, Sigmoid() if kind == "sigmoid" else Tanh(),
-                                        ins[:1], shape)
+            self.index[name] = self.add(
+                name, Sigmoid() if kind == "sigmoid" else Tanh(), ins[:1], shape
+            )
         elif kind in ("flatten", "view", "reshape", "contiguous"):
             self.index[name] = self.add(name, Reshape(), ins[:1], shape)
         elif kind in ("size", "dim", "getattr") or target is getattr:
@@ -236,16 +261,20 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
     try:
         gm = torch.fx.symbolic_trace(module)
     except Exception as exc:  # noqa: BLE001 (fx raises many types on control flow)
-        raise ModelError(f"{source}: cannot trace the module with torch.fx "
-                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"{source}: cannot trace the module with torch.fx "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     modes = {name: m.training for name, m in module.named_modules()}
     try:
         module.eval()
         with torch.no_grad():
             ShapeProp(gm).propagate(x)
     except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)
-        raise ModelError(f"{source}: the module fails on an input of shape {tuple(x.shape)} "
-                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"{source}: the module fails on an input of shape {tuple(x.shape)} "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     finally:
         for name, m in module.named_modules():
             m.training = modes[name]
@@ -290,9 +319,15 @@ def _prune(graph: Graph, bindings: list) -> tuple[Graph, tuple]:
             live.update(graph.nodes[i].inputs)
     keep = sorted(live)
     remap = {old: new for new, old in enumerate(keep)}
-    nodes = tuple(Node(graph.nodes[i].name, graph.nodes[i].op,
-                       tuple(remap[j] for j in graph.nodes[i].inputs), graph.nodes[i].shape)
-                  for i in keep)
+    nodes = tuple(
+        Node(
+            graph.nodes[i].name,
+            graph.nodes[i].op,
+            tuple(remap[j] for j in graph.nodes[i].inputs),
+            graph.nodes[i].shape,
+        )
+        for i in keep
+    )
     return graph.with_nodes(nodes), tuple(bindings[i] for i in keep)
 
 
@@ -310,13 +345,21 @@ def _export(module: nn.Module, x: torch.Tensor, buf: io.BytesIO, modes: dict) ->
     try:
         module.eval()
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (x,), buf,  # type: ignore[arg-type]
-                          input_names=["input"], output_names=["output"],
-                          opset_version=13, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        torch.onnx.export(
+            module,
+            (x,),
+            buf,  # type: ignore[arg-type]
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=13,
+            dynamo=False,
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
     except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)
-        raise ModelError(f"<torch {type(module).__name__}>: ONNX export failed "
-                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"<torch {type(module).__name__}>: ONNX export failed "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     finally:
         for name, m in module.named_modules():
             m.training = modes[name]

@@ -64,13 +64,21 @@ class Result:
 
     def to_dict(self) -> dict:
         """A JSON-ready summary."""
-        out = {"status": self.status.value, "seconds": self.stats.get("total", None), "stats": self.stats}
+        out = {
+            "status": self.status.value,
+            "seconds": self.stats.get("total", None),
+            "stats": self.stats,
+        }
         if self.message:
             out["message"] = self.message
         if self.counterexample is not None:
             out["counterexample"] = {
-                "input": np.asarray(self.counterexample.input, dtype=np.float64).reshape(-1).tolist(),
-                "output": np.asarray(self.counterexample.output, dtype=np.float64).reshape(-1).tolist(),
+                "input": np.asarray(self.counterexample.input, dtype=np.float64)
+                .reshape(-1)
+                .tolist(),
+                "output": np.asarray(self.counterexample.output, dtype=np.float64)
+                .reshape(-1)
+                .tolist(),
                 "input_shape": list(np.shape(self.counterexample.input)),
                 "output_shape": list(np.shape(self.counterexample.output)),
             }
@@ -112,7 +120,9 @@ class Replayer:
                 self.backend = "onnxruntime"
             except ImportError:
                 if backend == "onnxruntime":
-                    raise ModelError("onnxruntime is not installed (pip install onnxruntime)") from None
+                    raise ModelError(
+                        "onnxruntime is not installed (pip install onnxruntime)"
+                    ) from None
             except Exception as exc:  # onnxruntime rejects some models the reference accepts
                 if backend == "onnxruntime":
                     raise ModelError(f"onnxruntime cannot load the model: {exc}") from None
@@ -122,9 +132,10 @@ class Replayer:
             try:
                 ref = ReferenceEvaluator(model)
             except Exception as exc:  # noqa: BLE001 - a model the reference cannot even load
-                raise ModelError(f"the ONNX reference implementation cannot load the model "
-                                 f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})"
-                                 ) from None
+                raise ModelError(
+                    f"the ONNX reference implementation cannot load the model "
+                    f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:200]})"
+                ) from None
             # run() with a list of output names returns a list of arrays
             self._run = lambda x: cast(list, ref.run([self.output_name], {self.input_name: x}))[0]
             self.backend = "reference"
@@ -132,7 +143,9 @@ class Replayer:
     def run(self, x: np.ndarray) -> np.ndarray:
         """Output of the ONNX model for one input already in the model's dtype and shape."""
         assert self._run is not None  # set by __init__
-        return np.asarray(self._run(np.ascontiguousarray(x.reshape(self.shape).astype(self.dtype, copy=False))))
+        return np.asarray(
+            self._run(np.ascontiguousarray(x.reshape(self.shape).astype(self.dtype, copy=False)))
+        )
 
     def cast_into_box(self, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """x clipped into [lower, upper] and cast to the model dtype, staying inside where representable."""
@@ -157,7 +170,9 @@ def violates(y: np.ndarray, polytopes) -> int:
     return -1
 
 
-def confirm(replayer: Replayer, x: np.ndarray, case, case_index: int = 0) -> Optional[Counterexample]:
+def confirm(
+    replayer: Replayer, x: np.ndarray, case, case_index: int = 0
+) -> Optional[Counterexample]:
     """Replay x in the ONNX model; return a Counterexample only if it really violates the property."""
     xc = replayer.cast_into_box(x, case.lower, case.upper)
     flat = xc.astype(np.float64).reshape(-1)
@@ -173,23 +188,35 @@ def confirm(replayer: Replayer, x: np.ndarray, case, case_index: int = 0) -> Opt
     return Counterexample(xc.reshape(replayer.shape), y, case_index, k)
 
 
-def check_graph_against_model(graph, replayer: Replayer, lower: np.ndarray, upper: np.ndarray,
-                              n_points: int, rng: np.random.Generator) -> None:
+def check_graph_against_model(
+    graph,
+    replayer: Replayer,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    n_points: int,
+    rng: np.random.Generator,
+) -> None:
     """Compare the Graph's forward pass with the ONNX replay on random points of the box."""
     import torch
 
     if n_points <= 0:
         return
-    pts = [lower, upper, (lower + upper) / 2] + [rng.uniform(lower, upper) for _ in range(max(0, n_points - 3))]
+    pts = [lower, upper, (lower + upper) / 2] + [
+        rng.uniform(lower, upper) for _ in range(max(0, n_points - 3))
+    ]
     for p in pts:
         xc = replayer.cast_into_box(p, lower, upper)
         try:
             ref = replayer.run(xc).astype(np.float64).reshape(-1)
         except Exception as exc:  # noqa: BLE001 - malformed input the importer accepted
-            raise ModelError(f"{graph.source}: the ONNX model cannot be run by its reference "
-                             f"({replayer.backend}): {exc.__class__.__name__}: "
-                             f"{' '.join(str(exc).split())[:200]}") from None
-        ours = graph.forward(torch.as_tensor(xc.astype(np.float64).reshape((1,) + graph.input_shape)))
+            raise ModelError(
+                f"{graph.source}: the ONNX model cannot be run by its reference "
+                f"({replayer.backend}): {exc.__class__.__name__}: "
+                f"{' '.join(str(exc).split())[:200]}"
+            ) from None
+        ours = graph.forward(
+            torch.as_tensor(xc.astype(np.float64).reshape((1,) + graph.input_shape))
+        )
         ours = ours.detach().cpu().numpy().reshape(-1)
         if ref.shape != ours.shape:
             raise ReplayMismatchError(

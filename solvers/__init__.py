@@ -48,8 +48,10 @@ def get_solver(name: str = "highs") -> MilpSolver:
         raise SolverError(f"unknown solver {name!r}; valid names: {', '.join(solver_names())}")
     solver = _construct(name)
     if not solver.is_available():
-        raise SolverError(f"solver {name!r} is not available in this environment "
-                          f"(available: {', '.join(available_solvers()) or 'none'})")
+        raise SolverError(
+            f"solver {name!r} is not available in this environment "
+            f"(available: {', '.join(available_solvers()) or 'none'})"
+        )
     return solver
 
 

@@ -75,30 +75,45 @@ class MilpProgram:
         for name in _FLOAT_FIELDS:
             arr = getattr(self, name)
             if arr.dtype != np.float64 or arr.ndim != 1:
-                raise SolverError(f"MilpProgram.{name} must be a 1-D float64 array, got "
-                                  f"dtype {arr.dtype} and shape {arr.shape}")
+                raise SolverError(
+                    f"MilpProgram.{name} must be a 1-D float64 array, got "
+                    f"dtype {arr.dtype} and shape {arr.shape}"
+                )
         for name in _INDEX_FIELDS:
             arr = getattr(self, name)
             if arr.dtype != np.int64 or arr.ndim != 1:
-                raise SolverError(f"MilpProgram.{name} must be a 1-D int64 array, got "
-                                  f"dtype {arr.dtype} and shape {arr.shape}")
+                raise SolverError(
+                    f"MilpProgram.{name} must be a 1-D int64 array, got "
+                    f"dtype {arr.dtype} and shape {arr.shape}"
+                )
         if self.integrality.dtype != np.bool_ or self.integrality.ndim != 1:
-            raise SolverError("MilpProgram.integrality must be a 1-D bool array, got dtype "
-                              f"{self.integrality.dtype} and shape {self.integrality.shape}")
+            raise SolverError(
+                "MilpProgram.integrality must be a 1-D bool array, got dtype "
+                f"{self.integrality.dtype} and shape {self.integrality.shape}"
+            )
         n, m, nnz = self.num_cols(), self.num_rows(), self.A_vals.shape[0]
-        for name, size in (("col_lower", n), ("col_upper", n), ("integrality", n),
-                           ("row_upper", m), ("A_rows", nnz), ("A_cols", nnz)):
+        for name, size in (
+            ("col_lower", n),
+            ("col_upper", n),
+            ("integrality", n),
+            ("row_upper", m),
+            ("A_rows", nnz),
+            ("A_cols", nnz),
+        ):
             if getattr(self, name).shape[0] != size:
-                raise SolverError(f"MilpProgram.{name} has length {getattr(self, name).shape[0]}, "
-                                  f"expected {size}")
+                raise SolverError(
+                    f"MilpProgram.{name} has length {getattr(self, name).shape[0]}, expected {size}"
+                )
         if self.names is not None and len(self.names) != n:
             raise SolverError(f"MilpProgram.names has {len(self.names)} entries, expected {n}")
         if not np.all(np.isfinite(self.c)):
             bad = _first_bad(~np.isfinite(self.c))
             raise SolverError(f"MilpProgram.c has non-finite entries at {bad}")
         if not np.all(np.isfinite(self.A_vals)):
-            raise SolverError("MilpProgram.A_vals has non-finite entries at "
-                              f"{_first_bad(~np.isfinite(self.A_vals))}")
+            raise SolverError(
+                "MilpProgram.A_vals has non-finite entries at "
+                f"{_first_bad(~np.isfinite(self.A_vals))}"
+            )
         if not math.isfinite(float(self.offset)):
             raise SolverError(f"MilpProgram.offset must be finite, got {self.offset}")
         if nnz and (self.A_rows.min() < 0 or self.A_rows.max() >= m):
@@ -110,8 +125,10 @@ class MilpProgram:
         if self.hessian_diag is not None:
             h = np.asarray(self.hessian_diag)
             if h.shape != (n,) or not np.all(np.isfinite(h)) or np.any(h < 0) or self.is_mip():
-                raise SolverError("MilpProgram.hessian_diag must be (n,) finite >= 0, "
-                                  "and a QP has no integer column")
+                raise SolverError(
+                    "MilpProgram.hessian_diag must be (n,) finite >= 0, "
+                    "and a QP has no integer column"
+                )
 
 
 def _first_bad(mask: np.ndarray, limit: int = 5) -> list[int]:
@@ -213,8 +230,11 @@ def compressed(program: MilpProgram, by_column: bool) -> tuple[np.ndarray, np.nd
         major, minor = program.A_rows, program.A_cols
     n_major, n_minor = (n, m) if by_column else (m, n)
     if program.A_vals.size == 0:
-        return (np.zeros(n_major + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                np.zeros(0, dtype=np.float64))
+        return (
+            np.zeros(n_major + 1, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.float64),
+        )
     key = major * np.int64(max(n_minor, 1)) + minor
     unique_keys, inverse = np.unique(key, return_inverse=True)
     values = np.bincount(inverse.ravel(), weights=program.A_vals, minlength=unique_keys.size)
@@ -232,11 +252,14 @@ def max_violation(program: MilpProgram, x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (program.num_cols(),) or not np.all(np.isfinite(x)):
         return math.inf
-    activity = np.bincount(program.A_rows, weights=program.A_vals * x[program.A_cols],
-                           minlength=program.num_rows())
+    activity = np.bincount(
+        program.A_rows, weights=program.A_vals * x[program.A_cols], minlength=program.num_rows()
+    )
     parts = [0.0]
-    for value, lower, upper in ((activity, program.row_lower, program.row_upper),
-                                (x, program.col_lower, program.col_upper)):
+    for value, lower, upper in (
+        (activity, program.row_lower, program.row_upper),
+        (x, program.col_lower, program.col_upper),
+    ):
         if value.size:
             below = (lower - value) / (1.0 + np.abs(np.where(np.isfinite(lower), lower, 0.0)))
             above = (value - upper) / (1.0 + np.abs(np.where(np.isfinite(upper), upper, 0.0)))
@@ -252,15 +275,24 @@ def solve_without_columns(program: MilpProgram, seconds: float) -> SolveResult:
     feasible = bool(np.all(program.row_lower <= 0.0) and np.all(program.row_upper >= 0.0))
     if feasible:
         value = float(program.offset)
-        return SolveResult(SolveStatus.OPTIMAL, np.zeros(0), value, value, seconds,
-                           "no columns", row_duals=np.zeros(program.num_rows()),
-                           col_duals=np.zeros(0))
-    return SolveResult(SolveStatus.INFEASIBLE, None, None, math.inf, seconds,
-                       "no columns and a row excludes 0")
+        return SolveResult(
+            SolveStatus.OPTIMAL,
+            np.zeros(0),
+            value,
+            value,
+            seconds,
+            "no columns",
+            row_duals=np.zeros(program.num_rows()),
+            col_duals=np.zeros(0),
+        )
+    return SolveResult(
+        SolveStatus.INFEASIBLE, None, None, math.inf, seconds, "no columns and a row excludes 0"
+    )
 
 
-def start_solve(program: MilpProgram, limits: SolveLimits | None,
-                t0: float) -> tuple[SolveLimits, SolveResult | None]:
+def start_solve(
+    program: MilpProgram, limits: SolveLimits | None, t0: float
+) -> tuple[SolveLimits, SolveResult | None]:
     """Shared preamble of every backend: validate, default limits, and decide column-free programs.
 
     Returns the limits to use and, for a program without columns, its final result.

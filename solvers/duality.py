@@ -13,8 +13,9 @@ from .base import MilpProgram
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def safe_lp_lower_bound(program: MilpProgram, row_duals: np.ndarray,
-                        clamp_tol: float = 1e-7) -> float:
+def safe_lp_lower_bound(
+    program: MilpProgram, row_duals: np.ndarray, clamp_tol: float = 1e-7
+) -> float:
     """A lower bound on min c@x + offset over the LP relaxation, valid for ANY row_duals y (m,).
 
     With r = c - A^T y, every x in the box with row_lower <= A x <= row_upper satisfies
@@ -57,8 +58,11 @@ def safe_lp_lower_bound(program: MilpProgram, row_duals: np.ndarray,
     col_terms = r * col_bound
 
     total = float(program.offset) + float(np.sum(row_terms)) + float(np.sum(col_terms))
-    magnitude = (abs(float(program.offset)) + float(np.sum(np.abs(row_terms)))
-                 + float(np.sum(np.abs(col_bound) * (np.abs(program.c) + abs_aty))))
+    magnitude = (
+        abs(float(program.offset))
+        + float(np.sum(np.abs(row_terms)))
+        + float(np.sum(np.abs(col_bound) * (np.abs(program.c) + abs_aty)))
+    )
     if not (math.isfinite(total) and math.isfinite(magnitude)):
         return -math.inf
     operations = program.A_vals.size + n + m + 8

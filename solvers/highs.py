@@ -26,8 +26,15 @@ from .base import (
 )
 from .status import SolveStatus, at_limit
 
-_LIMIT_STATUSES = ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt",
-                   "kHighsInterrupt", "kObjectiveBound", "kObjectiveTarget")
+_LIMIT_STATUSES = (
+    "kTimeLimit",
+    "kIterationLimit",
+    "kSolutionLimit",
+    "kInterrupt",
+    "kHighsInterrupt",
+    "kObjectiveBound",
+    "kObjectiveTarget",
+)
 _INT32_MAX = 2**31 - 1
 _SOLUTION_FEASIBLE = 2  # HiGHS kSolutionStatusFeasible
 
@@ -125,7 +132,9 @@ def _set_options(h: Any, program: MilpProgram, limits: SolveLimits) -> None:
 class _EarlyStop:
     """MIP interrupt callback that stops on stop_above (dual bound), stop_below (primal) or cancel."""
 
-    def __init__(self, stop_above: float | None, stop_below: float | None, cancel: Any = None) -> None:
+    def __init__(
+        self, stop_above: float | None, stop_below: float | None, cancel: Any = None
+    ) -> None:
         """Remember the thresholds; nothing triggered yet."""
         self.stop_above = stop_above
         self.stop_below = stop_below
@@ -151,9 +160,11 @@ class _EarlyStop:
 
 def _cancel_callback(cancel: Any):
     """A simplex interrupt callback that stops the LP once ``cancel`` is set."""
+
     def callback(event: Any) -> None:
         if cancel.is_set():
             event.interrupt()
+
     return callback
 
 
@@ -202,8 +213,14 @@ class HighsSolver:
             elif limits.cancel is not None:
                 h.cbSimplexInterrupt.subscribe(_cancel_callback(limits.cancel))
             if limits.cancel is not None and limits.cancel.is_set():
-                return SolveResult(SolveStatus.NO_SOLUTION_AT_LIMIT, None, None, None,
-                                   time.perf_counter() - t0, "cancelled before the solve started")
+                return SolveResult(
+                    SolveStatus.NO_SOLUTION_AT_LIMIT,
+                    None,
+                    None,
+                    None,
+                    time.perf_counter() - t0,
+                    "cancelled before the solve started",
+                )
             run_status = _run(h)
             return _collect(h, program, run_status, stopper, t0)
         except Exception as exc:  # noqa: BLE001 - any failure is a non-verdict, reported as ERROR
@@ -220,8 +237,9 @@ class HighsLpSession:
 
     def __init__(self, program: MilpProgram) -> None:
         """Keep the program (as its LP relaxation); no HiGHS model yet."""
-        self.program = dataclasses.replace(program,
-                                           integrality=np.zeros(program.num_cols(), dtype=bool))
+        self.program = dataclasses.replace(
+            program, integrality=np.zeros(program.num_cols(), dtype=bool)
+        )
         self._highs: Any = None
         self._last_col: int | None = None
 
@@ -268,8 +286,9 @@ def _pass_hessian(h: Any, program: MilpProgram) -> Any:
     idx = np.flatnonzero(diag).astype(np.int32)
     start = np.zeros(diag.size + 1, dtype=np.int32)
     np.cumsum(diag != 0, out=start[1:])
-    return h.passHessian(int(diag.size), int(idx.size), highspy.HessianFormat.kTriangular,
-                         start, idx, diag[idx])
+    return h.passHessian(
+        int(diag.size), int(idx.size), highspy.HessianFormat.kTriangular, start, idx, diag[idx]
+    )
 
 
 def _error(t0: float, message: str) -> SolveResult:
@@ -277,8 +296,9 @@ def _error(t0: float, message: str) -> SolveResult:
     return SolveResult(SolveStatus.ERROR, None, None, None, time.perf_counter() - t0, message)
 
 
-def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop | None,
-             t0: float) -> SolveResult:
+def _collect(
+    h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop | None, t0: float
+) -> SolveResult:
     """Translate HiGHS's model status, info and solution into a SolveResult."""
     model_status = h.getModelStatus()
     name = model_status.name
@@ -300,8 +320,9 @@ def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop 
     if is_mip:
         dual_bound = _finite_or_none(float(info.mip_dual_bound))
         if stopper is not None and math.isfinite(stopper.best_dual):
-            dual_bound = stopper.best_dual if dual_bound is None else max(dual_bound,
-                                                                          stopper.best_dual)
+            dual_bound = (
+                stopper.best_dual if dual_bound is None else max(dual_bound, stopper.best_dual)
+            )
     row_duals = col_duals = dual_ray = None
 
     if name == "kOptimal":
@@ -333,9 +354,19 @@ def _collect(h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop 
             dual_bound = None
     else:
         status, x, objective, dual_bound = SolveStatus.ERROR, None, None, None
-    return SolveResult(status, x, objective, dual_bound, time.perf_counter() - t0, message,
-                       node_count=node_count, row_duals=row_duals, col_duals=col_duals,
-                       stopped_early=stopped, dual_ray=dual_ray)
+    return SolveResult(
+        status,
+        x,
+        objective,
+        dual_bound,
+        time.perf_counter() - t0,
+        message,
+        node_count=node_count,
+        row_duals=row_duals,
+        col_duals=col_duals,
+        stopped_early=stopped,
+        dual_ray=dual_ray,
+    )
 
 
 def _rerun_without_presolve(h: Any) -> str:

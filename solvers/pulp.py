@@ -81,15 +81,25 @@ class PulpSolver:
             return done
         empty_rows = _violated_empty_rows(program)
         if empty_rows.size:
-            return SolveResult(SolveStatus.INFEASIBLE, None, None, math.inf,
-                               time.perf_counter() - t0,
-                               f"rows without entries exclude 0: {empty_rows[:5].tolist()}")
+            return SolveResult(
+                SolveStatus.INFEASIBLE,
+                None,
+                None,
+                math.inf,
+                time.perf_counter() - t0,
+                f"rows without entries exclude 0: {empty_rows[:5].tolist()}",
+            )
         isolated, isolated_values = _isolated_columns(program)
         if np.any(np.isnan(isolated_values)):
             bad = np.flatnonzero(np.isnan(isolated_values))[:5].tolist()
-            return SolveResult(SolveStatus.INFEASIBLE, None, None, math.inf,
-                               time.perf_counter() - t0,
-                               f"integer columns with no integer between their bounds: {bad}")
+            return SolveResult(
+                SolveStatus.INFEASIBLE,
+                None,
+                None,
+                math.inf,
+                time.perf_counter() - t0,
+                f"integer columns with no integer between their bounds: {bad}",
+            )
         try:
             with private_tmpdir("completeverify-cbc-") as folder:
                 prob, variables, solver = self._run_cbc(program, limits, folder)
@@ -97,8 +107,14 @@ class PulpSolver:
             for j in np.flatnonzero(isolated).tolist():
                 values[j] = float(isolated_values[j])
         except Exception as exc:  # noqa: BLE001 - any failure is a non-verdict, reported as ERROR
-            return SolveResult(SolveStatus.ERROR, None, None, None, time.perf_counter() - t0,
-                               f"PuLP/CBC failed: {type(exc).__name__}: {exc}")
+            return SolveResult(
+                SolveStatus.ERROR,
+                None,
+                None,
+                None,
+                time.perf_counter() - t0,
+                f"PuLP/CBC failed: {type(exc).__name__}: {exc}",
+            )
         result = _interpret(program, limits, prob, solver.raw_status, values, t0)
         if result.status is SolveStatus.OPTIMAL and not program.is_mip():
             result.row_duals = _row_duals(program, prob)
@@ -181,7 +197,8 @@ def _build(program: MilpProgram) -> tuple[Any, list[Any]]:
         make = pulp.LpVariable
     variables = [make(f"x{j}", lows[j], ups[j], cat=cats[j]) for j in range(len(lows))]
     prob += pulp.LpAffineExpression(
-        [(variables[j], coef) for j, coef in enumerate(program.c.tolist()) if coef != 0.0])
+        [(variables[j], coef) for j, coef in enumerate(program.c.tolist()) if coef != 0.0]
+    )
     start, index, value = compressed(program, by_column=False)
     starts, indices, values = start.tolist(), index.tolist(), value.tolist()
     bounds = zip(program.row_lower.tolist(), program.row_upper.tolist(), strict=True)
@@ -189,8 +206,9 @@ def _build(program: MilpProgram) -> tuple[Any, list[Any]]:
         a, b = starts[i], starts[i + 1]
         if a == b or (math.isinf(lo) and math.isinf(up)):
             continue
-        expr = pulp.LpAffineExpression([(variables[k], v) for k, v in
-                                        zip(indices[a:b], values[a:b], strict=True)])
+        expr = pulp.LpAffineExpression(
+            [(variables[k], v) for k, v in zip(indices[a:b], values[a:b], strict=True)]
+        )
         if lo == up:
             prob += pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}_eq", lo)
             continue
@@ -215,8 +233,14 @@ def _raw_verdict(raw: str) -> str:
     return "unknown"
 
 
-def _interpret(program: MilpProgram, limits: SolveLimits, prob: Any, raw: str,
-               values: list[float | None], t0: float) -> SolveResult:
+def _interpret(
+    program: MilpProgram,
+    limits: SolveLimits,
+    prob: Any,
+    raw: str,
+    values: list[float | None],
+    t0: float,
+) -> SolveResult:
     """Map CBC's raw status, PuLP's two status codes and the wall time to a SolveResult."""
     seconds = time.perf_counter() - t0
     verdict = _raw_verdict(raw)

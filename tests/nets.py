@@ -15,8 +15,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def mlp_onnx(layers: list[tuple[np.ndarray, np.ndarray]], input_shape=(1, 2), opset: int = 13,
-             dtype=TensorProto.FLOAT) -> onnx.ModelProto:
+def mlp_onnx(
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    input_shape=(1, 2),
+    opset: int = 13,
+    dtype=TensorProto.FLOAT,
+) -> onnx.ModelProto:
     """An ONNX MLP: Gemm + Relu for each hidden layer, a final Gemm. Weights are (out, in)."""
     np_dtype = np.float32 if dtype == TensorProto.FLOAT else np.float64
     nodes, inits = [], []
@@ -25,17 +29,31 @@ def mlp_onnx(layers: list[tuple[np.ndarray, np.ndarray]], input_shape=(1, 2), op
         nodes.append(helper.make_node("Flatten", [cur], ["flat"], axis=1))
         cur = "flat"
     for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(np.asarray(w, np_dtype), f"W{i}"),
-                  numpy_helper.from_array(np.asarray(b, np_dtype), f"B{i}")]
+        inits += [
+            numpy_helper.from_array(np.asarray(w, np_dtype), f"W{i}"),
+            numpy_helper.from_array(np.asarray(b, np_dtype), f"B{i}"),
+        ]
         out = f"h{i}" if i < len(layers) - 1 else "y"
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], [out + ("_pre" if out != "y" else "")],
-                                      transB=1, name=f"gemm{i}"))
+        nodes.append(
+            helper.make_node(
+                "Gemm",
+                [cur, f"W{i}", f"B{i}"],
+                [out + ("_pre" if out != "y" else "")],
+                transB=1,
+                name=f"gemm{i}",
+            )
+        )
         if out != "y":
             nodes.append(helper.make_node("Relu", [out + "_pre"], [out], name=f"relu{i}"))
         cur = out
     n_out = layers[-1][0].shape[0]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", dtype, list(input_shape))],
-                              [helper.make_tensor_value_info("y", dtype, [1, n_out])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", dtype, list(input_shape))],
+        [helper.make_tensor_value_info("y", dtype, [1, n_out])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -48,7 +66,9 @@ def random_mlp(rng: np.random.Generator, sizes: list[int]) -> list[tuple[np.ndar
     for a, b in zip(sizes[:-1], sizes[1:]):
         w = rng.normal(size=(b, a)) / np.sqrt(a)
         bias = rng.normal(size=b) * 0.3
-        layers.append((w.astype(np.float32).astype(np.float64), bias.astype(np.float32).astype(np.float64)))
+        layers.append(
+            (w.astype(np.float32).astype(np.float64), bias.astype(np.float32).astype(np.float64))
+        )
     return layers
 
 
@@ -85,7 +105,7 @@ def exact_min(layers, lower, upper, polytopes) -> float:
         pos = 0
         for w, b in layers[:-1]:
             pre_A, pre_a = w @ A, w @ a + b
-            s = np.array(pattern[pos:pos + w.shape[0]], dtype=float)
+            s = np.array(pattern[pos : pos + w.shape[0]], dtype=float)
             pos += w.shape[0]
             for i in range(w.shape[0]):  # active: pre >= 0, inactive: pre <= 0
                 rows_A.append(pre_A[i])
@@ -103,7 +123,9 @@ def exact_min(layers, lower, upper, polytopes) -> float:
             h.addVar(-inf, inf)  # t
             h.changeColCost(n, 1.0)
             for ra, lo, hi in zip(rows_A, rows_lo, rows_hi):
-                h.addRow(-inf if lo == -np.inf else lo, inf if hi == np.inf else hi, n, np.arange(n), ra)
+                h.addRow(
+                    -inf if lo == -np.inf else lo, inf if hi == np.inf else hi, n, np.arange(n), ra
+                )
             for k in range(C.shape[0]):  # C_k (yA x + ya) - d_k - t <= 0
                 coef = np.append(C[k] @ yA, -1.0)
                 h.addRow(-inf, float(d[k] - C[k] @ ya), n + 1, np.arange(n + 1), coef)
@@ -138,6 +160,10 @@ def make_example(folder) -> dict:
     C = np.array([[1.0, -1.0, 0.0]])
     m = exact_min(layers, lower, upper, [(C, np.zeros(1))])
     onnx.save(mlp_onnx(layers, input_shape=(1, 5)), folder / "mlp.onnx")
-    (folder / "mlp_sat.vnnlib").write_text(vnnlib_text(lower, upper, [(C, np.array([round(m + 0.05, 6)]))]))
-    (folder / "mlp_unsat.vnnlib").write_text(vnnlib_text(lower, upper, [(C, np.array([round(m - 0.05, 6)]))]))
+    (folder / "mlp_sat.vnnlib").write_text(
+        vnnlib_text(lower, upper, [(C, np.array([round(m + 0.05, 6)]))])
+    )
+    (folder / "mlp_unsat.vnnlib").write_text(
+        vnnlib_text(lower, upper, [(C, np.array([round(m - 0.05, 6)]))])
+    )
     return {"min": m}

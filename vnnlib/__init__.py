@@ -13,5 +13,11 @@ from .reader import load_vnnlib, parse_vnnlib
 from .v2 import detect_version
 
 __all__ = [
-    "MAX_TERMS", "Case", "Polytope", "Property", "detect_version", "load_vnnlib", "parse_vnnlib",
+    "MAX_TERMS",
+    "Case",
+    "Polytope",
+    "Property",
+    "detect_version",
+    "load_vnnlib",
+    "parse_vnnlib",
 ]

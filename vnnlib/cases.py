@@ -78,8 +78,11 @@ def _check_box(
     unbounded = ~(np.isfinite(lower) & np.isfinite(upper))
     if unbounded.any():
         i = int(np.argmax(unbounded))
-        missing = [name for name, value in (("lower", lower[i]), ("upper", upper[i]))
-                   if not math.isfinite(value)]
+        missing = [
+            name
+            for name, value in (("lower", lower[i]), ("upper", upper[i]))
+            if not math.isfinite(value)
+        ]
         where = " in the disjunct starting here" if term else ""
         raise source.error(
             f"X_{i} has no {' or '.join(missing)} bound{where}; every input needs both",
@@ -108,8 +111,9 @@ def build_cases(
     declared_at: list[int],
 ) -> tuple[Case, ...]:
     """Cases of the DNF ``common AND (term_1 OR term_2 ...)``; ``declared_at[i]`` locates X_i."""
-    base = _TermState([-math.inf] * n_inputs, [math.inf] * n_inputs,
-                      [-1] * n_inputs, [-1] * n_inputs)
+    base = _TermState(
+        [-math.inf] * n_inputs, [math.inf] * n_inputs, [-1] * n_inputs, [-1] * n_inputs
+    )
     base.apply(common)
     groups: dict[tuple, _Group] = {}
     polytope_cache: dict[tuple, Polytope] = {}

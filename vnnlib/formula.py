@@ -96,7 +96,9 @@ class FormulaReader:
         if token[0] == "#":
             raise self.source.error(
                 f"'{token}': hexadecimal and binary literals are not supported; "
-                "write a decimal number", index)
+                "write a decimal number",
+                index,
+            )
         if NUMBER_RE.fullmatch(token):
             value = float(token)
             if math.isinf(value):
@@ -264,8 +266,8 @@ class FormulaReader:
                 if not args:
                     raise self.source.error(f"'{op}' needs at least one argument", node[1])
                 if children_done:
-                    parts = values[-len(args):]
-                    del values[-len(args):]
+                    parts = values[-len(args) :]
+                    del values[-len(args) :]
                     if op == "and":
                         values.append(conjoin(parts, self.source, node[1]))
                     else:
@@ -297,7 +299,8 @@ def _too_many(count: int, source: Source, at: int) -> None:
     if count > source.max_terms:
         raise source.error(
             f"the formula expands to {count} disjuncts in DNF (limits.max_disjuncts is "
-            f"{source.max_terms}); split the property into several files", at
+            f"{source.max_terms}); split the property into several files",
+            at,
         )
 
 
@@ -334,7 +337,9 @@ def conjoin(parts: list[Dnf], source: Source, at: int) -> Dnf:
     if len(common) * len(terms) > source.max_terms * MAX_ATOMS_PER_TERM_AVERAGE:
         raise source.error(
             f"the formula expands to {len(terms)} disjuncts of {len(common)} shared atoms each "
-            "in DNF; move the shared constraints to their own assert", at)
+            "in DNF; move the shared constraints to their own assert",
+            at,
+        )
     return [common + term for term in terms]
 
 

@@ -26,8 +26,9 @@ Child = Union[int, Node]
 class Source:
     """The tokens of one property text and the means to locate them in error messages."""
 
-    def __init__(self, text: str, name: str, max_terms: int = MAX_TERMS,
-                 max_depth: int = MAX_DEPTH) -> None:
+    def __init__(
+        self, text: str, name: str, max_terms: int = MAX_TERMS, max_depth: int = MAX_DEPTH
+    ) -> None:
         """Tokenize ``text`` (comments dropped); ``name`` is the file name for messages.
 
         ``max_terms`` and ``max_depth`` are the reader's limits on DNF terms and nesting.
@@ -77,8 +78,11 @@ def build_sexp(source: Source) -> list[Child]:
             stack.append(current)
             current = node
             if len(stack) > source.max_depth:
-                raise source.error(f"parentheses nested more than {source.max_depth} deep "
-                                   "(limits.max_nesting_depth)", index)
+                raise source.error(
+                    f"parentheses nested more than {source.max_depth} deep "
+                    "(limits.max_nesting_depth)",
+                    index,
+                )
         elif token == ")":
             if not stack:
                 raise source.error("unbalanced parenthesis: unexpected ')'", index)

@@ -129,15 +129,24 @@ def parse_vnnlib(
         flatten_error(exc)  # tokens quoted from the file may hold control characters
         raise
     except (RecursionError, MemoryError) as exc:
-        raise PropertyError(f"the property is too large or nested too deeply to read "
-                            f"({exc.__class__.__name__})", source) from None
+        raise PropertyError(
+            f"the property is too large or nested too deeply to read ({exc.__class__.__name__})",
+            source,
+        ) from None
     except Exception as exc:  # noqa: BLE001 - the reader's error boundary
-        raise PropertyError(f"cannot read the property ({exc.__class__.__name__}: {exc})",
-                            source) from None
+        raise PropertyError(
+            f"cannot read the property ({exc.__class__.__name__}: {exc})", source
+        ) from None
 
 
-def _parse(text: str, source: str, n_inputs: int | None, n_outputs: int | None,
-           max_disjuncts: int, max_depth: int) -> Property:
+def _parse(
+    text: str,
+    source: str,
+    n_inputs: int | None,
+    n_outputs: int | None,
+    max_disjuncts: int,
+    max_depth: int,
+) -> Property:
     """parse_vnnlib without its error boundary (2.0 goes through the PyPI vnnlib package)."""
     major, minor = detect_version(text)
     if major == 2:
@@ -147,8 +156,9 @@ def _parse(text: str, source: str, n_inputs: int | None, n_outputs: int | None,
         except PropertyError as exc:
             raise translation.error(exc) from None
     if major != 1:
-        raise PropertyError(f"unsupported VNN-LIB version {major}.{minor} (1.x and 2.0 are read)",
-                            source)
+        raise PropertyError(
+            f"unsupported VNN-LIB version {major}.{minor} (1.x and 2.0 are read)", source
+        )
     src = Source(text, source, max_terms=max_disjuncts, max_depth=max_depth)
     reader = _Reader(src)
     reader.run()
@@ -188,11 +198,17 @@ def load_vnnlib(
         """A PropertyError about this file."""
         return PropertyError(message, name)
 
-    data = read_limited(name, "property", error, max_file_bytes=max_bytes,
-                        max_decompressed_bytes=max_bytes,
-                        max_compression_ratio=max_compression_ratio)
+    data = read_limited(
+        name,
+        "property",
+        error,
+        max_file_bytes=max_bytes,
+        max_decompressed_bytes=max_bytes,
+        max_compression_ratio=max_compression_ratio,
+    )
     if b"\x00" in data[:4096]:
         raise error("binary data, not a VNN-LIB text file")
     text = data.decode("utf-8", errors="replace")
-    return parse_vnnlib(text, name, n_inputs, n_outputs, max_disjuncts=max_disjuncts,
-                        max_depth=max_depth)
+    return parse_vnnlib(
+        text, name, n_inputs, n_outputs, max_disjuncts=max_disjuncts, max_depth=max_depth
+    )

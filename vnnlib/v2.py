@@ -32,10 +32,22 @@ from completeverify.errors import PropertyError
 
 _VERSION_RE = re.compile(r"\(\s*vnnlib-version\s*<\s*([0-9]+)\.([0-9]+)\s*>\s*\)")
 _LEADING_RE = re.compile(r"(?:\s+|;[^\n]*)*")
-_FLOAT_TYPES = ("F16", "F32", "F64", "BF16", "F8E4M3FN", "F8E5M2", "F8E4M3FNUZ", "F8E5M2FNUZ",
-                "F4E2M1", "Real")
-_NUMBER_HINT = ("VNN-LIB 2.0 numbers are strict: write 0.00001 (not 1e-5), 0.5 (not .5) and "
-                "1.0 (not 1) when comparing with a float variable")
+_FLOAT_TYPES = (
+    "F16",
+    "F32",
+    "F64",
+    "BF16",
+    "F8E4M3FN",
+    "F8E5M2",
+    "F8E4M3FNUZ",
+    "F8E5M2FNUZ",
+    "F4E2M1",
+    "Real",
+)
+_NUMBER_HINT = (
+    "VNN-LIB 2.0 numbers are strict: write 0.00001 (not 1e-5), 0.5 (not .5) and "
+    "1.0 (not 1) when comparing with a float variable"
+)
 _OURS = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -57,12 +69,16 @@ def _pypi_vnnlib() -> ModuleType:
     loaded = sys.modules.get("vnnlib")
     if loaded is not None and hasattr(loaded, "parse_query_string"):
         return loaded
-    paths = [p for p in sys.path
-             if os.path.realpath(os.path.join(p or os.getcwd(), "vnnlib")) != os.path.realpath(_OURS)]
+    paths = [
+        p
+        for p in sys.path
+        if os.path.realpath(os.path.join(p or os.getcwd(), "vnnlib")) != os.path.realpath(_OURS)
+    ]
     spec = importlib.machinery.PathFinder.find_spec("vnnlib", paths)
     if spec is None or spec.loader is None:
-        raise PropertyError("reading VNN-LIB 2.0 needs the 'vnnlib' package: "
-                            "pip install 'completeverify[vnnlib2]'")
+        raise PropertyError(
+            "reading VNN-LIB 2.0 needs the 'vnnlib' package: pip install 'completeverify[vnnlib2]'"
+        )
     previous = sys.modules.get("vnnlib")
     module = importlib.util.module_from_spec(spec)
     sys.modules["vnnlib"] = module  # its compiled core imports itself as vnnlib._core
@@ -112,32 +128,38 @@ class _Translator:
 
     def unsupported(self, what: str, line: int = 0) -> PropertyError:
         """A PropertyError for a construct the verifier does not support."""
-        return PropertyError(f"VNN-LIB 2.0: {what} is not supported by completeverify", self.source,
-                             line)
+        return PropertyError(
+            f"VNN-LIB 2.0: {what} is not supported by completeverify", self.source, line
+        )
 
     def declare(self, query: Any) -> tuple[int, int]:
         """Check the network declaration; returns (n_inputs, n_outputs)."""
         nets = list(query.networks)
         if len(nets) != 1:
             names = ", ".join(f"'{n.name}'" for n in nets)
-            raise self.unsupported(f"a property over {len(nets)} networks ({names}); one network "
-                                   "per property")
+            raise self.unsupported(
+                f"a property over {len(nets)} networks ({names}); one network per property"
+            )
         net = nets[0]
         if net.equal_to or net.isometric_to:
             kind = "equal-to" if net.equal_to else "isometric-to"
             raise self.unsupported(f"'{kind}' in network '{net.name}'")
         if len(net.hidden):
-            raise self.unsupported(f"declare-hidden '{net.hidden[0].name}' (hidden-node constraints)")
+            raise self.unsupported(
+                f"declare-hidden '{net.hidden[0].name}' (hidden-node constraints)"
+            )
         sizes = []
         for kind, letter, decls in (("input", "X", net.inputs), ("output", "Y", net.outputs)):
             if len(decls) != 1:
-                raise self.unsupported(f"network '{net.name}' with {len(decls)} {kind}s; exactly one "
-                                       f"{kind}")
+                raise self.unsupported(
+                    f"network '{net.name}' with {len(decls)} {kind}s; exactly one {kind}"
+                )
             decl = decls[0]
             dtype = getattr(decl.dtype, "name", str(decl.dtype))
             if dtype not in _FLOAT_TYPES:
-                raise self.unsupported(f"{kind} '{decl.name}' of element type {dtype}; "
-                                       "floating-point types only")
+                raise self.unsupported(
+                    f"{kind} '{decl.name}' of element type {dtype}; floating-point types only"
+                )
             shape = [int(d) for d in decl.shape]
             self.names[decl.name] = (letter, shape)
             sizes.append(math.prod(shape))
@@ -180,8 +202,9 @@ class _Translator:
             raise self.unsupported(f"the variable '{var.name}'", var.line)
         letter, shape = entry
         if len(var.indices) != len(shape):
-            raise PropertyError(f"VNN-LIB 2.0: '{var.name}' needs {len(shape)} indices",
-                                self.source, var.line)
+            raise PropertyError(
+                f"VNN-LIB 2.0: '{var.name}' needs {len(shape)} indices", self.source, var.line
+            )
         flat = 0
         for index, dim in zip(var.indices, shape):
             flat = flat * dim + int(index)
@@ -199,8 +222,13 @@ class _Translator:
             return "(and " + " ".join(self.boolean(a) for a in expr.args) + ")"
         if isinstance(expr, vn.Or):
             return "(or " + " ".join(self.boolean(a) for a in expr.args) + ")"
-        ops = ((vn.LessEqual, "<="), (vn.LessThan, "<"), (vn.GreaterEqual, ">="),
-               (vn.GreaterThan, ">"), (vn.Equal, "="))
+        ops = (
+            (vn.LessEqual, "<="),
+            (vn.LessThan, "<"),
+            (vn.GreaterEqual, ">="),
+            (vn.GreaterThan, ">"),
+            (vn.Equal, "="),
+        )
         for cls, op in ops:
             if isinstance(expr, cls):
                 return f"({op} {self.arith(expr.lhs)} {self.arith(expr.rhs)})"
@@ -223,10 +251,11 @@ class Translation:
         """The 1.0 reader's error with 2.0 names (``X[0,3]``) and the 2.0 file's line."""
         message = str(exc)
         prefix = f"{exc.source or '<property>'}" + (f":{exc.line}:{exc.column}" if exc.line else "")
-        message = message[len(prefix) + 2:] if message.startswith(prefix + ": ") else message
+        message = message[len(prefix) + 2 :] if message.startswith(prefix + ": ") else message
         rename = self.translator.name_of
-        message = re.sub(r"\b([XY])_([0-9]+)\b", lambda m: rename(m.group(1), int(m.group(2))),
-                         message)
+        message = re.sub(
+            r"\b([XY])_([0-9]+)\b", lambda m: rename(m.group(1), int(m.group(2))), message
+        )
         line = exc.line if exc.line != 1 else self.declared_at  # line 1: the declarations
         return PropertyError(f"VNN-LIB 2.0: {message}", self.source, line)
 
@@ -240,13 +269,19 @@ def translate_vnnlib2(text: str, source: str = "<string>") -> Translation:
         raise _package_error(exc, source) from None
     except Exception as exc:  # noqa: BLE001 - the package's C++ parser (e.g. stod out of range)
         detail = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:200]
-        raise PropertyError(f"VNN-LIB 2.0: the vnnlib package cannot parse this file ({detail}); "
-                            "check for numbers out of the double range (e.g. subnormals)",
-                            source) from None
+        raise PropertyError(
+            f"VNN-LIB 2.0: the vnnlib package cannot parse this file ({detail}); "
+            "check for numbers out of the double range (e.g. subnormals)",
+            source,
+        ) from None
     tr = _Translator(vn, source)
     n_in, n_out = tr.declare(query)
-    lines = [" ".join([f"(declare-const X_{i} Real)" for i in range(n_in)]
-                      + [f"(declare-const Y_{j} Real)" for j in range(n_out)])]
+    lines = [
+        " ".join(
+            [f"(declare-const X_{i} Real)" for i in range(n_in)]
+            + [f"(declare-const Y_{j} Real)" for j in range(n_out)]
+        )
+    ]
     for assertion in query.assertions:
         tr.line = 0
         body = tr.boolean(assertion.expr)

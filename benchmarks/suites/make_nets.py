@@ -29,12 +29,15 @@ TIMEOUT = 30
 
 def _examples() -> list[tuple[str, str, str]]:
     """The shipped examples/ instances with their known verdicts (see tests/nets.make_example)."""
-    return [("../../examples/mlp.onnx", "../../examples/mlp_sat.vnnlib", "sat"),
-            ("../../examples/mlp.onnx", "../../examples/mlp_unsat.vnnlib", "unsat")]
+    return [
+        ("../../examples/mlp.onnx", "../../examples/mlp_sat.vnnlib", "sat"),
+        ("../../examples/mlp.onnx", "../../examples/mlp_unsat.vnnlib", "unsat"),
+    ]
 
 
-def _net(name: str, seed: int, sizes: list[int], C: np.ndarray, gz_property: bool = False
-         ) -> list[tuple[str, str, str]]:
+def _net(
+    name: str, seed: int, sizes: list[int], C: np.ndarray, gz_property: bool = False
+) -> list[tuple[str, str, str]]:
     """One network with a sat and an unsat property, written under nets/; returns suite rows."""
     rng = np.random.default_rng(seed)
     layers = random_mlp(rng, sizes)
@@ -62,7 +65,9 @@ def main() -> None:
     """Write nets/, tiny.csv (no header, as VNN-COMP publishes) and tiny_ground_truth.csv."""
     rows = _examples()
     rows += _net("mlp2x4", 11, [2, 4, 4, 2], np.array([[1.0, -1.0]]))
-    rows += _net("mlp3x6", 12, [3, 6, 6, 3], np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]]), gz_property=True)
+    rows += _net(
+        "mlp3x6", 12, [3, 6, 6, 3], np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]]), gz_property=True
+    )
     with open(HERE / "tiny.csv", "w", newline="") as fh:
         for onnx_path, prop, _ in rows:
             fh.write(f"{onnx_path},{prop},{TIMEOUT}\n")

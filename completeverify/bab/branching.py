@@ -28,8 +28,13 @@ def _outgoing_weight(engine: BoundEngine, r: int) -> torch.Tensor | float:
     return total if isinstance(total, torch.Tensor) else 1.0
 
 
-def scores(engine: BoundEngine, pre: dict[int, Box], splits: dict[int, torch.Tensor], rows: torch.Tensor,
-           method: str) -> dict[int, torch.Tensor]:
+def scores(
+    engine: BoundEngine,
+    pre: dict[int, Box],
+    splits: dict[int, torch.Tensor],
+    rows: torch.Tensor,
+    method: str,
+) -> dict[int, torch.Tensor]:
     """Score (B, size) of each Relu neuron; -inf where it is stable or already split."""
     coeffs = engine.activation_coefficients(pre, rows) if method == "babsr" else {}
     out: dict[int, torch.Tensor] = {}

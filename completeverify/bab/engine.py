@@ -26,7 +26,9 @@ def choose_mode(run: VerifyContext) -> Mode:
     mode = run.config.mode
     if mode != "auto":
         return mode
-    return "input-split" if run.graph.n_inputs <= run.config.bab.input_split_max_dim else "relu-split"
+    return (
+        "input-split" if run.graph.n_inputs <= run.config.bab.input_split_max_dim else "relu-split"
+    )
 
 
 def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
@@ -42,8 +44,9 @@ def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
     case = run.prop.cases[case_index]
     engine = BoundEngine(run.graph)
 
-    def leaf(lower: np.ndarray, upper: np.ndarray, poly_index: int,
-             pre: PreBounds | None = None) -> BabOutcome:
+    def leaf(
+        lower: np.ndarray, upper: np.ndarray, poly_index: int, pre: PreBounds | None = None
+    ) -> BabOutcome:
         """Decide polytope poly_index on [lower, upper] (n_in,) by MILP (no re-solve, no polish)."""
         poly = case.polytopes[poly_index]
         if pre is None:
@@ -54,9 +57,15 @@ def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
             pre = pre_to_numpy(res.pre)
         # a replay counts only for this polytope: confirm on a case holding just it
         sub = Case(lower=case.lower, upper=case.upper, polytopes=(poly,))
-        out = exact_leaf(LeafProblem(run.graph, sub, case_index, poly, lower, upper, pre), solver,
-                         run.replayer, run.config.milp, run.deadline, resolve=False,
-                         repair=lambda x: repair_candidate(run, case_index, x, [poly]))
+        out = exact_leaf(
+            LeafProblem(run.graph, sub, case_index, poly, lower, upper, pre),
+            solver,
+            run.replayer,
+            run.config.milp,
+            run.deadline,
+            resolve=False,
+            repair=lambda x: repair_candidate(run, case_index, x, [poly]),
+        )
         if out.verdict == LeafVerdict.EMPTY:
             # empty bounds on a non-empty box: some bound is wrong, never a proof
             log.warning("milp leaf: empty pre-activation bounds; no verdict from this leaf")
@@ -74,8 +83,9 @@ def _milp_leaf(run: VerifyContext, case_index: int) -> MilpLeaf:
     return leaf
 
 
-def _settle(results: Sequence[tuple[Pair, BabOutcome]], note: str
-            ) -> tuple[Counterexample | None, bool, bool]:
+def _settle(
+    results: Sequence[tuple[Pair, BabOutcome]], note: str
+) -> tuple[Counterexample | None, bool, bool]:
     """Record (pair, outcome) results on the pairs: (counterexample, stop searching, all proven)."""
     all_proven = True
     for pr, o in results:
@@ -90,8 +100,9 @@ def _settle(results: Sequence[tuple[Pair, BabOutcome]], note: str
     return None, False, all_proven
 
 
-def decide_pairs(run: VerifyContext, pairs: list[Pair], milp_stage: MilpStage
-                 ) -> tuple[Counterexample | None, bool]:
+def decide_pairs(
+    run: VerifyContext, pairs: list[Pair], milp_stage: MilpStage
+) -> tuple[Counterexample | None, bool]:
     """Decide the (case, polytope) pairs that bounds left open; returns (counterexample, all_decided)."""
     mode = choose_mode(run)
     if mode == "milp" or not pairs:
@@ -106,7 +117,9 @@ def decide_pairs(run: VerifyContext, pairs: list[Pair], milp_stage: MilpStage
             for pr in pairs:
                 by_case.setdefault(pr.case, []).append(pr)
             for ci, prs in by_case.items():
-                out = input_split(run, ci, [pr.poly for pr in prs], run.deadline, _milp_leaf(run, ci))
+                out = input_split(
+                    run, ci, [pr.poly for pr in prs], run.deadline, _milp_leaf(run, ci)
+                )
                 cex, stop, proven = _settle([(pr, out[pr.poly]) for pr in prs], "input split")
                 if stop:
                     return cex, False

@@ -38,8 +38,15 @@ LEAF_UNSTABLE = 3  # a domain with at most this many unstable ReLUs is decided b
 MIN_WIDTH = 1e-7  # relative to the case's box: below this a domain goes to the MILP
 
 
-def _smear_scores(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0: torch.Tensor,
-                slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
+def _smear_scores(
+    graph,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    C: torch.Tensor,
+    c0: torch.Tensor,
+    slices: list[slice],
+    open_mask: torch.Tensor,
+) -> torch.Tensor:
     """For each domain, |gradient| * width of its worst open polytope at the centre (B, n_in)."""
     x = ((lo + hi) / 2).clone().requires_grad_(True)
     y = graph.forward(x.reshape((x.shape[0],) + graph.input_shape)).reshape(x.shape[0], -1)
@@ -47,16 +54,26 @@ def _smear_scores(graph, lo: torch.Tensor, hi: torch.Tensor, C: torch.Tensor, c0
     margins = polytope_margins(vals, slices)
     margins = torch.where(open_mask, margins, torch.full_like(margins, float("inf")))
     worst = margins.amin(dim=1)
-    grad, = torch.autograd.grad(worst.sum(), x)
+    (grad,) = torch.autograd.grad(worst.sum(), x)
     width = hi - lo
     smear = grad.abs() * width
     smear = torch.where(width > 0, smear + 1e-12 * width, torch.zeros_like(smear))
     return smear
 
 
-def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_lb: torch.Tensor | None,
-             C: torch.Tensor, c0: torch.Tensor, slices: list[slice], deadline: Deadline,
-             focus: torch.Tensor | None = None):
+def _falsify(
+    run,
+    case,
+    case_index: int,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    x_lb: torch.Tensor | None,
+    C: torch.Tensor,
+    c0: torch.Tensor,
+    slices: list[slice],
+    deadline: Deadline,
+    focus: torch.Tensor | None = None,
+):
     """Batched PGD inside the domains; the first candidate the ONNX replay confirms, or None.
 
     Starts: each domain's centre and its bound minimisers.  focus: indices of the domains that
@@ -76,14 +93,24 @@ def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_l
     if focus is None or focus.numel() >= lo.shape[0]:
         best_x, best_loss = pgd_batch(run.graph, x0, blo, bhi, Cs, ds, FALSIFY_STEPS, 0.2, deadline)
     else:
-        owner = torch.cat([torch.arange(lo.shape[0])] + ([torch.arange(lo.shape[0]).repeat_interleave(x_lb.shape[1])]
-                                                          if x_lb is not None else []))
+        owner = torch.cat(
+            [torch.arange(lo.shape[0])]
+            + (
+                [torch.arange(lo.shape[0]).repeat_interleave(x_lb.shape[1])]
+                if x_lb is not None
+                else []
+            )
+        )
         best_x = x0.clone()
         with torch.no_grad():
-            y = run.graph.forward(x0.reshape((x0.shape[0],) + run.graph.input_shape)).reshape(x0.shape[0], -1)
+            y = run.graph.forward(x0.reshape((x0.shape[0],) + run.graph.input_shape)).reshape(
+                x0.shape[0], -1
+            )
             best_loss = spec_loss(y, Cs, ds)
         k = torch.nonzero(torch.isin(owner, focus)).flatten()
-        best_x[k], best_loss[k] = pgd_batch(run.graph, x0[k], blo[k], bhi[k], Cs, ds, FALSIFY_STEPS, 0.2, deadline)
+        best_x[k], best_loss[k] = pgd_batch(
+            run.graph, x0[k], blo[k], bhi[k], Cs, ds, FALSIFY_STEPS, 0.2, deadline
+        )
     for h in torch.argsort(best_loss)[:8].tolist():
         if not float(best_loss[h]) <= 1e-9:
             break
@@ -93,8 +120,14 @@ def _falsify(run, case, case_index: int, lo: torch.Tensor, hi: torch.Tensor, x_l
     return None
 
 
-def _coef_scores(lo: torch.Tensor, hi: torch.Tensor, lb: torch.Tensor, coeffs: torch.Tensor,
-               slices: list[slice], open_mask: torch.Tensor) -> torch.Tensor:
+def _coef_scores(
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    lb: torch.Tensor,
+    coeffs: torch.Tensor,
+    slices: list[slice],
+    open_mask: torch.Tensor,
+) -> torch.Tensor:
     """For each domain, the scores |A_j| * width_j of the bound row that matters most (B, n_in).
 
     The row is the best row (highest lower bound) of the worst open polytope: its linear lower
@@ -106,7 +139,11 @@ def _coef_scores(lo: torch.Tensor, hi: torch.Tensor, lb: torch.Tensor, coeffs: t
         best_rows.append(arg + s.start)
         best_vals.append(vals)
     rows = torch.stack(best_rows, dim=1)  # (B, P)
-    vals = torch.where(open_mask, torch.stack(best_vals, dim=1), torch.full_like(open_mask, 0, dtype=lb.dtype) + torch.inf)
+    vals = torch.where(
+        open_mask,
+        torch.stack(best_vals, dim=1),
+        torch.full_like(open_mask, 0, dtype=lb.dtype) + torch.inf,
+    )
     worst = vals.argmin(dim=1)
     row = rows.gather(1, worst[:, None]).squeeze(1)  # (B,)
     a = coeffs[torch.arange(lo.shape[0]), row]  # (B, n_in)
@@ -116,7 +153,9 @@ def _coef_scores(lo: torch.Tensor, hi: torch.Tensor, lb: torch.Tensor, coeffs: t
     return score
 
 
-def _branch_dims(graph, lo, hi, C, c0, slices, open_mask, lb, coeffs, branching: str) -> list[list[int]]:
+def _branch_dims(
+    graph, lo, hi, C, c0, slices, open_mask, lb, coeffs, branching: str
+) -> list[list[int]]:
     """The input dimension(s) to bisect in each domain.
 
     "smear" and "coef" pick one dimension each.  "both" bisects the smear choice and, where the
@@ -133,7 +172,9 @@ def _branch_dims(graph, lo, hi, C, c0, slices, open_mask, lb, coeffs, branching:
     return [[int(a)] if int(a) == int(b) else [int(a), int(b)] for a, b in zip(smear, coef)]
 
 
-def _children(lo: torch.Tensor, hi: torch.Tensor, dims: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _children(
+    lo: torch.Tensor, hi: torch.Tensor, dims: list[int]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Bisect the box [lo, hi] along each of dims in turn (2 ** len(dims) children)."""
     boxes = [(lo, hi)]
     for d in dims:
@@ -148,8 +189,13 @@ def _children(lo: torch.Tensor, hi: torch.Tensor, dims: list[int]) -> list[tuple
     return boxes
 
 
-def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], deadline: Deadline,
-                milp_leaf: MilpLeaf) -> dict[int, BabOutcome]:
+def input_split(
+    run: VerifyContext,
+    case_index: int,
+    poly_indices: list[int],
+    deadline: Deadline,
+    milp_leaf: MilpLeaf,
+) -> dict[int, BabOutcome]:
     """Decide the given polytopes of one case by splitting its input box.
 
     milp_leaf(lower, upper, poly_index, pre) -> BabOutcome decides one polytope exactly on a small box
@@ -175,7 +221,9 @@ def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], de
     min_width = MIN_WIDTH * torch.clamp(root_hi - root_lo, min=1e-12)
     counter = itertools.count()
     # heap of (priority, tie, lower, upper, open polytope mask); priority = worst margin lower bound
-    heap: list = [(-np.inf, next(counter), root_lo, root_hi, torch.ones(len(polys), dtype=torch.bool))]
+    heap: list = [
+        (-np.inf, next(counter), root_lo, root_hi, torch.ones(len(polys), dtype=torch.bool))
+    ]
     done = rounds = 0
     outcome = {k: BabOutcome(BabVerdict.PROVEN) for k in poly_indices}
     t_start = time.monotonic()
@@ -188,7 +236,11 @@ def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], de
             return outcome
         depth_first = len(heap) > cfg.max_domains
         n = min(cfg.batch_size, len(heap))
-        batch = [heapq.heappop(heap) for _ in range(n)] if not depth_first else [heap.pop() for _ in range(n)]
+        batch = (
+            [heapq.heappop(heap) for _ in range(n)]
+            if not depth_first
+            else [heap.pop() for _ in range(n)]
+        )
         if depth_first:
             heapq.heapify(heap)
         lo = torch.stack([b[2] for b in batch])
@@ -213,32 +265,69 @@ def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], de
         if rounds % FULL_PGD_EVERY:
             worst = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).amin(dim=1)
             focus = torch.argsort(worst)[:FOCUS_PGD]
-        cex = _falsify(run, case, case_index, lo, hi, res.x_lb[idx] if res.x_lb is not None else None,
-                       C, c0, slices, deadline, focus)
+        cex = _falsify(
+            run,
+            case,
+            case_index,
+            lo,
+            hi,
+            res.x_lb[idx] if res.x_lb is not None else None,
+            C,
+            c0,
+            slices,
+            deadline,
+            focus,
+        )
         if cex is not None:
             # confirm() checks every polytope of the case; cex.polytope indexes case.polytopes
             k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
-            return {kk: (BabOutcome(BabVerdict.FALSIFIED, cex, done) if kk == k else
-                         BabOutcome(BabVerdict.OPEN, domains=done)) for kk in poly_indices}
+            return {
+                kk: (
+                    BabOutcome(BabVerdict.FALSIFIED, cex, done)
+                    if kk == k
+                    else BabOutcome(BabVerdict.OPEN, domains=done)
+                )
+                for kk in poly_indices
+            }
         # split the open domains; tiny ones, and ones with few unstable ReLUs left (a small
         # exact MILP), go to the solver
         width = hi - lo
-        n_unstable = sum(((l_j[idx] < 0) & (u_j[idx] > 0)).sum(dim=1) for l_j, u_j in res.pre.values())
+        n_unstable = sum(
+            ((l_j[idx] < 0) & (u_j[idx] > 0)).sum(dim=1) for l_j, u_j in res.pre.values()
+        )
         tiny = (width <= min_width).all(dim=1) | (n_unstable <= LEAF_UNSTABLE)
         for t in torch.nonzero(tiny).flatten().tolist():
             pre_t = pre_to_numpy(res.pre, int(idx[t]))
             for p_i in torch.nonzero(open_mask[t]).flatten().tolist():
-                res_leaf = milp_leaf(lo[t].cpu().numpy(), hi[t].cpu().numpy(), poly_indices[p_i], pre_t)
+                res_leaf = milp_leaf(
+                    lo[t].cpu().numpy(), hi[t].cpu().numpy(), poly_indices[p_i], pre_t
+                )
                 if res_leaf.verdict == BabVerdict.FALSIFIED:
-                    return {kk: (res_leaf if kk == poly_indices[p_i] else BabOutcome(BabVerdict.OPEN, domains=done))
-                            for kk in poly_indices}
+                    return {
+                        kk: (
+                            res_leaf
+                            if kk == poly_indices[p_i]
+                            else BabOutcome(BabVerdict.OPEN, domains=done)
+                        )
+                        for kk in poly_indices
+                    }
                 if res_leaf.verdict != BabVerdict.PROVEN:
                     outcome[poly_indices[p_i]] = res_leaf
         keep = torch.nonzero(~tiny).flatten()
         if keep.numel():
             lo, hi, open_mask, margins = lo[keep], hi[keep], open_mask[keep], margins[keep]
-            dim_sets = _branch_dims(graph, lo, hi, C, c0, slices, open_mask, res.lb[idx][keep],
-                                    None if res.coeffs is None else res.coeffs[idx][keep], cfg.input_branching)
+            dim_sets = _branch_dims(
+                graph,
+                lo,
+                hi,
+                C,
+                c0,
+                slices,
+                open_mask,
+                res.lb[idx][keep],
+                None if res.coeffs is None else res.coeffs[idx][keep],
+                cfg.input_branching,
+            )
             prio = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).amin(dim=1)
             for b in range(lo.shape[0]):
                 p = float(prio[b])
@@ -247,8 +336,12 @@ def input_split(run: VerifyContext, case_index: int, poly_indices: list[int], de
         now = time.monotonic()
         if now - last_log > 5:
             last_log = now
-            log.info("input split: %d domains bounded, %d queued, worst bound %.4g", done, len(heap),
-                     float(heap[0][0]) if heap else float("nan"))
+            log.info(
+                "input split: %d domains bounded, %d queued, worst bound %.4g",
+                done,
+                len(heap),
+                float(heap[0][0]) if heap else float("nan"),
+            )
     for k in poly_indices:
         if outcome[k].verdict == BabVerdict.PROVEN:
             outcome[k] = BabOutcome(BabVerdict.PROVEN, domains=done, note="input split")

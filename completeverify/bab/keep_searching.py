@@ -20,12 +20,17 @@ def keep_searching(run, pairs, milp_stage):
     """
     from .engine import decide_pairs
 
-    bab = dataclasses.replace(run.config.bab, milp_handoff_domains=0, stall_rounds=0, race_milp=False)
+    bab = dataclasses.replace(
+        run.config.bab, milp_handoff_domains=0, stall_rounds=0, race_milp=False
+    )
     mode = run.config.mode
     if mode == "milp":
         mode = "auto"
     cfg = dataclasses.replace(run.config, bab=bab, mode=mode)
-    log.info("knife edge: the search ended open with %.1f s left; searching again without "
-             "MILP hand-offs", run.deadline.remaining())
+    log.info(
+        "knife edge: the search ended open with %.1f s left; searching again without "
+        "MILP hand-offs",
+        run.deadline.remaining(),
+    )
     run.stats["keep_searching"] = run.stats.get("keep_searching", 0) + 1
     return decide_pairs(dataclasses.replace(run, config=cfg), pairs, milp_stage)

@@ -43,8 +43,11 @@ LP_SECONDS = 5.0  # at most this (and a fifth of the time left) per pattern LP
 def _margin(graph: Graph, x: torch.Tensor, polys) -> torch.Tensor:
     """min over polytopes of max over rows of (C y - d) at flat inputs x (K, n) -> (K,)."""
     y = graph.forward(x.reshape((x.shape[0],) + graph.input_shape)).reshape(x.shape[0], -1)
-    vals = [(y @ torch.as_tensor(p.C, dtype=y.dtype).T - torch.as_tensor(p.d, dtype=y.dtype)).amax(1)
-            for p in polys if p.C.shape[0] > 0]
+    vals = [
+        (y @ torch.as_tensor(p.C, dtype=y.dtype).T - torch.as_tensor(p.d, dtype=y.dtype)).amax(1)
+        for p in polys
+        if p.C.shape[0] > 0
+    ]
     return torch.stack(vals, 1).amin(1)
 
 
@@ -64,7 +67,9 @@ def grid_walk(run, case_index: int, x: np.ndarray) -> Counterexample | None:
             for sign in (1.0, -1.0):  # at a kink of the max the descent side is a guess
                 if run.deadline.expired():
                     return None
-                cex = confirm(replayer, base + sign * direction * ulp * float(2 ** k), case, case_index)
+                cex = confirm(
+                    replayer, base + sign * direction * ulp * float(2**k), case, case_index
+                )
                 if cex is not None:
                     return cex
     return None
@@ -83,12 +88,16 @@ def _directions(graph: Graph, x: np.ndarray, polys) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     for g in grads:
         dvec = -np.sign(g.detach().cpu().numpy())
-        if np.any(dvec) and not any(np.array_equal(dvec, o) or np.array_equal(-dvec, o) for o in out):
+        if np.any(dvec) and not any(
+            np.array_equal(dvec, o) or np.array_equal(-dvec, o) for o in out
+        ):
             out.append(dvec)
     return out
 
 
-def _masked_values(graph: Graph, x: torch.Tensor, masks: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+def _masked_values(
+    graph: Graph, x: torch.Tensor, masks: dict[int, torch.Tensor]
+) -> list[torch.Tensor]:
     """Node values (B, size) with each Relu i replaced by multiplication with masks[i] (size,)."""
     params = graph.params(x.dtype)
     vals: list[torch.Tensor] = [x]
@@ -101,7 +110,9 @@ def _masked_values(graph: Graph, x: torch.Tensor, masks: dict[int, torch.Tensor]
     return vals
 
 
-def affine_maps(graph: Graph, x: np.ndarray) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict]:
+def affine_maps(
+    graph: Graph, x: np.ndarray
+) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict]:
     """The network with every ReLU fixed to its state at x, as affine maps of the input.
 
     Returns ({relu node: (J (size, n), c (size,)) of its input}, {"out": (J (n_out, n), c)},
@@ -111,10 +122,17 @@ def affine_maps(graph: Graph, x: np.ndarray) -> tuple[dict[int, tuple[np.ndarray
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(1, n))
     with torch.no_grad():
         vals = graph.forward_all(xt.reshape((1,) + graph.input_shape))
-        masks = {i: (vals[node.inputs[0]][0] > 0).to(torch.float64)
-                 for i, node in enumerate(graph.nodes) if isinstance(node.op, Relu)}
-        basis = torch.cat([torch.zeros(1, n, dtype=torch.float64), torch.eye(n, dtype=torch.float64)])
-        mv = _masked_values(graph, basis.reshape((n + 1,) + graph.input_shape).reshape(n + 1, -1), masks)
+        masks = {
+            i: (vals[node.inputs[0]][0] > 0).to(torch.float64)
+            for i, node in enumerate(graph.nodes)
+            if isinstance(node.op, Relu)
+        }
+        basis = torch.cat(
+            [torch.zeros(1, n, dtype=torch.float64), torch.eye(n, dtype=torch.float64)]
+        )
+        mv = _masked_values(
+            graph, basis.reshape((n + 1,) + graph.input_shape).reshape(n + 1, -1), masks
+        )
     maps = {}
     for i in masks:
         v = mv[graph.nodes[i].inputs[0]]
@@ -123,8 +141,15 @@ def affine_maps(graph: Graph, x: np.ndarray) -> tuple[dict[int, tuple[np.ndarray
     return maps, {"out": ((out[1:] - out[0]).T.cpu().numpy(), out[0].cpu().numpy()), "masks": masks}
 
 
-def pattern_lp_point(graph: Graph, lower: np.ndarray, upper: np.ndarray, poly, x: np.ndarray,
-                     solver_name: str = "highs", time_limit: float = 10.0) -> np.ndarray | None:
+def pattern_lp_point(
+    graph: Graph,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    poly,
+    x: np.ndarray,
+    solver_name: str = "highs",
+    time_limit: float = 10.0,
+) -> np.ndarray | None:
     """The point of x's activation pattern where C y <= d holds with the largest slack s.
 
     LP: maximise s over (x, s) in box x [-1, 1] subject to, with every row scaled to unit norm,
@@ -163,9 +188,17 @@ def pattern_lp_point(graph: Graph, lower: np.ndarray, upper: np.ndarray, poly, x
     m, n = A.shape
     full = np.concatenate([A, np.ones((m, 1))], 1)
     ri, ci = np.nonzero(full)
-    prog = MilpProgram(c=np.append(np.zeros(n), -1.0), col_lower=np.append(lo, -1.0),
-                       col_upper=np.append(hi, 1.0), A_rows=ri, A_cols=ci, A_vals=full[ri, ci],
-                       row_lower=np.full(m, -np.inf), row_upper=r, integrality=np.zeros(n + 1, bool))
+    prog = MilpProgram(
+        c=np.append(np.zeros(n), -1.0),
+        col_lower=np.append(lo, -1.0),
+        col_upper=np.append(hi, 1.0),
+        A_rows=ri,
+        A_cols=ci,
+        A_vals=full[ri, ci],
+        row_lower=np.full(m, -np.inf),
+        row_upper=r,
+        integrality=np.zeros(n + 1, bool),
+    )
     res = get_solver(solver_name).solve(prog, SolveLimits(time_limit=max(0.05, time_limit)))
     if res.status != SolveStatus.OPTIMAL or res.x is None or not res.x[n] > 0:
         return None
@@ -184,8 +217,15 @@ def repair_candidate(run, case_index: int, x: np.ndarray, polys=None) -> Counter
         if poly.C.shape[0] == 0:
             continue
         try:
-            p = pattern_lp_point(run.graph, case.lower, case.upper, poly, x, run.config.solver,
-                                 min(LP_SECONDS, 0.2 * run.deadline.remaining()))
+            p = pattern_lp_point(
+                run.graph,
+                case.lower,
+                case.upper,
+                poly,
+                x,
+                run.config.solver,
+                min(LP_SECONDS, 0.2 * run.deadline.remaining()),
+            )
         except Exception as err:  # noqa: BLE001 - a failed repair is only a missed chance
             log.info("knife edge: pattern LP failed (%s)", err)
             p = None

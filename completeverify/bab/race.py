@@ -42,8 +42,12 @@ class MilpRace:
         self.polys = list(polys)
         self.cancel = threading.Event()
         self.result: tuple[str, object] | None = None  # set once, by the thread
-        self.rng = np.random.default_rng(search.run.config.seed + 1)  # numpy generators are not thread-safe
-        self.thread = threading.Thread(target=self._main, name="completeverify-milp-race", daemon=True)
+        self.rng = np.random.default_rng(
+            search.run.config.seed + 1
+        )  # numpy generators are not thread-safe
+        self.thread = threading.Thread(
+            target=self._main, name="completeverify-milp-race", daemon=True
+        )
         self.seconds = 0.0
 
     def start(self) -> "MilpRace":
@@ -61,11 +65,17 @@ class MilpRace:
                 if self.cancel.is_set():
                     verdict = "cancelled"
                     break
-                verdict, cex = self.search.exact(self.root_pre, None, p, cancel=self.cancel, rng=self.rng)
+                verdict, cex = self.search.exact(
+                    self.root_pre, None, p, cancel=self.cancel, rng=self.rng
+                )
                 if verdict != "proven":
                     break
         except Exception as err:  # noqa: BLE001 - a failed race must not take the search down with it
-            log.warning("race: the MILP thread failed (%s: %s); the search goes on alone", type(err).__name__, err)
+            log.warning(
+                "race: the MILP thread failed (%s: %s); the search goes on alone",
+                type(err).__name__,
+                err,
+            )
             verdict, cex = "error", None
         self.seconds = time.monotonic() - t0
         self.result = (verdict, cex)
@@ -83,5 +93,9 @@ class MilpRace:
         self.cancel.set()
         self.thread.join(timeout=1.0)
         if self.thread.is_alive():
-            log.warning("race: the MILP thread did not stop within 1 s; its solve ends at the deadline")
-        self.search.run.stats["race_milp"] = self.search.run.stats.get("race_milp", 0.0) + self.seconds
+            log.warning(
+                "race: the MILP thread did not stop within 1 s; its solve ends at the deadline"
+            )
+        self.search.run.stats["race_milp"] = (
+            self.search.run.stats.get("race_milp", 0.0) + self.seconds
+        )

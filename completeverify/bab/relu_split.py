@@ -58,7 +58,9 @@ class Domain:
     betas: dict[int, torch.Tensor]
     open: torch.Tensor  # (P,) bool: polytopes not yet excluded on this domain
     slices: tuple[slice, ...]  # each polytope's rows (shared by all domains of a search)
-    split_pre: int = -1  # pre-activation node of the latest split (-1: none); earlier nodes keep their bounds
+    split_pre: int = (
+        -1
+    )  # pre-activation node of the latest split (-1: none); earlier nodes keep their bounds
 
     @property
     def key(self) -> float:
@@ -100,7 +102,11 @@ class _Queue:
     def set_depth_first(self, flag: bool) -> None:
         """Switch the order (re-keys the heap when it changes)."""
         if flag != self.depth_first:
-            log.debug("relu_split: queue of %d goes %s", len(self.heap), "depth-first" if flag else "best-first")
+            log.debug(
+                "relu_split: queue of %d goes %s",
+                len(self.heap),
+                "depth-first" if flag else "best-first",
+            )
             self.depth_first = flag
             self.heap = [self._entry(e[3]) for e in self.heap]
             heapq.heapify(self.heap)
@@ -137,21 +143,36 @@ class _Search:
             slices.append(slice(start, start + int(p.C.shape[0])))
             start += int(p.C.shape[0])
         self.slices = tuple(slices)
-        self.C = torch.as_tensor(np.concatenate([np.asarray(p.C, dtype=np.float64).reshape(-1, self.graph.n_outputs)
-                                                 for p in self.polys]))
-        self.d = torch.as_tensor(np.concatenate([np.asarray(p.d, dtype=np.float64).reshape(-1) for p in self.polys]))
+        self.C = torch.as_tensor(
+            np.concatenate(
+                [
+                    np.asarray(p.C, dtype=np.float64).reshape(-1, self.graph.n_outputs)
+                    for p in self.polys
+                ]
+            )
+        )
+        self.d = torch.as_tensor(
+            np.concatenate([np.asarray(p.d, dtype=np.float64).reshape(-1) for p in self.polys])
+        )
         self.m = int(self.C.shape[0])
         self.lo = torch.as_tensor(np.asarray(self.case.lower, dtype=np.float64).reshape(1, -1))
         self.hi = torch.as_tensor(np.asarray(self.case.upper, dtype=np.float64).reshape(1, -1))
-        self.root_engine = BoundEngine(self.graph)  # replaced by a cheaper one when root bounds are given
-        self.engine = BoundEngine(self.graph, BoundConfig(alpha_iters=self.cfg.bound_iters,
-                                                          intermediate_crown=self.cfg.intermediate_refine))
+        self.root_engine = BoundEngine(
+            self.graph
+        )  # replaced by a cheaper one when root bounds are given
+        self.engine = BoundEngine(
+            self.graph,
+            BoundConfig(
+                alpha_iters=self.cfg.bound_iters, intermediate_crown=self.cfg.intermediate_refine
+            ),
+        )
         self.mixed = None  # bounds/mixed.py: alpha/beta searched in float32, bounds in float64
         if self.cfg.float32_search:
             from ..bounds.mixed import MixedPrecision
 
-            self.mixed = MixedPrecision(self.engine, BoundEngine(self.graph, self.engine.config,
-                                                                 dtype=torch.float32))
+            self.mixed = MixedPrecision(
+                self.engine, BoundEngine(self.graph, self.engine.config, dtype=torch.float32)
+            )
         self.done = 0  # domains bounded
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
@@ -178,23 +199,35 @@ class _Search:
             idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
             if idx.numel() == 0:
                 continue
-            eng = BoundEngine(self.graph.with_nodes(nodes[:j + 1]),
-                              BoundConfig(alpha_iters=iters, intermediate_crown=False))
+            eng = BoundEngine(
+                self.graph.with_nodes(nodes[: j + 1]),
+                BoundConfig(alpha_iters=iters, intermediate_crown=False),
+            )
             sub_pre = {i: (b[0][None], b[1][None]) for i, b in out.items() if i < j}
-            chunk = max(1, ROOT_PRE_ELEMS // (2 * sum(n.size for n in nodes[:j + 1])))
+            chunk = max(1, ROOT_PRE_ELEMS // (2 * sum(n.size for n in nodes[: j + 1])))
             new_lo, new_hi = lo_j.clone(), hi_j.clone()
             for start in range(0, idx.numel(), chunk):
-                sel = idx[start:start + chunk]
+                sel = idx[start : start + chunk]
                 c = sel.numel()
                 rows = torch.zeros(2 * c, nodes[j].size, dtype=torch.float64)
                 rows[torch.arange(c), sel] = 1.0
                 rows[torch.arange(c) + c, sel] = -1.0
-                res = eng.compute(self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=stop)
+                res = eng.compute(
+                    self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=stop
+                )
                 cand_lo, cand_hi = res.lb[0, :c], -res.lb[0, c:]
-                new_lo[sel] = torch.where(torch.isfinite(cand_lo), torch.maximum(lo_j[sel], cand_lo), lo_j[sel])
-                new_hi[sel] = torch.where(torch.isfinite(cand_hi), torch.minimum(hi_j[sel], cand_hi), hi_j[sel])
-            log.debug("relu_split: root node %d: %d -> %d unstable", j, idx.numel(),
-                      int(((new_lo < 0) & (new_hi > 0)).sum()))
+                new_lo[sel] = torch.where(
+                    torch.isfinite(cand_lo), torch.maximum(lo_j[sel], cand_lo), lo_j[sel]
+                )
+                new_hi[sel] = torch.where(
+                    torch.isfinite(cand_hi), torch.minimum(hi_j[sel], cand_hi), hi_j[sel]
+                )
+            log.debug(
+                "relu_split: root node %d: %d -> %d unstable",
+                j,
+                idx.numel(),
+                int(((new_lo < 0) & (new_hi > 0)).sum()),
+            )
             out[j] = (new_lo, new_hi)
         return out
 
@@ -208,24 +241,56 @@ class _Search:
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
         split_keys = sorted({r for d in doms for r in d.splits})
-        splits = Splits({r: torch.stack([d.splits[r] if r in d.splits else
-                                         torch.zeros(self.graph.nodes[r].size, dtype=torch.int8) for d in doms])
-                         for r in split_keys})
-        pre = {j: (torch.stack([d.pre[j][0] for d in doms]), torch.stack([d.pre[j][1] for d in doms]))
-               for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})}
-        warm = AlphaState({r: a[:, rows] for r, a in self._stack_state(doms, "alphas").items()},
-                          {r: v[:, rows] for r, v in self._stack_state(doms, "betas").items()})
+        splits = Splits(
+            {
+                r: torch.stack(
+                    [
+                        d.splits[r]
+                        if r in d.splits
+                        else torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)
+                        for d in doms
+                    ]
+                )
+                for r in split_keys
+            }
+        )
+        pre = {
+            j: (torch.stack([d.pre[j][0] for d in doms]), torch.stack([d.pre[j][1] for d in doms]))
+            for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})
+        }
+        warm = AlphaState(
+            {r: a[:, rows] for r, a in self._stack_state(doms, "alphas").items()},
+            {r: v[:, rows] for r, v in self._stack_state(doms, "betas").items()},
+        )
         engine = self.root_engine if root else self.engine
         refine = Refinement()
         if not root and pre and self.cfg.reuse_pre:
             # a split at node j changes no bound up to j: keep the parents' bounds there
             refine = Refinement(refine_after=min(d.split_pre for d in doms))
         if not root and self.mixed is not None:
-            return self.mixed.compute(lo, hi, self.C[rows], -self.d[rows], splits=splits,
-                                      pre=pre or None, warm=warm, deadline=self.deadline.end,
-                                      refine=refine)
-        return engine.compute(lo, hi, self.C[rows], -self.d[rows], method="alpha-crown", splits=splits,
-                              pre=pre or None, warm=warm, deadline=self.deadline.end, refine=refine)
+            return self.mixed.compute(
+                lo,
+                hi,
+                self.C[rows],
+                -self.d[rows],
+                splits=splits,
+                pre=pre or None,
+                warm=warm,
+                deadline=self.deadline.end,
+                refine=refine,
+            )
+        return engine.compute(
+            lo,
+            hi,
+            self.C[rows],
+            -self.d[rows],
+            method="alpha-crown",
+            splits=splits,
+            pre=pre or None,
+            warm=warm,
+            deadline=self.deadline.end,
+            refine=refine,
+        )
 
     def _stack_state(self, doms: list[Domain], field: str) -> dict[int, torch.Tensor]:
         """Batch one of the warm-start dicts; domains without a node get zeros there."""
@@ -246,9 +311,14 @@ class _Search:
             self._solver = get_solver(self.run.config.solver)
         return self._solver
 
-    def exact(self, pre: PreBounds, splits: dict[int, np.ndarray] | None, p: int,
-              cancel: threading.Event | None = None, rng: np.random.Generator | None = None
-              ) -> tuple[str, Counterexample | None]:
+    def exact(
+        self,
+        pre: PreBounds,
+        splits: dict[int, np.ndarray] | None,
+        p: int,
+        cancel: threading.Event | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[str, Counterexample | None]:
         """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'.
 
         cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
@@ -257,8 +327,9 @@ class _Search:
         from ..milp.leaf import LeafProblem, LeafVerdict, exact_leaf
 
         poly = self.polys[p]
-        problem = LeafProblem(self.graph, self.case, self.ci, poly, self.case.lower, self.case.upper,
-                              pre, splits)
+        problem = LeafProblem(
+            self.graph, self.case, self.ci, poly, self.case.lower, self.case.upper, pre, splits
+        )
 
         def polish(x: np.ndarray) -> Counterexample | None:
             """PGD seeded by the rejected candidate x (n_in,)."""
@@ -270,13 +341,23 @@ class _Search:
 
             return repair_candidate(self.run, self.ci, x, [poly])
 
-        out = exact_leaf(problem, self.solver(), self.run.replayer, self.run.config.milp, self.deadline,
-                         polish=polish, repair=repair if cancel is None else None, cancel=cancel)
+        out = exact_leaf(
+            problem,
+            self.solver(),
+            self.run.replayer,
+            self.run.config.milp,
+            self.deadline,
+            polish=polish,
+            repair=repair if cancel is None else None,
+            cancel=cancel,
+        )
         if out.verdict == LeafVerdict.EMPTY:
             if splits and any(np.any(np.asarray(v) != 0) for v in splits.values()):
                 return "proven", None  # the split constraints contradict sound bounds
             # without splits the box is not empty, so some bound is wrong: never a proof
-            log.warning("relu_split: sound bounds without splits came out empty; no verdict from this MILP")
+            log.warning(
+                "relu_split: sound bounds without splits came out empty; no verdict from this MILP"
+            )
             return "unknown", None
         if cancel is None:  # the race keeps its own time
             self.run.add("bab_exact", out.decide_s)
@@ -295,7 +376,9 @@ class _Search:
             return None
         xs = x_lb[idx].reshape(-1, x_lb.shape[-1])
         with torch.no_grad():
-            y = self.graph.forward(xs.reshape(xs.shape[0], *self.graph.input_shape)).reshape(xs.shape[0], -1)
+            y = self.graph.forward(xs.reshape(xs.shape[0], *self.graph.input_shape)).reshape(
+                xs.shape[0], -1
+            )
             viol = self.margins(y.to(torch.float64) @ self.C.T - self.d).min(1).values
         order = torch.argsort(viol)
         for k in order[:REPLAYS_PER_ROUND].tolist():
@@ -306,15 +389,25 @@ class _Search:
                 return cex
         return None
 
-    def attack(self, starts: np.ndarray, at_most: float, polys=None, rng=None) -> Counterexample | None:
+    def attack(
+        self, starts: np.ndarray, at_most: float, polys=None, rng=None
+    ) -> Counterexample | None:
         """Short PGD from the given starts (plus a few random ones); replays the best candidates."""
         acfg = self.run.config.attack
         if not acfg.enabled or self.deadline.expired():
             return None
         small = dataclasses.replace(acfg, restarts=min(acfg.restarts, 8), steps=min(acfg.steps, 30))
         t0 = time.monotonic()
-        cands = pgd(self.graph, self.case.lower, self.case.upper, list(polys or self.polys), small,
-                    self.deadline.sub(0.05, at_most), rng or self.run.rng, extra_starts=starts)
+        cands = pgd(
+            self.graph,
+            self.case.lower,
+            self.case.upper,
+            list(polys or self.polys),
+            small,
+            self.deadline.sub(0.05, at_most),
+            rng or self.run.rng,
+            extra_starts=starts,
+        )
         self.run.timed("bab_pgd", t0)
         for x in cands[:REPLAYS_PER_ROUND]:
             cex = confirm(self.run.replayer, x, self.case, self.ci)
@@ -323,12 +416,15 @@ class _Search:
         return None
 
     # ------------------------------------------------------------------ one batch
-    def process(self, doms: list[Domain], queue: _Queue, root: bool = False
-                ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
+    def process(
+        self, doms: list[Domain], queue: _Queue, root: bool = False
+    ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
         """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a verdict."""
         open_in = torch.stack([d.open for d in doms])  # (B, P)
         live = open_in.any(0)
-        rows = torch.cat([torch.arange(self.m)[s] for p, s in enumerate(self.slices) if bool(live[p])])
+        rows = torch.cat(
+            [torch.arange(self.m)[s] for p, s in enumerate(self.slices) if bool(live[p])]
+        )
         res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
@@ -336,7 +432,9 @@ class _Search:
         inherited = torch.stack([d.lb for d in doms])
         new = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
         lb = inherited.clone()
-        lb[:, rows] = torch.maximum(new, inherited[:, rows])  # a sub-domain keeps every bound of its ancestors
+        lb[:, rows] = torch.maximum(
+            new, inherited[:, rows]
+        )  # a sub-domain keeps every bound of its ancestors
         empty = torch.zeros(len(doms), dtype=torch.bool)
         for lo_j, hi_j in res.pre.values():
             empty |= (lo_j > hi_j).any(1)
@@ -350,20 +448,36 @@ class _Search:
             return "cex", cex, open_idx, res.x_lb
         sel = torch.tensor(open_idx)
         pre_open = {j: (lo[sel], hi[sel]) for j, (lo, hi) in res.pre.items()}
-        split_open = {r: torch.stack([doms[b].splits[r] if r in doms[b].splits else
-                                      torch.zeros(self.graph.nodes[r].size, dtype=torch.int8) for b in open_idx])
-                      for r in {r for b in open_idx for r in doms[b].splits}}
+        split_open = {
+            r: torch.stack(
+                [
+                    doms[b].splits[r]
+                    if r in doms[b].splits
+                    else torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)
+                    for b in open_idx
+                ]
+            )
+            for r in {r for b in open_idx for r in doms[b].splits}
+        }
         # branch for the worst open polytope of each domain, scored with its most promising row
-        marg = torch.where(still[sel], self.margins(lb[sel]), torch.full((len(open_idx), self.P), math.inf,
-                                                                           dtype=lb.dtype))
+        marg = torch.where(
+            still[sel],
+            self.margins(lb[sel]),
+            torch.full((len(open_idx), self.P), math.inf, dtype=lb.dtype),
+        )
         worst = marg.argmin(1)
         masked = torch.full_like(lb[sel], -math.inf)
         for p, s_ in enumerate(self.slices):
             pick = worst == p
-            masked[pick, s_] = torch.where(torch.isfinite(lb[sel][pick, s_]), lb[sel][pick, s_],
-                                           torch.full_like(lb[sel][pick, s_], -1e300))
+            masked[pick, s_] = torch.where(
+                torch.isfinite(lb[sel][pick, s_]),
+                lb[sel][pick, s_],
+                torch.full_like(lb[sel][pick, s_], -1e300),
+            )
         best_row = masked.argmax(1)
-        picks = choose(scores(self.engine, pre_open, split_open, self.C[best_row], self.cfg.branching))
+        picks = choose(
+            scores(self.engine, pre_open, split_open, self.C[best_row], self.cfg.branching)
+        )
         state = res.state or AlphaState()
         for pos, b in enumerate(open_idx):
             parent = doms[b]
@@ -379,27 +493,47 @@ class _Search:
             r, k = choice
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
-                row = child_splits.get(r, torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)).clone()
+                row = child_splits.get(
+                    r, torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)
+                ).clone()
                 row[k] = sign
                 child_splits[r] = row
-                queue.push(Domain(lb[b].clone(), parent.depth + 1, child_splits, pre_b, alphas, betas,
-                                  still[b].clone(), self.slices, self.graph.nodes[r].inputs[0]))
+                queue.push(
+                    Domain(
+                        lb[b].clone(),
+                        parent.depth + 1,
+                        child_splits,
+                        pre_b,
+                        alphas,
+                        betas,
+                        still[b].clone(),
+                        self.slices,
+                        self.graph.nodes[r].inputs[0],
+                    )
+                )
         return "", None, open_idx, res.x_lb
 
-    def _child_state(self, old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int,
-                     rows: torch.Tensor) -> dict[int, torch.Tensor]:
+    def _child_state(
+        self, old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor
+    ) -> dict[int, torch.Tensor]:
         """The parent's (m, size) warm-start tensors with the rows just optimised replaced."""
         out = {}
         for r, v in new.items():
             if rows.numel() == self.m:
                 out[r] = v[b].to(torch.float32).clone()
                 continue
-            full = old[r].clone() if r in old else torch.zeros(self.m, v.shape[-1], dtype=torch.float32)
+            full = (
+                old[r].clone()
+                if r in old
+                else torch.zeros(self.m, v.shape[-1], dtype=torch.float32)
+            )
             full[rows] = v[b].to(torch.float32)
             out[r] = full
         return out
 
-    def leaf(self, dom: Domain, pre: dict[int, Box], still: torch.Tensor) -> tuple[str, Counterexample | None]:
+    def leaf(
+        self, dom: Domain, pre: dict[int, Box], still: torch.Tensor
+    ) -> tuple[str, Counterexample | None]:
         """Decide a domain with no free unstable ReLU exactly: one LP per open polytope."""
         self.leaves += 1
         pre_np = {j: (lo.cpu().numpy(), hi.cpu().numpy()) for j, (lo, hi) in pre.items()}
@@ -417,8 +551,12 @@ class _Search:
     # ------------------------------------------------------------------ main loop
     def handoff(self, why: str) -> BabOutcome:
         """Decide the whole pair with the exact MILP on the tightest root bounds."""
-        log.info("relu_split: handing off to the MILP (%s) after %d domains, %.1f s left",
-                 why, self.done, self.deadline.remaining())
+        log.info(
+            "relu_split: handing off to the MILP (%s) after %d domains, %.1f s left",
+            why,
+            self.done,
+            self.deadline.remaining(),
+        )
         assert self.root_pre is not None
         note = f"milp after {self.done} domains ({why})"
         for p in range(self.P):  # every polytope the search has not excluded everywhere
@@ -431,8 +569,12 @@ class _Search:
 
     def outcome(self, verdict: str, cex: Counterexample | None, note: str) -> BabOutcome:
         """Map an exact-stage verdict to a BabOutcome."""
-        table = {"proven": BabVerdict.PROVEN, "cex": BabVerdict.FALSIFIED, "timeout": BabVerdict.TIMEOUT,
-                 "unknown": BabVerdict.OPEN}
+        table = {
+            "proven": BabVerdict.PROVEN,
+            "cex": BabVerdict.FALSIFIED,
+            "timeout": BabVerdict.TIMEOUT,
+            "unknown": BabVerdict.OPEN,
+        }
         v = table[verdict]
         if v == BabVerdict.OPEN and self.deadline.expired():
             v = BabVerdict.TIMEOUT
@@ -440,12 +582,26 @@ class _Search:
 
     def search(self, pre: dict | None) -> BabOutcome:
         """The whole branch and bound for the pair."""
-        if any(s.stop == s.start for s in self.slices):  # a polytope without rows: every output is unsafe
-            cex = confirm(self.run.replayer, (self.case.lower + self.case.upper) / 2, self.case, self.ci)
-            return BabOutcome(BabVerdict.FALSIFIED if cex else BabVerdict.OPEN, cex, 0, "empty polytope")
-        root_pre = {} if pre is None else {
-            int(j): (torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
-                     torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1))) for j, (lo, hi) in pre.items()}
+        if any(
+            s.stop == s.start for s in self.slices
+        ):  # a polytope without rows: every output is unsafe
+            cex = confirm(
+                self.run.replayer, (self.case.lower + self.case.upper) / 2, self.case, self.ci
+            )
+            return BabOutcome(
+                BabVerdict.FALSIFIED if cex else BabVerdict.OPEN, cex, 0, "empty polytope"
+            )
+        root_pre = (
+            {}
+            if pre is None
+            else {
+                int(j): (
+                    torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
+                    torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1)),
+                )
+                for j, (lo, hi) in pre.items()
+            }
+        )
         if self.cfg.root_pre_iters > 0 and any(n.op.caps.splittable for n in self.graph.nodes):
             t0 = time.monotonic()
             if not root_pre:
@@ -455,8 +611,16 @@ class _Search:
             self.run.timed("bab_root_pre", t0)
         if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
-        root = Domain(torch.full((self.m,), -math.inf, dtype=torch.float64), 0, {}, root_pre, {}, {},
-                      torch.ones(self.P, dtype=torch.bool), self.slices)
+        root = Domain(
+            torch.full((self.m,), -math.inf, dtype=torch.float64),
+            0,
+            {},
+            root_pre,
+            {},
+            {},
+            torch.ones(self.P, dtype=torch.bool),
+            self.slices,
+        )
         queue = _Queue()
         verdict, cex, _, _ = self.process([root], queue, root=True)
         self.root_open = torch.zeros(self.P, dtype=torch.bool)
@@ -479,14 +643,19 @@ class _Search:
             return None
         if any(isinstance(n.op, Conv) for n in self.graph.nodes):
             return None
-        unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for j, (lo, hi) in self.root_pre.items()
-                       if any(n.op.caps.splittable and n.inputs[0] == j for n in self.graph.nodes))
+        unstable = sum(
+            int(((lo < 0) & (hi > 0)).sum())
+            for j, (lo, hi) in self.root_pre.items()
+            if any(n.op.caps.splittable and n.inputs[0] == j for n in self.graph.nodes)
+        )
         if unstable > self.cfg.race_max_unstable:
             log.debug("relu_split: no MILP race (%d unstable ReLUs at the root)", unstable)
             return None
         from .race import MilpRace
 
-        return MilpRace(self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]).start()
+        return MilpRace(
+            self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]
+        ).start()
 
     def _loop(self, queue: _Queue, race) -> BabOutcome:
         """Pop, bound and branch until the queue is empty or a verdict is reached."""
@@ -498,7 +667,9 @@ class _Search:
                 return BabOutcome(BabVerdict.TIMEOUT, None, self.done, "relu split: deadline")
             won = race.verdict() if race is not None else None
             if won is not None:
-                return self.outcome(won[0], won[1], f"milp race (after {self.done} domains of the search)")
+                return self.outcome(
+                    won[0], won[1], f"milp race (after {self.done} domains of the search)"
+                )
             glb = queue.global_lb()
             if glb > best_glb + 1e-6 * (1.0 + abs(best_glb) if math.isfinite(best_glb) else 1.0):
                 best_glb, stall = glb, 0
@@ -512,7 +683,9 @@ class _Search:
                 return self.handoff(f"global lower bound stalled at {best_glb:.4g}")
             queue.set_depth_first(len(queue) > cap or (queue.depth_first and len(queue) > cap // 2))
             if len(queue) > 2 * cap + 4 * self.cfg.batch_size:  # depth-first could not contain it
-                return self._give_up(race, BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit"))
+                return self._give_up(
+                    race, BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit")
+                )
             batch = queue.pop_batch(self._batch_size(per_domain))
             t_batch = time.monotonic()
             verdict, cex, open_idx, x_lb = self.process(batch, queue)
@@ -520,21 +693,43 @@ class _Search:
             if verdict:
                 return self.outcome(verdict, cex, f"relu split ({self.done} domains)")
             rounds += 1
-            if self.cfg.pgd_every and rounds % self.cfg.pgd_every == 0 and x_lb is not None and open_idx:
+            if (
+                self.cfg.pgd_every
+                and rounds % self.cfg.pgd_every == 0
+                and x_lb is not None
+                and open_idx
+            ):
                 starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).cpu().numpy()
                 cex = self.attack(starts, 1.0)
                 if cex is not None:
                     return self.outcome("cex", cex, f"relu split PGD ({self.done} domains)")
             if time.monotonic() - last_log > LOG_EVERY_S:
                 last_log = time.monotonic()
-                log.info("relu_split: %d domains done, queue %d%s, global lower bound %.5g, %d leaves, %.1f s left",
-                         self.done, len(queue), " (depth-first)" if queue.depth_first else "", queue.global_lb(),
-                         self.leaves, self.deadline.remaining())
+                log.info(
+                    "relu_split: %d domains done, queue %d%s, global lower bound %.5g, %d leaves, %.1f s left",
+                    self.done,
+                    len(queue),
+                    " (depth-first)" if queue.depth_first else "",
+                    queue.global_lb(),
+                    self.leaves,
+                    self.deadline.remaining(),
+                )
         if self.open_leaves:
-            return self._give_up(race, BabOutcome(BabVerdict.OPEN, None, self.done,
-                                                  f"relu split: {self.open_leaves} exact leaves without a verdict"))
-        return BabOutcome(BabVerdict.PROVEN, None, self.done,
-                          f"relu split ({self.done} domains, {self.leaves} exact leaves)")
+            return self._give_up(
+                race,
+                BabOutcome(
+                    BabVerdict.OPEN,
+                    None,
+                    self.done,
+                    f"relu split: {self.open_leaves} exact leaves without a verdict",
+                ),
+            )
+        return BabOutcome(
+            BabVerdict.PROVEN,
+            None,
+            self.done,
+            f"relu split ({self.done} domains, {self.leaves} exact leaves)",
+        )
 
     def _give_up(self, race, undecided: BabOutcome) -> BabOutcome:
         """The search cannot finish: wait for the racing MILP (until the deadline) before saying so."""
@@ -556,12 +751,17 @@ class _Search:
     def _cap(self, queue: _Queue) -> int:
         """Queue size past which the search goes depth-first (max_domains or the memory budget)."""
         sample = next((e[3] for e in queue.heap), None)
-        per = max(1, sample.nbytes() // 2 if sample is not None else 1)  # siblings share pre/alpha/beta
-        return max(self.cfg.batch_size, min(self.cfg.max_domains, self.cfg.max_memory_mb * 2**20 // per))
+        per = max(
+            1, sample.nbytes() // 2 if sample is not None else 1
+        )  # siblings share pre/alpha/beta
+        return max(
+            self.cfg.batch_size, min(self.cfg.max_domains, self.cfg.max_memory_mb * 2**20 // per)
+        )
 
 
-def relu_split_joint(run, case_index: int, poly_indices: list[int], pre: dict | None,
-                     deadline: Deadline) -> BabOutcome:
+def relu_split_joint(
+    run, case_index: int, poly_indices: list[int], pre: dict | None, deadline: Deadline
+) -> BabOutcome:
     """Decide several polytopes of one case together by ReLU-splitting branch and bound.
 
     A domain carries the mask of the polytopes not yet excluded on it and is closed once every
@@ -576,10 +776,18 @@ def relu_split_joint(run, case_index: int, poly_indices: list[int], pre: dict | 
     finally:
         run.timed("bab_relu", t0)
         run.stats["bab_domains"] = run.stats.get("bab_domains", 0) + search.done
-    log.info("relu_split: case %d polytopes %s -> %s (%s)", case_index, poly_indices, out.verdict.value, out.note)
+    log.info(
+        "relu_split: case %d polytopes %s -> %s (%s)",
+        case_index,
+        poly_indices,
+        out.verdict.value,
+        out.note,
+    )
     return out
 
 
-def relu_split(run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline) -> BabOutcome:
+def relu_split(
+    run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline
+) -> BabOutcome:
     """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact leaves)."""
     return relu_split_joint(run, case_index, [poly_index], pre, deadline)

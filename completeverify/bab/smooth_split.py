@@ -203,12 +203,15 @@ class _Search:
 
 def _stack_pre(items: list[Bounds]) -> Bounds:
     """Stack per-domain bounds {node: ((size,), (size,))} into {node: ((B, size), (B, size))}."""
-    return {j: (torch.stack([b[j][0] for b in items]), torch.stack([b[j][1] for b in items]))
-            for j in items[0]}
+    return {
+        j: (torch.stack([b[j][0] for b in items]), torch.stack([b[j][1] for b in items]))
+        for j in items[0]
+    }
 
 
-def smooth_split(run, case_index: int, poly_indices: list[int],
-                 deadline: Deadline) -> dict[int, BabOutcome]:
+def smooth_split(
+    run, case_index: int, poly_indices: list[int], deadline: Deadline
+) -> dict[int, BabOutcome]:
     """Decide the given polytopes of one case by input or activation splitting (see module doc).
 
     Returns an outcome per polytope index: PROVEN (by bounds), FALSIFIED (replayed), TIMEOUT, or
@@ -256,22 +259,39 @@ def smooth_split(run, case_index: int, poly_indices: list[int],
         cex = s.falsify(lo, hi, res, margins, open_mask, deadline)
         if cex is not None:
             k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
-            return {kk: (BabOutcome(BabVerdict.FALSIFIED, cex, done) if kk == k else
-                         BabOutcome(BabVerdict.OPEN, domains=done)) for kk in poly_indices}
+            return {
+                kk: (
+                    BabOutcome(BabVerdict.FALSIFIED, cex, done)
+                    if kk == k
+                    else BabOutcome(BabVerdict.OPEN, domains=done)
+                )
+                for kk in poly_indices
+            }
         _branch(s, heap, counter, lo, hi, res, margins, open_mask, stuck)
         now = time.monotonic()
         if now - last_log > 5:
             last_log = now
-            log.info("smooth split (%s): %d domains bounded, %d queued, worst bound %.4g",
-                     s.mode, done,
-                     len(heap), float(heap[0][0]) if heap else float("nan"))
+            log.info(
+                "smooth split (%s): %d domains bounded, %d queued, worst bound %.4g",
+                s.mode,
+                done,
+                len(heap),
+                float(heap[0][0]) if heap else float("nan"),
+            )
     run.stats["domains"] = run.stats.get("domains", 0) + done
-    return {k: BabOutcome(BabVerdict.OPEN if bool(stuck[p]) else BabVerdict.PROVEN, domains=done,
-                          note="smooth split") for p, k in enumerate(poly_indices)}
+    return {
+        k: BabOutcome(
+            BabVerdict.OPEN if bool(stuck[p]) else BabVerdict.PROVEN,
+            domains=done,
+            note="smooth split",
+        )
+        for p, k in enumerate(poly_indices)
+    }
 
 
-def _worst_rows(res, margins: torch.Tensor, open_mask: torch.Tensor,
-                slices: list[slice]) -> torch.Tensor:
+def _worst_rows(
+    res, margins: torch.Tensor, open_mask: torch.Tensor, slices: list[slice]
+) -> torch.Tensor:
     """Per domain, the best row (highest lower bound) of its worst open polytope (B,)."""
     best_rows = torch.stack([res.lb[:, sl].argmax(dim=1) + sl.start for sl in slices], dim=1)
     worst = torch.where(open_mask, margins, torch.full_like(margins, np.inf)).argmin(dim=1)

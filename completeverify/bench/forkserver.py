@@ -82,7 +82,15 @@ from typing import IO, NoReturn, Optional, Sequence
 log = logging.getLogger(__name__)
 
 # Imported once in the server; completeverify's own modules are walked as well.
-PRELOAD = ("numpy", "torch", "onnx", "onnx.numpy_helper", "highspy", "completeverify", "completeverify.cli")
+PRELOAD = (
+    "numpy",
+    "torch",
+    "onnx",
+    "onnx.numpy_helper",
+    "highspy",
+    "completeverify",
+    "completeverify.cli",
+)
 NOT_PRELOADED = ("onnxruntime",)  # starts a native thread at import: see the module docstring
 SKIP_PREFIXES = ("completeverify.bench", "completeverify.__main__")
 START_TIMEOUT = 180.0  # seconds for the server to import everything and say it is ready
@@ -120,7 +128,9 @@ def preload() -> tuple[list[str], list[str]]:
         load(name)
     root = sys.modules.get("completeverify")
     if root is not None:
-        for info in pkgutil.walk_packages(root.__path__, "completeverify.", onerror=lambda name: None):
+        for info in pkgutil.walk_packages(
+            root.__path__, "completeverify.", onerror=lambda name: None
+        ):
             if not info.name.startswith(SKIP_PREFIXES) and info.name not in sys.modules:
                 load(info.name)
     return done, failed
@@ -130,7 +140,7 @@ def _send(fd: int, msg: dict) -> None:
     """One JSON line to the runner."""
     data = (json.dumps(msg) + "\n").encode()
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _exit_code(code: object) -> int:
@@ -304,9 +314,18 @@ def main() -> int:
         os._exit(0)
     os.waitpid(pid, 0)
     loaded = [m for m in sys.modules if m in PRELOAD or m.startswith("completeverify.")]
-    _send(proto_out, {"ev": "ready", "pid": os.getpid(), "python_threads": threading.active_count(),
-                      "native_threads": _native_threads(), "preloaded": sorted(loaded), "failed": failed,
-                      "not_preloaded": [m for m in NOT_PRELOADED if m in sys.modules]})
+    _send(
+        proto_out,
+        {
+            "ev": "ready",
+            "pid": os.getpid(),
+            "python_threads": threading.active_count(),
+            "native_threads": _native_threads(),
+            "preloaded": sorted(loaded),
+            "failed": failed,
+            "not_preloaded": [m for m in NOT_PRELOADED if m in sys.modules],
+        },
+    )
     return serve(proto_in, proto_out)
 
 
@@ -383,8 +402,10 @@ class ForkedChild:
 
     def output(self) -> tuple[str, str]:
         """What the child wrote on stdout and stderr."""
-        return tuple(p.read_text(errors="replace") if p.exists() else "" for p in
-                     (self.stdout_path, self.stderr_path))  # type: ignore[return-value]
+        return tuple(
+            p.read_text(errors="replace") if p.exists() else ""
+            for p in (self.stdout_path, self.stderr_path)
+        )  # type: ignore[return-value]
 
     def close(self) -> None:
         """Delete the output files."""
@@ -422,14 +443,20 @@ class ForkServer:
         self._tmp = Path(tempfile.mkdtemp(prefix="cv-bench-fork-"))
         self._stderr = tempfile.TemporaryFile(dir=self._tmp)
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "completeverify.bench.forkserver"],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "completeverify.bench.forkserver"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
         except OSError as exc:
             self.close()
             raise ForkServerError(f"cannot start the fork server: {exc}") from None
         try:
-            self._reader = threading.Thread(target=self._read_loop, name="cv-bench-forkserver", daemon=True)
+            self._reader = threading.Thread(
+                target=self._read_loop, name="cv-bench-forkserver", daemon=True
+            )
             self._reader.start()
             ready = self._ready.wait(self.start_timeout)
         except BaseException:  # interrupted while it imports
@@ -447,7 +474,9 @@ class ForkServer:
             return ""
         try:
             self._stderr.seek(0)
-            lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+            lines = [
+                ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()
+            ]
         except (OSError, ValueError):
             return ""
         return f": {lines[-1].strip()[:300]}" if lines else ""
@@ -491,10 +520,17 @@ class ForkServer:
                 raise ForkServerError(self.dead or "fork server not running")
             self._next += 1
             assert self._tmp is not None
-            child = ForkedChild(self._next, self._tmp / f"{self._next}.out", self._tmp / f"{self._next}.err")
+            child = ForkedChild(
+                self._next, self._tmp / f"{self._next}.out", self._tmp / f"{self._next}.err"
+            )
             self._pending[child.ident] = child
-            req = {"id": child.ident, "target": list(target), "args": list(args),
-                   "stdout": str(child.stdout_path), "stderr": str(child.stderr_path)}
+            req = {
+                "id": child.ident,
+                "target": list(target),
+                "args": list(args),
+                "stdout": str(child.stdout_path),
+                "stderr": str(child.stderr_path),
+            }
             try:
                 self._proc.stdin.write((json.dumps(req) + "\n").encode())
                 self._proc.stdin.flush()

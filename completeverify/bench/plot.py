@@ -43,8 +43,9 @@ def default_labels(paths: Sequence[Path]) -> list[str]:
     return [f"{p.parent.name}/{p.stem}" for p in paths]
 
 
-def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Path,
-                title: Optional[str] = None) -> Path:
+def cactus_plot(
+    series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Path, title: Optional[str] = None
+) -> Path:
     """Draw the overlaid cactus plot of ``(label, rows)`` series to a PNG (or any matplotlib format)."""
     try:
         import matplotlib
@@ -68,8 +69,12 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
             legend = f"{label} ({len(times)}/{len(rows)}: {n_sat} sat, {n_unsat} unsat)"
             if times:
                 end = [xlim[1]] if xlim and xlim[1] > times[-1] else []  # flat up to the timeout
-                ax.step([times[0]] + times + end, [0] + counts + counts[-1:] * len(end),
-                        where="post", label=legend)
+                ax.step(
+                    [times[0]] + times + end,
+                    [0] + counts + counts[-1:] * len(end),
+                    where="post",
+                    label=legend,
+                )
                 ax.plot(times[-1], counts[-1], marker="o", color=ax.lines[-1].get_color())
             else:
                 ax.plot([], [], label=legend)
@@ -79,8 +84,15 @@ def cactus_plot(series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Pa
             timeouts = {r.timeout for _, rows in series for r in rows if r.timeout > 0}
             if len(timeouts) == 1:
                 ax.axvline(xlim[1], color="grey", linestyle="--", linewidth=0.8)
-                ax.annotate(f"timeout {xlim[1]:g} s", (xlim[1], 0), xytext=(-4, 4),
-                            textcoords="offset points", ha="right", fontsize="small", color="grey")
+                ax.annotate(
+                    f"timeout {xlim[1]:g} s",
+                    (xlim[1], 0),
+                    xytext=(-4, 4),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize="small",
+                    color="grey",
+                )
         ax.xaxis.set_major_locator(LogLocator(base=10.0))
         ax.xaxis.set_minor_locator(LogLocator(base=10.0, subs=tuple(range(2, 10)), numticks=100))
         ax.xaxis.set_minor_formatter(NullFormatter())

@@ -32,8 +32,9 @@ class Summary:
         return self.counts["sat"] + self.counts["unsat"]
 
 
-def summarize(rows: Sequence[ResultRow], total: int,
-              expected: Optional[dict[tuple[str, str], str]] = None) -> Summary:
+def summarize(
+    rows: Sequence[ResultRow], total: int, expected: Optional[dict[tuple[str, str], str]] = None
+) -> Summary:
     """Counts per status, seconds per status, and (with ``expected``) every disagreement."""
     counts: Counter = Counter(r.status for r in rows)
     seconds: dict[str, float] = {s: 0.0 for s in STATUSES}
@@ -63,15 +64,19 @@ def format_summary(s: Summary, expected_name: str = "ground truth") -> str:
     for status in STATUSES:
         lines.append(f"{status:<9}{s.counts[status]:>7}{s.seconds.get(status, 0.0):>11.1f}")
     done = sum(s.counts.values())
-    lines.append(f"{'decided':<9}{s.decided:>7}{s.seconds['sat'] + s.seconds['unsat']:>11.1f}"
-                 f"   ({s.decided} of {s.total} instances; {done} have a row)")
+    lines.append(
+        f"{'decided':<9}{s.decided:>7}{s.seconds['sat'] + s.seconds['unsat']:>11.1f}"
+        f"   ({s.decided} of {s.total} instances; {done} have a row)"
+    )
     if not s.compared:
         return "\n".join(lines)
     lines.append("")
-    lines.append(f"against {expected_name}: {s.agree} agree, {len(s.wrong)} wrong, "
-                 f"{len(s.missed)} undecided where the consensus is decided, "
-                 f"{len(s.new)} decided where there is no consensus"
-                 + (f", {len(s.no_truth)} not in the file" if s.no_truth else ""))
+    lines.append(
+        f"against {expected_name}: {s.agree} agree, {len(s.wrong)} wrong, "
+        f"{len(s.missed)} undecided where the consensus is decided, "
+        f"{len(s.new)} decided where there is no consensus"
+        + (f", {len(s.no_truth)} not in the file" if s.no_truth else "")
+    )
     for r, consensus in s.wrong:
         lines.append(f"  WRONG      {r.onnx},{r.vnnlib}: {r.status}, consensus {consensus}")
     for r in s.new:
@@ -86,5 +91,10 @@ def format_summary(s: Summary, expected_name: str = "ground truth") -> str:
 def progress_counts(rows: Sequence[ResultRow]) -> dict[str, int]:
     """The counts shown next to the progress bar."""
     c = Counter(r.status for r in rows)
-    return {"decided": c["sat"] + c["unsat"], "sat": c["sat"], "unsat": c["unsat"],
-            "unknown": c["unknown"] + c["timeout"], "error": c["error"]}
+    return {
+        "decided": c["sat"] + c["unsat"],
+        "sat": c["sat"],
+        "unsat": c["unsat"],
+        "unknown": c["unknown"] + c["timeout"],
+        "error": c["error"],
+    }

@@ -116,9 +116,17 @@ def read_results(path: str | Path, *, require_all: bool = False) -> list[ResultR
         if status not in STATUSES:
             raise InputError(f"{where}: unknown status '{cell['status']}'")
         timeout = _parse_float(cell["timeout"], where, "timeout") if cell.get("timeout") else 0.0
-        rows.append(ResultRow(cell.get("onnx", ""), cell.get("vnnlib", ""), timeout, status,
-                              _parse_float(cell["seconds"], where, "seconds"),
-                              cell.get("counterexample", ""), cell.get("message", "")))
+        rows.append(
+            ResultRow(
+                cell.get("onnx", ""),
+                cell.get("vnnlib", ""),
+                timeout,
+                status,
+                _parse_float(cell["seconds"], where, "seconds"),
+                cell.get("counterexample", ""),
+                cell.get("message", ""),
+            )
+        )
     return rows
 
 

@@ -50,8 +50,11 @@ def files_dir_for(out: Path) -> Path:
     return out.with_name(out.stem + "_files")
 
 
-def run_bench(opts: BenchOptions, on_start: Optional[Callable[[int, list[ResultRow]], None]] = None,
-              on_row: Optional[Callable[[ResultRow], None]] = None) -> BenchOutcome:
+def run_bench(
+    opts: BenchOptions,
+    on_start: Optional[Callable[[int, list[ResultRow]], None]] = None,
+    on_row: Optional[Callable[[ResultRow], None]] = None,
+) -> BenchOutcome:
     """Run every selected instance not yet in ``opts.out``; rows are written as they finish.
 
     ``on_start(n_to_run, rows_already_done)`` is called once before the first
@@ -76,8 +79,17 @@ def run_bench(opts: BenchOptions, on_start: Optional[Callable[[int, list[ResultR
         skipped = len(selected) - len(todo)
         if skipped:
             log.info("%d of %d instances already in %s, skipped", skipped, len(selected), out)
-        jobs = [make_job(i, effective_timeout(i.timeout, opts.timeout_scale, opts.timeout_cap), files_dir,
-                         out.parent, opts.command, opts.grace) for i in todo]
+        jobs = [
+            make_job(
+                i,
+                effective_timeout(i.timeout, opts.timeout_scale, opts.timeout_cap),
+                files_dir,
+                out.parent,
+                opts.command,
+                opts.grace,
+            )
+            for i in todo
+        ]
         keys = {i.key for i in selected}
         if on_start is not None:
             on_start(len(jobs), [r for r in writer.rows if r.key in keys])
@@ -91,4 +103,6 @@ def run_bench(opts: BenchOptions, on_start: Optional[Callable[[int, list[ResultR
                     on_row(row)
         rows_by_key = {r.key: r for r in writer.rows if r.key in keys}
     rows = [rows_by_key[i.key] for i in selected if i.key in rows_by_key]
-    return BenchOutcome(selected, skipped, ran, rows, summarize(rows, len(selected), expected), files_dir)
+    return BenchOutcome(
+        selected, skipped, ran, rows, summarize(rows, len(selected), expected), files_dir
+    )

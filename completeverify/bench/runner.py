@@ -78,13 +78,28 @@ def result_file_name(inst: Instance) -> str:
     return f"{short(inst.onnx)}__{short(inst.vnnlib)}__{digest}.txt"
 
 
-def make_job(inst: Instance, timeout: float, files_dir: Path, out_dir: Path,
-             command: Optional[Sequence[str]] = None, grace: float = DEFAULT_GRACE) -> Job:
+def make_job(
+    inst: Instance,
+    timeout: float,
+    files_dir: Path,
+    out_dir: Path,
+    command: Optional[Sequence[str]] = None,
+    grace: float = DEFAULT_GRACE,
+) -> Job:
     """The job for one instance; result files go to ``files_dir``."""
     result_file = (files_dir / result_file_name(inst)).resolve()
     rel = os.path.relpath(result_file, out_dir.resolve())
-    return Job(inst.onnx, inst.vnnlib, str(inst.onnx_path), str(inst.vnnlib_path), timeout,
-               str(result_file), rel, tuple(command or default_command()), grace)
+    return Job(
+        inst.onnx,
+        inst.vnnlib,
+        str(inst.onnx_path),
+        str(inst.vnnlib_path),
+        timeout,
+        str(result_file),
+        rel,
+        tuple(command or default_command()),
+        grace,
+    )
 
 
 class _Spawned:
@@ -92,8 +107,14 @@ class _Spawned:
 
     def __init__(self, argv: Sequence[str]) -> None:
         """Start it in a new session; OSError if it cannot start."""
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self._output = ("", "")
 
@@ -148,7 +169,9 @@ class Launcher:
     def __init__(self, isolation: str = DEFAULT_ISOLATION) -> None:
         """Nothing started yet."""
         if isolation not in ISOLATIONS:
-            raise InputError(f"unknown isolation '{isolation}' (choose from {', '.join(ISOLATIONS)})")
+            raise InputError(
+                f"unknown isolation '{isolation}' (choose from {', '.join(ISOLATIONS)})"
+            )
         self.isolation = isolation
         self.server: Optional[ForkServer] = None
         self.fallback: Optional[str] = None
@@ -180,8 +203,11 @@ class Launcher:
             if first:
                 self.fallback = str(exc)
         if first:
-            log.warning("fork server unusable (%s); the remaining instances run as fresh processes "
-                        "(--isolation spawn)", exc)
+            log.warning(
+                "fork server unusable (%s); the remaining instances run as fresh processes "
+                "(--isolation spawn)",
+                exc,
+            )
         if server is not None:
             server.close()
 
@@ -208,7 +234,7 @@ def _first_line(text: str) -> str:
     for line in text.splitlines():
         line = line.strip()
         if line:
-            return line[len("error:"):].strip() if line.startswith("error:") else line
+            return line[len("error:") :].strip() if line.startswith("error:") else line
     return ""
 
 
@@ -260,8 +286,16 @@ def _interpret(job: Job, rc: int, stdout: str, stderr: str, seconds: float) -> R
 
 def job_argv(job: Job) -> list[str]:
     """The verifier's command line for the job."""
-    return [*job.command, job.onnx_path, job.vnnlib_path, "--timeout", f"{job.timeout:g}",
-            "--json", "--result-file", job.result_file]
+    return [
+        *job.command,
+        job.onnx_path,
+        job.vnnlib_path,
+        "--timeout",
+        f"{job.timeout:g}",
+        "--json",
+        "--result-file",
+        job.result_file,
+    ]
 
 
 def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
@@ -319,7 +353,9 @@ def run_sequential(jobs: Sequence[Job], isolation: str = DEFAULT_ISOLATION) -> I
     return run_pool(jobs, 1, isolation)
 
 
-def run_pool(jobs: Sequence[Job], workers: int, isolation: str = DEFAULT_ISOLATION) -> Iterator[ResultRow]:
+def run_pool(
+    jobs: Sequence[Job], workers: int, isolation: str = DEFAULT_ISOLATION
+) -> Iterator[ResultRow]:
     """A local pool of ``workers`` threads, each driving one verifier process at a time.
 
     Interrupts (KeyboardInterrupt, closing the generator) reach only this
@@ -349,7 +385,9 @@ def _connect(address: str):
     try:
         from distributed import Client
     except ImportError:
-        raise InputError("--scheduler needs dask.distributed: pip install 'completeverify[dask]'") from None
+        raise InputError(
+            "--scheduler needs dask.distributed: pip install 'completeverify[dask]'"
+        ) from None
     try:
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
@@ -369,13 +407,18 @@ def run_dask(jobs: Sequence[Job], address: str) -> Iterator[ResultRow]:
     futures = []
     try:
         for job in jobs:
-            key = "cv-bench-" + hashlib.sha1(f"{job.onnx},{job.vnnlib},{time.time_ns()}".encode()).hexdigest()
+            key = (
+                "cv-bench-"
+                + hashlib.sha1(f"{job.onnx},{job.vnnlib},{time.time_ns()}".encode()).hexdigest()
+            )
             futures.append(client.submit(run_job, job, key=key, pure=False))
         for fut in as_completed(futures, loop=client.loop):
             try:
                 row = fut.result()
             except Exception as exc:  # cluster-side failure, not the instance's
-                log.warning("instance failed on the cluster, not recorded (rerun to retry): %s", exc)
+                log.warning(
+                    "instance failed on the cluster, not recorded (rerun to retry): %s", exc
+                )
                 continue
             yield row
     finally:
@@ -390,12 +433,18 @@ def check_isolation(isolation: Optional[str], scheduler: Optional[str] = None) -
     if isolation is not None and isolation not in ISOLATIONS:
         raise InputError(f"unknown isolation '{isolation}' (choose from {', '.join(ISOLATIONS)})")
     if scheduler and isolation == "fork":
-        raise InputError("--isolation fork is for local runs; Dask workers start fresh processes "
-                         "(use --isolation spawn or leave it out)")
+        raise InputError(
+            "--isolation fork is for local runs; Dask workers start fresh processes "
+            "(use --isolation spawn or leave it out)"
+        )
 
 
-def execute(jobs: Sequence[Job], workers: int = 1, scheduler: Optional[str] = None,
-            isolation: Optional[str] = None) -> Iterator[ResultRow]:
+def execute(
+    jobs: Sequence[Job],
+    workers: int = 1,
+    scheduler: Optional[str] = None,
+    isolation: Optional[str] = None,
+) -> Iterator[ResultRow]:
     """Rows of the jobs as they finish, on the chosen executor.
 
     ``isolation`` is ``fork`` or ``spawn``; None means fork locally and spawn
@@ -408,4 +457,3 @@ def execute(jobs: Sequence[Job], workers: int = 1, scheduler: Optional[str] = No
     if workers > 1:
         return run_pool(jobs, workers, isolation)
     return run_sequential(jobs, isolation)
-

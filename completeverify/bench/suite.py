@@ -78,7 +78,9 @@ def read_instances(path: str | Path) -> list[Instance]:
         if index == 0 and [c.lower() for c in cells[:3]] == ["onnx", "vnnlib", "timeout"]:
             continue
         if len(cells) < 3 or not cells[0] or not cells[1]:
-            raise InputError(f"{path}:{line}: expected 'onnx,vnnlib,timeout', got '{','.join(cells)}'")
+            raise InputError(
+                f"{path}:{line}: expected 'onnx,vnnlib,timeout', got '{','.join(cells)}'"
+            )
         try:
             timeout = float(cells[2])
         except ValueError:

@@ -12,6 +12,15 @@ from .types import (
     select_pre,
 )
 
-__all__ = ["AlphaState", "BoundConfig", "BoundEngine", "BoundResult", "PreBounds", "Refinement",
-           "Splits",
-           "compute_bounds", "pre_to_numpy", "select_pre"]
+__all__ = [
+    "AlphaState",
+    "BoundConfig",
+    "BoundEngine",
+    "BoundResult",
+    "PreBounds",
+    "Refinement",
+    "Splits",
+    "compute_bounds",
+    "pre_to_numpy",
+    "select_pre",
+]

@@ -15,10 +15,15 @@ from .input_sets import Ball
 from .types import BoundConfig
 
 
-def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray | None,
-                   upper: np.ndarray | None, method: str = "crown", C: np.ndarray | None = None,
-                   config: BoundConfig = BoundConfig(),
-                   input_set: Ball | None = None) -> tuple[np.ndarray, np.ndarray]:
+def compute_bounds(
+    net: Union[Graph, str, os.PathLike],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+    method: str = "crown",
+    C: np.ndarray | None = None,
+    config: BoundConfig = BoundConfig(),
+    input_set: Ball | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sound lower/upper bounds of the outputs (or of C @ y) over an input box.
 
     net: a Graph or the path of an .onnx file.  lower/upper: arrays shaped like one ONNX input
@@ -51,8 +56,13 @@ def compute_bounds(net: Union[Graph, str, os.PathLike], lower: np.ndarray | None
     if cmat.ndim != 2 or cmat.shape[1] != net.n_outputs:
         raise ModelError(f"C must be (m, {net.n_outputs}), got {cmat.shape}")
     engine = BoundEngine(net, config, input_set=input_set)
-    res = engine.compute(torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(cmat),
-                         method=method, need_ub=True)
+    res = engine.compute(
+        torch.from_numpy(lo),
+        torch.from_numpy(hi),
+        torch.from_numpy(cmat),
+        method=method,
+        need_ub=True,
+    )
     lb = res.lb.cpu().numpy().copy()
     ub = res.ub.cpu().numpy().copy() if res.ub is not None else np.full_like(lb, np.inf)
     return (lb[0], ub[0]) if single else (lb, ub)

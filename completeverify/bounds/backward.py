@@ -36,9 +36,10 @@ def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step
     hp, wp = h + t + bt, w + l_ + r
     base_h = (ho - 1) * op.stride[0] + op.dilation[0] * (kh - 1) + 1
     base_w = (wo - 1) * op.stride[1] + op.dilation[1] * (kw - 1) + 1
-    x = F.conv_transpose2d(a4, p["weight"], None, op.stride, 0, (hp - base_h, wp - base_w),
-                           op.groups, op.dilation)
-    x = x[:, :, t:t + h, l_:l_ + w]
+    x = F.conv_transpose2d(
+        a4, p["weight"], None, op.stride, 0, (hp - base_h, wp - base_w), op.groups, op.dilation
+    )
+    x = x[:, :, t : t + h, l_ : l_ + w]
     bias = a.reshape(b, m, c_out, ho * wo).sum(-1) @ p["bias"]
     return [x.reshape(b, m, c_in * h * w)], bias
 
@@ -83,14 +84,34 @@ BACKWARD: dict[type, Callable[[Node, list[Node], dict, torch.Tensor], Step]] = {
 
 
 @overload
-def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-               rel: float, abs_: float, want_x: Literal[True] = ...
-               ) -> tuple[torch.Tensor, torch.Tensor]: ...
+def concretize(
+    a: torch.Tensor,
+    bias: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    rel: float,
+    abs_: float,
+    want_x: Literal[True] = ...,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 @overload
-def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-               rel: float, abs_: float, want_x: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
-def concretize(a: torch.Tensor, bias: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-               rel: float, abs_: float, want_x: bool = True) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+def concretize(
+    a: torch.Tensor,
+    bias: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    rel: float,
+    abs_: float,
+    want_x: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+def concretize(
+    a: torch.Tensor,
+    bias: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    rel: float,
+    abs_: float,
+    want_x: bool = True,
+) -> tuple[torch.Tensor, "torch.Tensor | None"]:
     """Lower bound min over the box of A x + bias, widened for rounding, and its minimiser.
 
     a: (B, M, n); bias: (B, M); lo/hi: (B, n).  Returns lb (B, M) = A+ lo + A- hi + bias

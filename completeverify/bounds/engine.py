@@ -57,9 +57,14 @@ def _sanitize(box: Box) -> Box:
 class BoundEngine:
     """Sound bounds of linear functions of a Graph's output over batches of input boxes."""
 
-    def __init__(self, graph: Graph, config: BoundConfig = BoundConfig(),
-                 params: list[dict] | None = None, dtype: torch.dtype | None = None,
-                 input_set: object | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        config: BoundConfig = BoundConfig(),
+        params: list[dict] | None = None,
+        dtype: torch.dtype | None = None,
+        input_set: object | None = None,
+    ) -> None:
         """Cache parameters and the structure the passes need.
 
         params: per-node parameters overriding ``graph.params`` (same layout), e.g. the live
@@ -80,8 +85,12 @@ class BoundEngine:
             self.config = config = replace(config, float_rel=0.0, float_abs=0.0)
         self.nodes = graph.nodes
         self.params = graph.params(self.dtype) if params is None else params
-        if params is not None and (len(params) != len(graph.nodes) or any(
-                v.is_floating_point() and v.dtype != self.dtype for p in params for v in p.values())):
+        if params is not None and (
+            len(params) != len(graph.nodes)
+            or any(
+                v.is_floating_point() and v.dtype != self.dtype for p in params for v in p.values()
+            )
+        ):
             raise ModelError(f"params must be one dict per node with {self.dtype} tensors")
         self.aux: list[dict] = []
         for p in self.params:
@@ -105,8 +114,10 @@ class BoundEngine:
         hi = torch.as_tensor(upper, dtype=self.dtype)
         lo, hi = lo.reshape(lo.shape[0], -1), hi.reshape(hi.shape[0], -1)
         if lo.shape != hi.shape or lo.shape[1] != self.graph.n_inputs:
-            raise ModelError(f"{self.graph.source}: input box of shape {tuple(lo.shape)} does not fit "
-                             f"{self.graph.n_inputs} inputs")
+            raise ModelError(
+                f"{self.graph.source}: input box of shape {tuple(lo.shape)} does not fit "
+                f"{self.graph.n_inputs} inputs"
+            )
         if bool((lo > hi).any()) or not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
             raise ModelError(f"{self.graph.source}: input box is empty or not finite")
         return lo, hi
@@ -119,8 +130,10 @@ class BoundEngine:
         for r, s in splits.relu.items():
             node = self.nodes[r]
             if not node.op.caps.splittable or tuple(s.shape) != (batch, node.size):
-                raise InternalError(f"splits for node {r} must be a splittable activation node "
-                                    f"with shape ({batch}, {node.size})")
+                raise InternalError(
+                    f"splits for node {r} must be a splittable activation node "
+                    f"with shape ({batch}, {node.size})"
+                )
             out.setdefault(node.inputs[0], []).append(s.to(self.dtype))
         return out
 
@@ -151,9 +164,15 @@ class BoundEngine:
         op = self.nodes[i].op
         return RELAX[type(op)](op, self.params[i], self.in_nodes[i][0].size, box[0], box[1])
 
-    def _prepare(self, lo: torch.Tensor, hi: torch.Tensor, splits: Splits | None,
-                 pre: dict | None, method: str, refine: Refinement
-                 ) -> tuple[list[Box], dict[int, Relax]]:
+    def _prepare(
+        self,
+        lo: torch.Tensor,
+        hi: torch.Tensor,
+        splits: Splits | None,
+        pre: dict | None,
+        method: str,
+        refine: Refinement,
+    ) -> tuple[list[Box], dict[int, Relax]]:
         """Bounds of every node (intermediate ones tightened) and the activations' relaxations."""
         cfg = self.config
         signs = self._signs(splits, lo.shape[0])
@@ -165,19 +184,24 @@ class BoundEngine:
                 box = (lo, hi)
             else:
                 ins = [boxes[j] for j in node.inputs]
-                box = IBP[type(node.op)](node.op, self.params[i], self.aux[i], ins, cfg.float_rel, cfg.float_abs)
+                box = IBP[type(node.op)](
+                    node.op, self.params[i], self.aux[i], ins, cfg.float_rel, cfg.float_abs
+                )
             if method != "ibp" and node.op.caps.activation:
                 relax[i] = self.relax_node(i, boxes[node.inputs[0]])
             if i in self.pre_nodes:
                 box = self._clamp(_intersect(box, pre.get(i)), signs.get(i))
                 if method != "ibp" and cfg.intermediate_crown and i > max(0, refine.refine_after):
-                    box = self._clamp(_intersect(box, self._crown_node(i, box, relax, lo, hi)), signs.get(i))
+                    box = self._clamp(
+                        _intersect(box, self._crown_node(i, box, relax, lo, hi)), signs.get(i)
+                    )
                 box = _sanitize(box)
             boxes.append(box)
         return boxes, relax
 
-    def _crown_node(self, j: int, box: Box, relax: dict[int, Relax], lo: torch.Tensor,
-                    hi: torch.Tensor) -> Box | None:
+    def _crown_node(
+        self, j: int, box: Box, relax: dict[int, Relax], lo: torch.Tensor, hi: torch.Tensor
+    ) -> Box | None:
         """CROWN bounds of node j for the neurons that need them (others stay +-inf)."""
         cur_lo, cur_hi = box
         if self.pre_nodes[j]:
@@ -193,17 +217,20 @@ class BoundEngine:
         new_lo = torch.full_like(cur_lo, float("-inf"))
         new_hi = torch.full_like(cur_hi, float("inf"))
         for start in range(0, idx.numel(), chunk):
-            sel = idx[start:start + chunk]
+            sel = idx[start : start + chunk]
             a0, bias = self._walk_rows(j, sel, batch, relax)
-            lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
+            lb, _ = concretize(
+                a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False
+            )
             lb = self._set_bound(a0, bias, lb)
             c = sel.numel()
             new_lo[:, sel] = lb[:, :c]
             new_hi[:, sel] = -lb[:, c:]
         return new_lo, new_hi
 
-    def _walk_rows(self, j: int, sel: torch.Tensor, batch: int, relax: dict[int, Relax]
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _walk_rows(
+        self, j: int, sel: torch.Tensor, batch: int, relax: dict[int, Relax]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward walk for rows +e_k and -e_k (k in sel) of node j: (A0 (B, 2c, n_in), bias)."""
         node, p = self.nodes[j], self.params[j]
         c = sel.numel()
@@ -218,10 +245,16 @@ class BoundEngine:
         a[:, rows + c, sel] = -1.0
         return self.walk(j, a, torch.zeros(batch, 2 * c, dtype=self.dtype), relax)
 
-    def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Relax],
-             alphas: dict[int, torch.Tensor] | None = None,
-             beta_terms: dict[int, torch.Tensor] | None = None,
-             record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def walk(
+        self,
+        start: int,
+        a: torch.Tensor,
+        bias: torch.Tensor,
+        relax: dict[int, Relax],
+        alphas: dict[int, torch.Tensor] | None = None,
+        beta_terms: dict[int, torch.Tensor] | None = None,
+        record: dict[int, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias).
 
         The bound ``A @ value(start) + bias >= A0 @ x + bias_out`` holds for every input x in the
@@ -245,7 +278,9 @@ class BoundEngine:
                 a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))
                 outs = [a_in]
             else:
-                outs, b = BACKWARD[type(self.nodes[i].op)](self.nodes[i], self.in_nodes[i], self.params[i], ai)
+                outs, b = BACKWARD[type(self.nodes[i].op)](
+                    self.nodes[i], self.in_nodes[i], self.params[i], ai
+                )
             if b is not None:
                 bias = bias + b
             for k, ak in zip(self.nodes[i].inputs, outs):
@@ -255,26 +290,42 @@ class BoundEngine:
             a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
         return a0, bias
 
-
     # ------------------------------------------------------------------ public
-    def activation_coefficients(self, pre: dict[int, Box], rows: torch.Tensor) -> dict[int, torch.Tensor]:
+    def activation_coefficients(
+        self, pre: dict[int, Box], rows: torch.Tensor
+    ) -> dict[int, torch.Tensor]:
         """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
 
         pre: bounds (B, size) of every activation's input node; rows: (B, n_out).  Uses the
         default (unoptimised) slopes; branching heuristics read these.
         """
-        relax = {i: self.relax_node(i, pre[n.inputs[0]]) for i, n in enumerate(self.nodes)
-                 if n.op.caps.activation}
+        relax = {
+            i: self.relax_node(i, pre[n.inputs[0]])
+            for i, n in enumerate(self.nodes)
+            if n.op.caps.activation
+        }
         cmat = rows.to(self.dtype).unsqueeze(1)
         seen: dict[int, torch.Tensor] = {}
         with torch.no_grad():
-            self.walk(len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen)
+            self.walk(
+                len(self.nodes) - 1, cmat, cmat.new_zeros(cmat.shape[0], 1), relax, record=seen
+            )
         return {i: a[:, 0, :] for i, a in seen.items()}
 
-    def compute(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor,
-                c0: torch.Tensor | None = None, method: str = "crown", splits: Splits | None = None,
-                pre: dict | None = None, warm: object | None = None, need_ub: bool = False,
-                deadline: float | None = None, refine: Refinement = Refinement()) -> BoundResult:
+    def compute(
+        self,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        C: torch.Tensor,
+        c0: torch.Tensor | None = None,
+        method: str = "crown",
+        splits: Splits | None = None,
+        pre: dict | None = None,
+        warm: object | None = None,
+        need_ub: bool = False,
+        deadline: float | None = None,
+        refine: Refinement = Refinement(),
+    ) -> BoundResult:
         """Bounds of C @ y + c0 over the boxes [lower, upper] (B, n_in); see BoundResult for shapes.
 
         C: (B, m, n_out) or (m, n_out); c0: (B, m) or (m,).  method: "ibp" | "crown" |
@@ -295,8 +346,15 @@ class BoundEngine:
             if need_ub:
                 cmat, cvec = torch.cat([cmat, -cmat], 1), torch.cat([cvec, -cvec], 1)
             out_lo, out_hi = boxes[-1]
-            ibp_lb, _ = concretize(cmat, cvec, out_lo, out_hi, self.config.float_rel,
-                                   self.config.float_abs, want_x=False)
+            ibp_lb, _ = concretize(
+                cmat,
+                cvec,
+                out_lo,
+                out_hi,
+                self.config.float_rel,
+                self.config.float_abs,
+                want_x=False,
+            )
             x_lb = None
             state = None
             coeffs = None
@@ -309,12 +367,15 @@ class BoundEngine:
                 linear = (a0, bias)
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
-                    lb, x, state = self._optimize(lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline)
+                    lb, x, state = self._optimize(
+                        lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline
+                    )
                 lb = torch.maximum(self._set_bound(a0, bias, lb), ibp_lb)
                 x_lb = x[:, :m]
             lb = torch.where(torch.isnan(lb), torch.full_like(lb, float("-inf")), lb)
-        return BoundResult(lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state, coeffs,
-                           linear)
+        return BoundResult(
+            lb[:, :m], -lb[:, m:] if need_ub else None, pre_out, x_lb, state, coeffs, linear
+        )
 
     def _set_bound(self, a0: torch.Tensor, bias: torch.Tensor, lb: torch.Tensor) -> torch.Tensor:
         """lb, raised to the input set's own concretisation of a0 x + bias where that is higher."""
@@ -323,14 +384,18 @@ class BoundEngine:
         cfg = self.config
         return torch.maximum(lb, self.input_set.lower_bound(a0, bias, cfg.float_rel, cfg.float_abs))  # type: ignore[attr-defined]
 
-    def _spec(self, C: torch.Tensor, c0: torch.Tensor | None, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _spec(
+        self, C: torch.Tensor, c0: torch.Tensor | None, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """C as (B, m, n_out) and c0 as (B, m), float64."""
         cmat = torch.as_tensor(C, dtype=self.dtype)
         if cmat.dim() == 2:
             cmat = cmat.unsqueeze(0).expand(batch, -1, -1)
         if cmat.dim() != 3 or cmat.shape[0] != batch or cmat.shape[2] != self.graph.n_outputs:
-            raise ModelError(f"C of shape {tuple(cmat.shape)} does not fit batch {batch} and "
-                             f"{self.graph.n_outputs} outputs")
+            raise ModelError(
+                f"C of shape {tuple(cmat.shape)} does not fit batch {batch} and "
+                f"{self.graph.n_outputs} outputs"
+            )
         m = cmat.shape[1]
         if c0 is None:
             cvec = cmat.new_zeros(batch, m)
@@ -341,22 +406,45 @@ class BoundEngine:
                 raise ModelError(f"c0 of shape {tuple(cvec.shape)} does not fit ({batch}, {m})")
         return cmat, cvec
 
-    def _optimize(self, lo: torch.Tensor, hi: torch.Tensor, cmat: torch.Tensor, cvec: torch.Tensor,
-                  relax: dict[int, Relax], splits: Splits | None, warm: object | None,
-                  lb0: torch.Tensor, x0: torch.Tensor, deadline: float | None
-                  ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
+    def _optimize(
+        self,
+        lo: torch.Tensor,
+        hi: torch.Tensor,
+        cmat: torch.Tensor,
+        cvec: torch.Tensor,
+        relax: dict[int, Relax],
+        splits: Splits | None,
+        warm: object | None,
+        lb0: torch.Tensor,
+        x0: torch.Tensor,
+        deadline: float | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
         """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per row."""
         return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
 
-    def evaluate(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor, c0: torch.Tensor | None,
-                 state: AlphaState, splits: Splits | None = None, pre: dict | None = None,
-                 refine: Refinement = Refinement()) -> torch.Tensor:
+    def evaluate(
+        self,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        C: torch.Tensor,
+        c0: torch.Tensor | None,
+        state: AlphaState,
+        splits: Splits | None = None,
+        pre: dict | None = None,
+        refine: Refinement = Refinement(),
+    ) -> torch.Tensor:
         """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
             _, relax = self._prepare(lo, hi, splits, pre, "crown", refine)
-            alphas, betas, signs = init_params(self, relax, splits, state, cmat.shape[1], lo.shape[0])
-            a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs))
-            lb, _ = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False)
+            alphas, betas, signs = init_params(
+                self, relax, splits, state, cmat.shape[1], lo.shape[0]
+            )
+            a0, bias = self.walk(
+                len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs)
+            )
+            lb, _ = concretize(
+                a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False
+            )
         return lb

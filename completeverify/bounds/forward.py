@@ -108,8 +108,12 @@ def _fw_leaky_relu(op: LeakyRelu, p: dict, s: Sym, box: Box) -> Sym:
     up_slope = torch.where(unstable, (u - a * l) / denom, stable_slope)
     up_shift = torch.where(unstable, l * (a - up_slope), torch.zeros_like(u))
     low_slope = torch.where(unstable, torch.where(u > -l, one, one * a), stable_slope)
-    return (lw * low_slope[..., None], lb * low_slope, uw * up_slope[..., None],
-            ub * up_slope + up_shift)
+    return (
+        lw * low_slope[..., None],
+        lb * low_slope,
+        uw * up_slope[..., None],
+        ub * up_slope + up_shift,
+    )
 
 
 # op type -> forward step, or NOT_SUPPORTED (Input starts the walk and has no row)
@@ -131,12 +135,15 @@ FORWARD: dict[type, ForwardStep | NotSupported] = {
 
 def supports(graph: Graph) -> bool:
     """True for single-input chains built only from ops with a FORWARD step."""
-    return all(len(n.inputs) <= 1 and callable(FORWARD.get(type(n.op), NOT_SUPPORTED))
-               for n in graph.nodes[1:])
+    return all(
+        len(n.inputs) <= 1 and callable(FORWARD.get(type(n.op), NOT_SUPPORTED))
+        for n in graph.nodes[1:]
+    )
 
 
-def forward_pre_bounds(graph: Graph, lo: torch.Tensor, hi: torch.Tensor, rel: float = 1e-9,
-                       abs_: float = 1e-12) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def forward_pre_bounds(
+    graph: Graph, lo: torch.Tensor, hi: torch.Tensor, rel: float = 1e-9, abs_: float = 1e-12
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Bounds (B, size) of every node feeding an activation, for boxes lo, hi (B, n_in)."""
     B, n = lo.shape
     params = graph.params(torch.float64)

@@ -74,8 +74,10 @@ class Ball:
             if self.k == 0:
                 return self.center.copy(), self.center.copy()
             return self.lower.copy(), self.upper.copy()
-        return (np.maximum(self.lower, self.center - self.eps),
-                np.minimum(self.upper, self.center + self.eps))
+        return (
+            np.maximum(self.lower, self.center - self.eps),
+            np.minimum(self.upper, self.center + self.eps),
+        )
 
     def distance(self, x: np.ndarray) -> float:
         """||x - center|| in this ball's norm (l0: the number of changed features)."""
@@ -87,8 +89,9 @@ class Ball:
         in_box = bool(np.all(x >= self.lower) and np.all(x <= self.upper))
         return in_box and self.distance(x) <= self.eps
 
-    def lower_bound(self, a: torch.Tensor, bias: torch.Tensor, rel: float = 1e-9,
-                    abs_: float = 1e-12) -> torch.Tensor:
+    def lower_bound(
+        self, a: torch.Tensor, bias: torch.Tensor, rel: float = 1e-9, abs_: float = 1e-12
+    ) -> torch.Tensor:
         """Sound lower bound (B, M) of min over the set of a @ x + bias; a (B, M, n), bias (B, M)."""
         return concretize_set(a, bias, self, rel, abs_)
 
@@ -104,8 +107,9 @@ def norm_distance(delta: np.ndarray, norm: str) -> float:
     return float(np.count_nonzero(delta))
 
 
-def concretize_set(a: torch.Tensor, bias: torch.Tensor, ball: Ball, rel: float,
-                   abs_: float) -> torch.Tensor:
+def concretize_set(
+    a: torch.Tensor, bias: torch.Tensor, ball: Ball, rel: float, abs_: float
+) -> torch.Tensor:
     """min over ball ∩ domain of a @ x + bias, lowered for rounding; a (B, M, n) -> (B, M)."""
     a = a.to(torch.float64)
     c = torch.as_tensor(ball.center, dtype=torch.float64)
@@ -195,7 +199,9 @@ def _l2(a, room_dn, room_up, eps: float, iters: int = 60) -> tuple[torch.Tensor,
     q_best = torch.maximum(*candidates)
     # the box alone (lam -> 0) is exact when its minimiser already lies in the ball
     box_min = -(a.abs() * _caps(a, room_dn, room_up)).sum(-1)
-    box_d_norm = torch.where(a > 0, room_dn, torch.where(a < 0, room_up, 0.0 * room_up)).norm(dim=-1)
+    box_d_norm = torch.where(a > 0, room_dn, torch.where(a < 0, room_up, 0.0 * room_up)).norm(
+        dim=-1
+    )
     q_best = torch.where(box_d_norm <= eps, torch.maximum(q_best, box_min), q_best)
     mag = (a.abs() * torch.maximum(room_dn, room_up)).sum(-1) + torch.exp(log_hi) * eps * eps
     return -q_best, mag

@@ -106,8 +106,9 @@ def _ibp_relu(op: Relu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: fl
     return ins[0][0].clamp(min=0), ins[0][1].clamp(min=0)
 
 
-def _ibp_leaky_relu(op: LeakyRelu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float
-                    ) -> Box:
+def _ibp_leaky_relu(
+    op: LeakyRelu, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float
+) -> Box:
     """Monotone (0 <= alpha <= 1): f(l), f(u), widened for the rounding of alpha * x."""
     lo, hi = ins[0]
     flo = torch.where(lo >= 0, lo, lo * op.alpha)

@@ -41,30 +41,54 @@ class MixedPrecision:
         self.engine64 = engine64
         self.engine32 = engine32
 
-    def compute(self, lower: torch.Tensor, upper: torch.Tensor, C: torch.Tensor,
-                c0: torch.Tensor | None = None, splits: Splits | None = None, pre: dict | None = None,
-                warm: object | None = None, deadline: float | None = None,
-                refine: Refinement = Refinement()) -> BoundResult:
+    def compute(
+        self,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        C: torch.Tensor,
+        c0: torch.Tensor | None = None,
+        splits: Splits | None = None,
+        pre: dict | None = None,
+        warm: object | None = None,
+        deadline: float | None = None,
+        refine: Refinement = Refinement(),
+    ) -> BoundResult:
         """Same result fields as ``BoundEngine.compute(method="alpha-crown")``; see module doc.
 
         lb (B, m) float64 sound; pre: float64 intermediate bounds; x_lb (B, m, n_in) and state
         come from the float32 search (heuristics for falsification and warm starts only).
         """
-        res32 = self.engine32.compute(lower, upper, C, c0, method="alpha-crown", splits=splits,
-                                      pre=pre, warm=warm, deadline=deadline, refine=refine)
+        res32 = self.engine32.compute(
+            lower,
+            upper,
+            C,
+            c0,
+            method="alpha-crown",
+            splits=splits,
+            pre=pre,
+            warm=warm,
+            deadline=deadline,
+            refine=refine,
+        )
         # float64 intermediate bounds (and the IBP bound); CROWN only where the engine refines
         # intermediate nodes, else IBP gives the same boxes without a backward walk
         method = "crown" if self.engine64.config.intermediate_crown else "ibp"
-        res64 = self.engine64.compute(lower, upper, C, c0, method=method, splits=splits, pre=pre,
-                                      refine=refine)
+        res64 = self.engine64.compute(
+            lower, upper, C, c0, method=method, splits=splits, pre=pre, refine=refine
+        )
         lb = res64.lb
         state = res32.state
         if state is not None and (state.alphas or state.betas):
-            state = AlphaState({r: a.to(torch.float64) for r, a in state.alphas.items()},
-                               {r: b.to(torch.float64) for r, b in state.betas.items()})
-            lb_opt = self.engine64.evaluate(lower, upper, C, c0, state, splits=splits, pre=pre,
-                                            refine=refine)
-            lb_opt = torch.where(torch.isnan(lb_opt), torch.full_like(lb_opt, float("-inf")), lb_opt)
+            state = AlphaState(
+                {r: a.to(torch.float64) for r, a in state.alphas.items()},
+                {r: b.to(torch.float64) for r, b in state.betas.items()},
+            )
+            lb_opt = self.engine64.evaluate(
+                lower, upper, C, c0, state, splits=splits, pre=pre, refine=refine
+            )
+            lb_opt = torch.where(
+                torch.isnan(lb_opt), torch.full_like(lb_opt, float("-inf")), lb_opt
+            )
             lb = torch.maximum(lb, lb_opt)
         x_lb = None if res32.x_lb is None else res32.x_lb.to(torch.float64)
         coeffs = None if res32.coeffs is None else res32.coeffs.to(torch.float64)

@@ -35,10 +35,16 @@ class Walker(Protocol):
     relu_nodes: list[int]
     dtype: torch.dtype
 
-    def walk(self, start: int, a: torch.Tensor, bias: torch.Tensor, relax: dict[int, Any],
-             alphas: dict[int, torch.Tensor] | None = None,
-             beta_terms: dict[int, torch.Tensor] | None = None,
-             record: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def walk(
+        self,
+        start: int,
+        a: torch.Tensor,
+        bias: torch.Tensor,
+        relax: dict[int, Any],
+        alphas: dict[int, torch.Tensor] | None = None,
+        beta_terms: dict[int, torch.Tensor] | None = None,
+        record: dict[int, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One backward walk from node start (see BoundEngine.walk)."""
         ...
 
@@ -100,10 +106,9 @@ def alpha_slots(engine: Walker, relax: dict) -> dict[int, AlphaSlots]:
     return out
 
 
-def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object | None,
-                rows: int, batch: int
-                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor],
-                           dict[int, torch.Tensor]]:
+def init_params(
+    engine: Walker, relax: dict, splits: Splits | None, warm: object | None, rows: int, batch: int
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """Initial alphas (CROWN slopes or warm), betas (0 or warm) and split signs (B, 1, size)."""
     state = warm if isinstance(warm, AlphaState) else AlphaState()
     alphas: dict[int, torch.Tensor] = {}
@@ -112,8 +117,11 @@ def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object
     for r, sl in alpha_slots(engine, relax).items():
         shape = (batch, rows, engine.nodes[r].size)
         w = state.alphas.get(r)
-        start = (w.to(engine.dtype).clamp(sl.low, sl.high) if _fits(w, shape)
-                 else sl.default.unsqueeze(1).expand(shape))
+        start = (
+            w.to(engine.dtype).clamp(sl.low, sl.high)
+            if _fits(w, shape)
+            else sl.default.unsqueeze(1).expand(shape)
+        )
         alphas[r] = start.clone()
     for r in engine.relu_nodes:
         if r not in relax:
@@ -123,20 +131,34 @@ def init_params(engine: Walker, relax: dict, splits: Splits | None, warm: object
         if s is not None and bool((s != 0).any()):
             signs[r] = s.to(engine.dtype).unsqueeze(1)
             w = state.betas.get(r)
-            betas[r] = (w.to(engine.dtype).clamp(min=0).clone() if _fits(w, shape)
-                        else torch.zeros(shape, dtype=engine.dtype))
+            betas[r] = (
+                w.to(engine.dtype).clamp(min=0).clone()
+                if _fits(w, shape)
+                else torch.zeros(shape, dtype=engine.dtype)
+            )
     return alphas, betas, signs
 
 
-def beta_terms(betas: dict[int, torch.Tensor], signs: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+def beta_terms(
+    betas: dict[int, torch.Tensor], signs: dict[int, torch.Tensor]
+) -> dict[int, torch.Tensor]:
     """Coefficients -s * beta (B, M, size) added on each split ReLU's pre-activation."""
     return {r: -signs[r] * b for r, b in betas.items()}
 
 
-def optimize_alpha_beta(engine: Walker, lo: torch.Tensor, hi: torch.Tensor, cmat: torch.Tensor,
-                        cvec: torch.Tensor, relax: dict, splits: Splits | None, warm: object | None,
-                        lb0: torch.Tensor, x0: torch.Tensor, deadline: float | None
-                        ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
+def optimize_alpha_beta(
+    engine: Walker,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    cmat: torch.Tensor,
+    cvec: torch.Tensor,
+    relax: dict,
+    splits: Splits | None,
+    warm: object | None,
+    lb0: torch.Tensor,
+    x0: torch.Tensor,
+    deadline: float | None,
+) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
     """Maximise the sum of row lower bounds; returns (best lb (B, M), its x (B, M, n), state)."""
     cfg = engine.config
     batch, rows = cmat.shape[0], cmat.shape[1]

@@ -22,10 +22,15 @@ from ..graph import LeakyRelu, MaxPool, Relu, Sigmoid, Tanh
 class Relaxation(Protocol):
     """What the bound engine needs of a relaxation: its backward step."""
 
-    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
-                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(
+        self,
+        a: torch.Tensor,
+        alpha: torch.Tensor | None = None,
+        beta_term: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in (B, M, n_in), bias (B, M)) for a coefficient matrix A (B, M, n_out)."""
         ...
+
 
 SMOOTH_EPS = 1e-12  # absolute safety margin on the intercepts of sigmoid/tanh lines
 BISECT_STEPS = 60
@@ -44,7 +49,9 @@ class ReluRelax:
         self.up_slope = torch.where(active, torch.ones_like(hi), chord)
         self.up_int = torch.where(self.unstable, -lo * chord, torch.zeros_like(hi))
         adaptive = (hi > -lo).to(hi.dtype)
-        self.lo_default = torch.where(active, torch.ones_like(hi), torch.where(self.unstable, adaptive, torch.zeros_like(hi)))
+        self.lo_default = torch.where(
+            active, torch.ones_like(hi), torch.where(self.unstable, adaptive, torch.zeros_like(hi))
+        )
 
     def lower_slope(self, alpha: torch.Tensor | None) -> torch.Tensor:
         """Lower slopes (B, 1|M, size): alpha on unstable neurons, exact elsewhere."""
@@ -52,8 +59,12 @@ class ReluRelax:
             return self.lo_default.unsqueeze(1)
         return torch.where(self.unstable.unsqueeze(1), alpha, self.lo_default.unsqueeze(1))
 
-    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
-                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(
+        self,
+        a: torch.Tensor,
+        alpha: torch.Tensor | None = None,
+        beta_term: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in, bias); beta_term (B, M, size) is added to the coefficient on the input."""
         slope = torch.where(a >= 0, self.lower_slope(alpha), self.up_slope.unsqueeze(1))
         a_in = a * slope
@@ -79,24 +90,36 @@ class LeakyReluRelax(ReluRelax):
         self.up_slope = torch.where(active, one, torch.where(self.unstable, chord, one * slope))
         self.up_int = torch.where(self.unstable, lo * (slope - chord), zero)
         adaptive = torch.where(hi > -lo, one, one * slope)
-        self.lo_default = torch.where(active, one,
-                                      torch.where(self.unstable, adaptive, one * slope))
+        self.lo_default = torch.where(
+            active, one, torch.where(self.unstable, adaptive, one * slope)
+        )
 
 
 class LineRelax:
     """Elementwise relaxation given directly by lower/upper lines (B, size) each."""
 
-    def __init__(self, lo_slope: torch.Tensor, lo_int: torch.Tensor, up_slope: torch.Tensor,
-                 up_int: torch.Tensor) -> None:
+    def __init__(
+        self,
+        lo_slope: torch.Tensor,
+        lo_int: torch.Tensor,
+        up_slope: torch.Tensor,
+        up_int: torch.Tensor,
+    ) -> None:
         """Store the four (B, size) tensors."""
         self.lo_slope, self.lo_int, self.up_slope, self.up_int = lo_slope, lo_int, up_slope, up_int
 
-    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
-                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(
+        self,
+        a: torch.Tensor,
+        alpha: torch.Tensor | None = None,
+        beta_term: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in, bias) for the lower-bound direction."""
         pos, neg = a.clamp(min=0), a.clamp(max=0)
         a_in = pos * self.lo_slope.unsqueeze(1) + neg * self.up_slope.unsqueeze(1)
-        bias = (pos @ self.lo_int.unsqueeze(2)).squeeze(2) + (neg @ self.up_int.unsqueeze(2)).squeeze(2)
+        bias = (pos @ self.lo_int.unsqueeze(2)).squeeze(2) + (
+            neg @ self.up_int.unsqueeze(2)
+        ).squeeze(2)
         return a_in, bias
 
 
@@ -112,8 +135,9 @@ def _tanh_d(x: torch.Tensor) -> torch.Tensor:
     return 1 - t * t
 
 
-def _upper_line(f: Callable, df: Callable, lo: torch.Tensor, hi: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _upper_line(
+    f: Callable, df: Callable, lo: torch.Tensor, hi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """An upper line of an S-shaped f (convex for z < 0, concave for z > 0) on [lo, hi], lo < hi.
 
     u <= 0: the chord.  l >= 0: the tangent at the midpoint.  l < 0 < u: the chord when its
@@ -176,7 +200,9 @@ class MaxPoolRelax:
     """MaxPool: lower = the window input with the largest lower bound; upper = that input when it
     dominates its window (exact), else the constant max upper bound of the window."""
 
-    def __init__(self, windows: torch.Tensor, n_in: int, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    def __init__(
+        self, windows: torch.Tensor, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+    ) -> None:
         """windows: (n_out, k) flat input indices; lo/hi: (B, n_in) input bounds."""
         lw, uw = lo[:, windows], hi[:, windows]  # (B, n_out, k)
         best_l, arg = lw.max(dim=2)
@@ -188,16 +214,24 @@ class MaxPoolRelax:
         self.exact = (best_l >= others.amax(dim=2)).to(lo.dtype)
         self.umax = uw.amax(dim=2)
 
-    def backward(self, a: torch.Tensor, alpha: torch.Tensor | None = None,
-                 beta_term: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(
+        self,
+        a: torch.Tensor,
+        alpha: torch.Tensor | None = None,
+        beta_term: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in, bias) by scattering the coefficients onto the selected inputs."""
         pos, neg = a.clamp(min=0), a.clamp(max=0)
         exact = self.exact.unsqueeze(1)
         coef = pos + neg * exact
         b, m, n_out = a.shape
-        a_in = a.new_zeros(b, m, self.n_in).scatter_add(2, self.sel.unsqueeze(1).expand(b, m, n_out), coef)
+        a_in = a.new_zeros(b, m, self.n_in).scatter_add(
+            2, self.sel.unsqueeze(1).expand(b, m, n_out), coef
+        )
         free = neg * (1 - exact)
-        bias = (torch.where(free != 0, free * self.umax.unsqueeze(1), torch.zeros_like(free))).sum(-1)
+        bias = (torch.where(free != 0, free * self.umax.unsqueeze(1), torch.zeros_like(free))).sum(
+            -1
+        )
         return a_in, bias
 
 
@@ -206,14 +240,16 @@ def _relax_relu(op: Relu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
     return ReluRelax(lo, hi)
 
 
-def _relax_leaky_relu(op: LeakyRelu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
-                      ) -> Relaxation:
+def _relax_leaky_relu(
+    op: LeakyRelu, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+) -> Relaxation:
     """LeakyReLU: the ReLU triangle with negative-side slope alpha; optimisable lower slope."""
     return LeakyReluRelax(lo, hi, op.alpha)
 
 
-def _relax_sigmoid(op: Sigmoid, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
-                   ) -> Relaxation:
+def _relax_sigmoid(
+    op: Sigmoid, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+) -> Relaxation:
     """Sigmoid: sound tangent/chord lines."""
     return smooth_relax("sigmoid", lo, hi)
 
@@ -223,8 +259,9 @@ def _relax_tanh(op: Tanh, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
     return smooth_relax("tanh", lo, hi)
 
 
-def _relax_maxpool(op: MaxPool, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
-                   ) -> Relaxation:
+def _relax_maxpool(
+    op: MaxPool, p: dict, n_in: int, lo: torch.Tensor, hi: torch.Tensor
+) -> Relaxation:
     """MaxPool: the input with the largest lower bound below, exact or constant above."""
     return MaxPoolRelax(p["windows"], n_in, lo, hi)
 

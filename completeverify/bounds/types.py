@@ -44,8 +44,12 @@ class BoundConfig:
             raise ModelError("BoundConfig: alpha_iters must be >= 0 and learning rates > 0")
         if self.float_rel < 0 or self.float_abs < 0 or self.chunk_elems < 1:
             raise ModelError("BoundConfig: float margins must be >= 0 and chunk_elems >= 1")
-        if self.dtype not in (torch.float32, torch.float64) or (self.sound and self.dtype != torch.float64):
-            raise ModelError("BoundConfig: dtype must be float32 or float64, and float64 when sound")
+        if self.dtype not in (torch.float32, torch.float64) or (
+            self.sound and self.dtype != torch.float64
+        ):
+            raise ModelError(
+                "BoundConfig: dtype must be float32 or float64, and float64 when sound"
+            )
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ class BoundResult:
     pre: dict[int, tuple[torch.Tensor, torch.Tensor]]
     x_lb: torch.Tensor | None
     state: "AlphaState | None"
-    coeffs: torch.Tensor | None = None  # (B, m, n_in) input coefficients of each row's linear lower bound
+    coeffs: torch.Tensor | None = (
+        None  # (B, m, n_in) input coefficients of each row's linear lower bound
+    )
     # (A0 (B, M, n_in), bias (B, M)) of the CROWN walk at the default slopes, M = m (2m with need_ub:
     # rows m.. bound -C y): C y + c0 >= A0 x + bias on the box, before the float margin (not IBP)
     linear: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -117,21 +123,26 @@ class AlphaState:
 
     def select(self, idx: torch.Tensor) -> "AlphaState":
         """The state of the domains idx (LongTensor of batch positions)."""
-        return AlphaState({k: v[idx] for k, v in self.alphas.items()},
-                          {k: v[idx] for k, v in self.betas.items()})
+        return AlphaState(
+            {k: v[idx] for k, v in self.alphas.items()}, {k: v[idx] for k, v in self.betas.items()}
+        )
 
     def repeat(self, k: int) -> "AlphaState":
         """The batch tiled k times: [s0..sB-1, s0..sB-1, ...]."""
-        return AlphaState({n: v.repeat(k, 1, 1) for n, v in self.alphas.items()},
-                          {n: v.repeat(k, 1, 1) for n, v in self.betas.items()})
+        return AlphaState(
+            {n: v.repeat(k, 1, 1) for n, v in self.alphas.items()},
+            {n: v.repeat(k, 1, 1) for n, v in self.betas.items()},
+        )
 
     @staticmethod
     def cat(states: "list[AlphaState]") -> "AlphaState":
         """Concatenate the batches of states that have the same nodes."""
         keys_a = set.intersection(*(set(s.alphas) for s in states))
         keys_b = set.intersection(*(set(s.betas) for s in states))
-        return AlphaState({k: torch.cat([s.alphas[k] for s in states]) for k in keys_a},
-                          {k: torch.cat([s.betas[k] for s in states]) for k in keys_b})
+        return AlphaState(
+            {k: torch.cat([s.alphas[k] for s in states]) for k in keys_a},
+            {k: torch.cat([s.betas[k] for s in states]) for k in keys_b},
+        )
 
     @property
     def batch(self) -> int:
@@ -141,7 +152,8 @@ class AlphaState:
         return 0
 
 
-def select_pre(pre: dict[int, tuple[torch.Tensor, torch.Tensor]], idx: torch.Tensor
-               ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def select_pre(
+    pre: dict[int, tuple[torch.Tensor, torch.Tensor]], idx: torch.Tensor
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Intermediate bounds of the domains idx (to pass a parent's bounds to its children)."""
     return {k: (lo[idx], hi[idx]) for k, (lo, hi) in pre.items()}

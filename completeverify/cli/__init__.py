@@ -22,9 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The full command-line parser."""
     from .. import __version__
 
-    parser = ArgumentParser(prog="completeverify", description="Sound and complete neural-network verification")
-    parser.add_argument("--version", action="version", version=f"completeverify {__version__}",
-                        help="print the version and exit")
+    parser = ArgumentParser(
+        prog="completeverify", description="Sound and complete neural-network verification"
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"completeverify {__version__}",
+        help="print the version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for module in SUBCOMMANDS:
         module.add_parser(sub)
@@ -41,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     # sets sys.argv) gets the hard-stop watchdog; other in-process calls (tests, embedding)
     # only the verifier's own deadline
     args.process_entry = argv is None or list(argv) == sys.argv[1:]
-    logging.basicConfig(level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return args.func(args)
     except (InputError, CliInputError) as exc:
@@ -51,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except InternalError as exc:  # a broken invariant: our bug, not the user's input
         if getattr(args, "verbose", 0):
             raise
-        sys.stderr.write(f"error: internal error, please report: {exc} (rerun with -v for details)\n")
+        sys.stderr.write(
+            f"error: internal error, please report: {exc} (rerun with -v for details)\n"
+        )
         return EXIT_INTERNAL
     except CompleteVerifyError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -62,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal bug: say so in one line, keep details for -v
         if getattr(args, "verbose", 0):
             raise
-        instance = " ".join(str(getattr(args, k)) for k in ("network", "property") if getattr(args, k, None))
+        instance = " ".join(
+            str(getattr(args, k)) for k in ("network", "property") if getattr(args, k, None)
+        )
         where = f" on {instance}" if instance else ""
         detail = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:400]
-        sys.stderr.write(f"error: internal error{where}, please report: {detail} (rerun with -v for details)\n")
+        sys.stderr.write(
+            f"error: internal error{where}, please report: {detail} (rerun with -v for details)\n"
+        )
         return EXIT_INTERNAL
 
 

@@ -25,32 +25,69 @@ EXIT_WRONG = 3
 
 def add_parser(sub: "argparse._SubParsersAction") -> None:
     """Add ``bench`` and ``plot`` to the top-level subparsers."""
-    p = sub.add_parser("bench", help="run a VNN-COMP style instances.csv, one process per instance",
-                       description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout; "
-                                   "no header; paths relative to the CSV) in its own process and append "
-                                   "one row per instance to --out. Rerunning with the same --out resumes. "
-                                   "Exit code 3 when a verdict contradicts --expected.")
+    p = sub.add_parser(
+        "bench",
+        help="run a VNN-COMP style instances.csv, one process per instance",
+        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout; "
+        "no header; paths relative to the CSV) in its own process and append "
+        "one row per instance to --out. Rerunning with the same --out resumes. "
+        "Exit code 3 when a verdict contradicts --expected.",
+    )
     p.add_argument("instances", help="instances.csv")
-    p.add_argument("--out", default="results.csv", help="results CSV, appended to and resumed (default results.csv)")
-    p.add_argument("--workers", type=positive_int, default=1, help="instances run at once on this machine")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)")
-    p.add_argument("--timeout-scale", type=positive_float, default=1.0, metavar="F",
-                   help="multiply every published timeout by F")
-    p.add_argument("--timeout-cap", type=positive_float, metavar="S", help="never give an instance more than S seconds")
-    p.add_argument("--filter", metavar="REGEX", help="run only rows whose 'onnx,vnnlib' matches REGEX")
-    p.add_argument("--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column")
+    p.add_argument(
+        "--out",
+        default="results.csv",
+        help="results CSV, appended to and resumed (default results.csv)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="instances run at once on this machine"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)"
+    )
+    p.add_argument(
+        "--timeout-scale",
+        type=positive_float,
+        default=1.0,
+        metavar="F",
+        help="multiply every published timeout by F",
+    )
+    p.add_argument(
+        "--timeout-cap",
+        type=positive_float,
+        metavar="S",
+        help="never give an instance more than S seconds",
+    )
+    p.add_argument(
+        "--filter", metavar="REGEX", help="run only rows whose 'onnx,vnnlib' matches REGEX"
+    )
+    p.add_argument(
+        "--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column"
+    )
     p.add_argument("--plot", metavar="PNG", help="also draw the cactus plot here")
-    p.add_argument("--isolation", choices=["fork", "spawn"], default=None,
-                   help="fork: fork each instance from a server that imported torch and completeverify once "
-                        "(default for local runs); spawn: a fresh interpreter per instance (always on Dask)")
-    p.add_argument("--grace", type=positive_float, default=None, metavar="S",
-                   help="seconds past an instance's timeout before its processes are killed (default 5)")
+    p.add_argument(
+        "--isolation",
+        choices=["fork", "spawn"],
+        default=None,
+        help="fork: fork each instance from a server that imported torch and completeverify once "
+        "(default for local runs); spawn: a fresh interpreter per instance (always on Dask)",
+    )
+    p.add_argument(
+        "--grace",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="seconds past an instance's timeout before its processes are killed (default 5)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     p.set_defaults(func=run_bench_command)
 
-    q = sub.add_parser("plot", help="overlay cactus plots of several results CSVs",
-                       description="Cactus plot (instances decided vs. time, log scale) of one or more "
-                                   "results CSVs (columns status and seconds at least).")
+    q = sub.add_parser(
+        "plot",
+        help="overlay cactus plots of several results CSVs",
+        description="Cactus plot (instances decided vs. time, log scale) of one or more "
+        "results CSVs (columns status and seconds at least).",
+    )
     q.add_argument("results", nargs="+", help="results CSV files")
     q.add_argument("--out", default="cactus.png", help="image file (default cactus.png)")
     q.add_argument("--labels", nargs="+", help="one legend label per results file")
@@ -74,10 +111,19 @@ class _Progress:
 
         self.rows = list(done_rows)
         if done_rows:
-            sys.stderr.write(f"resuming: {len(done_rows)} of {self.total} instances already done, "
-                             f"{n_todo} to run\n")
-        self.bar = tqdm(total=self.total, initial=len(done_rows), unit="inst", file=sys.stderr,
-                        disable=None, dynamic_ncols=True, desc="bench")
+            sys.stderr.write(
+                f"resuming: {len(done_rows)} of {self.total} instances already done, "
+                f"{n_todo} to run\n"
+            )
+        self.bar = tqdm(
+            total=self.total,
+            initial=len(done_rows),
+            unit="inst",
+            file=sys.stderr,
+            disable=None,
+            dynamic_ncols=True,
+            desc="bench",
+        )
         self._postfix()
 
     def _postfix(self) -> None:
@@ -92,8 +138,10 @@ class _Progress:
         self.rows.append(row)
         if self.bar is None or self.bar.disable:
             note = f" ({row.message})" if row.status in ("error", "timeout") and row.message else ""
-            sys.stderr.write(f"[{len(self.rows)}/{self.total}] {row.status:<7} {row.seconds:8.2f}s  "
-                             f"{row.onnx},{row.vnnlib}{note}\n")
+            sys.stderr.write(
+                f"[{len(self.rows)}/{self.total}] {row.status:<7} {row.seconds:8.2f}s  "
+                f"{row.onnx},{row.vnnlib}{note}\n"
+            )
             sys.stderr.flush()
             return
         self._postfix()
@@ -122,10 +170,16 @@ def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
     from ..bench.suite import read_expected
 
     expected = read_expected(opts.expected) if opts.expected else None
-    print(f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
-          f"rerun the same command to resume")
-    print(format_summary(summarize(progress.rows, progress.total, expected),
-                         opts.expected.name if opts.expected else "ground truth"))
+    print(
+        f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
+        f"rerun the same command to resume"
+    )
+    print(
+        format_summary(
+            summarize(progress.rows, progress.total, expected),
+            opts.expected.name if opts.expected else "ground truth",
+        )
+    )
     sys.stdout.flush()
 
 
@@ -137,12 +191,18 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from ..bench.runner import DEFAULT_GRACE
     from ..bench.suite import read_instances, select
 
-    opts = BenchOptions(instances=Path(args.instances), out=Path(args.out), workers=args.workers,
-                        scheduler=args.scheduler, timeout_scale=args.timeout_scale,
-                        timeout_cap=args.timeout_cap, filter=args.filter,
-                        expected=Path(args.expected) if args.expected else None,
-                        grace=args.grace if args.grace is not None else DEFAULT_GRACE,
-                        isolation=args.isolation)
+    opts = BenchOptions(
+        instances=Path(args.instances),
+        out=Path(args.out),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        timeout_scale=args.timeout_scale,
+        timeout_cap=args.timeout_cap,
+        filter=args.filter,
+        expected=Path(args.expected) if args.expected else None,
+        grace=args.grace if args.grace is not None else DEFAULT_GRACE,
+        isolation=args.isolation,
+    )
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         from ..errors import InputError
 
@@ -159,14 +219,30 @@ def run_bench_command(args: argparse.Namespace) -> int:
         progress.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    where = f" on {args.scheduler}" if args.scheduler else (f" with {args.workers} workers" if args.workers > 1 else "")
-    print(f"completeverify bench {args.instances}: {len(outcome.selected)} instances, "
-          f"{outcome.ran} run now{where}, {outcome.skipped} already in {args.out}")
-    print(format_summary(outcome.summary, Path(args.expected).name if args.expected else "ground truth"))
-    print(f"results: {args.out}" + (f"; counterexamples under {outcome.files_dir}" if outcome.summary.counts["sat"] else ""))
+    where = (
+        f" on {args.scheduler}"
+        if args.scheduler
+        else (f" with {args.workers} workers" if args.workers > 1 else "")
+    )
+    print(
+        f"completeverify bench {args.instances}: {len(outcome.selected)} instances, "
+        f"{outcome.ran} run now{where}, {outcome.skipped} already in {args.out}"
+    )
+    print(
+        format_summary(
+            outcome.summary, Path(args.expected).name if args.expected else "ground truth"
+        )
+    )
+    print(
+        f"results: {args.out}"
+        + (f"; counterexamples under {outcome.files_dir}" if outcome.summary.counts["sat"] else "")
+    )
     if args.plot:
-        cactus_plot([(Path(args.out).stem, outcome.rows)], args.plot,
-                    title=f"completeverify on {Path(args.instances).resolve().parent.name}/{Path(args.instances).stem}")
+        cactus_plot(
+            [(Path(args.out).stem, outcome.rows)],
+            args.plot,
+            title=f"completeverify on {Path(args.instances).resolve().parent.name}/{Path(args.instances).stem}",
+        )
         print(f"cactus plot: {args.plot}")
     if outcome.summary.wrong:
         print(f"{len(outcome.summary.wrong)} WRONG verdict(s): exit code {EXIT_WRONG}")

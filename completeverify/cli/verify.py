@@ -19,37 +19,70 @@ if TYPE_CHECKING:
 
 def add_parser(sub) -> None:
     """The verify subcommand and its options."""
-    p = sub.add_parser("verify", help="verify one ONNX network against one VNNLIB property",
-                       description="Verify one network against one property. Options come from "
-                                   "--config FILE.yaml (see benchmarks/configs/) when given; a flag "
-                                   "given on the command line overrides the file.")
+    p = sub.add_parser(
+        "verify",
+        help="verify one ONNX network against one VNNLIB property",
+        description="Verify one network against one property. Options come from "
+        "--config FILE.yaml (see benchmarks/configs/) when given; a flag "
+        "given on the command line overrides the file.",
+    )
     p.add_argument("network", help="ONNX model (.onnx or .onnx.gz)")
     p.add_argument("property", help="VNN-LIB 1.0 or 2.0 property (.vnnlib or .vnnlib.gz)")
-    p.add_argument("--config", metavar="FILE.yaml",
-                   help="options file (VerifyConfig keys, e.g. benchmarks/configs/default.yaml)")
-    p.add_argument("--timeout", type=positive_float, default=None,
-                   help="seconds from the process start (default 300, or the config file's; inf: "
-                        "none); a watchdog ends the run, its solver processes and their files 0.5 s "
-                        "past it")
+    p.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="options file (VerifyConfig keys, e.g. benchmarks/configs/default.yaml)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help="seconds from the process start (default 300, or the config file's; inf: "
+        "none); a watchdog ends the run, its solver processes and their files 0.5 s "
+        "past it",
+    )
     p.add_argument("--result-file", help="write the VNN-COMP result file here")
-    p.add_argument("--solver", choices=SOLVERS, default=None,
-                   help="MILP/LP backend (default highs)")
-    p.add_argument("--mode", choices=MODES, default=None,
-                   help="search strategy (default auto: input splitting for few inputs, else ReLU "
-                        "splitting)")
+    p.add_argument(
+        "--solver", choices=SOLVERS, default=None, help="MILP/LP backend (default highs)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="search strategy (default auto: input splitting for few inputs, else ReLU splitting)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of every random choice (default 0)")
-    p.add_argument("--no-bounds", action="store_true", help="skip linear bounds (pure MILP baseline)")
+    p.add_argument(
+        "--no-bounds", action="store_true", help="skip linear bounds (pure MILP baseline)"
+    )
     p.add_argument("--no-attack", action="store_true", help="skip PGD falsification")
-    p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="sub-domains bounded together in branch and bound (default 256)")
-    p.add_argument("--race-milp", action="store_true",
-                   help="ReLU splitting: race the exact MILP on a second core (small networks; see README)")
-    p.add_argument("--device", default=None,
-                   help="where bounds and branch and bound run: cpu (default), cuda or cuda:N; "
-                        "replay and MILP stay on the host")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the verdict line")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="more log output on stderr (-vv for debug); tracebacks for internal errors")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="sub-domains bounded together in branch and bound (default 256)",
+    )
+    p.add_argument(
+        "--race-milp",
+        action="store_true",
+        help="ReLU splitting: race the exact MILP on a second core (small networks; see README)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where bounds and branch and bound run: cpu (default), cuda or cuda:N; "
+        "replay and MILP stay on the host",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the verdict line"
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output on stderr (-vv for debug); tracebacks for internal errors",
+    )
     p.set_defaults(func=run_verify)
 
 
@@ -91,10 +124,17 @@ def config_from_args(args: argparse.Namespace) -> VerifyConfig:
     from ..config import VerifyConfig
 
     config = VerifyConfig.from_yaml(args.config) if args.config else VerifyConfig()
-    top: dict[str, Any] = {key: value for key, value in (("timeout", args.timeout), ("solver", args.solver),
-                                         ("mode", args.mode), ("seed", args.seed),
-                                         ("device", args.device))
-           if value is not None}
+    top: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("timeout", args.timeout),
+            ("solver", args.solver),
+            ("mode", args.mode),
+            ("seed", args.seed),
+            ("device", args.device),
+        )
+        if value is not None
+    }
     if args.no_bounds:
         top["use_bounds"] = False
     if args.no_attack:
@@ -114,8 +154,9 @@ def _arm_watchdog(args, timeout: float) -> Watchdog:
     armed when this is the process's own command line; in-process calls (tests, embedding)
     get only the verifier's deadline, counted from now."""
     entry = getattr(args, "process_entry", False)
-    watchdog = Watchdog(timeout, timeout_answer(timeout, args.result_file, args.json),
-                        from_process_start=entry)
+    watchdog = Watchdog(
+        timeout, timeout_answer(timeout, args.result_file, args.json), from_process_start=entry
+    )
     if entry:
         watchdog.arm()
         if threading.current_thread() is threading.main_thread():

@@ -86,8 +86,13 @@ def end_children() -> None:
 class Watchdog:
     """A daemon timer that ends the process ``grace`` seconds after the deadline."""
 
-    def __init__(self, timeout: float, on_fire: Callable[[], None],
-                 grace: float = HARD_STOP_GRACE, from_process_start: bool = True) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        on_fire: Callable[[], None],
+        grace: float = HARD_STOP_GRACE,
+        from_process_start: bool = True,
+    ) -> None:
         """Deadline ``timeout`` seconds after the process start (or after now when
         ``from_process_start`` is False); ``on_fire`` writes the answer."""
         self.timeout = timeout

@@ -104,8 +104,15 @@ def lp_infeasibility_certified(program: MilpProgram, ray: np.ndarray | None) -> 
     return False
 
 
-def solve_pair(enc: Encoding, solver: MilpSolver, time_limit: float, margin: float,
-               threads: int = 1, stop_below: float | None = 0.0, cancel=None) -> MilpAnswer:
+def solve_pair(
+    enc: Encoding,
+    solver: MilpSolver,
+    time_limit: float,
+    margin: float,
+    threads: int = 1,
+    stop_below: float | None = 0.0,
+    cancel=None,
+) -> MilpAnswer:
     """Minimise t; PROVEN only from a bound above ``margin`` or a proven infeasibility.
 
     For an LP (no integer column) both must be certified from the solver's multipliers where
@@ -115,9 +122,16 @@ def solve_pair(enc: Encoding, solver: MilpSolver, time_limit: float, margin: flo
     program = enc.program
     is_lp = not program.is_mip()
     presolve = False if is_lp and program.num_cols() <= LP_NO_PRESOLVE_MAX_COLS else None
-    limits = SolveLimits(time_limit=max(0.05, time_limit), threads=threads, stop_above=margin,
-                         stop_below=stop_below, mip_rel_gap=0.0, mip_abs_gap=margin / 10,
-                         presolve=presolve, cancel=cancel)
+    limits = SolveLimits(
+        time_limit=max(0.05, time_limit),
+        threads=threads,
+        stop_above=margin,
+        stop_below=stop_below,
+        mip_rel_gap=0.0,
+        mip_abs_gap=margin / 10,
+        presolve=presolve,
+        cancel=cancel,
+    )
     res = solver.solve(program, limits)
     x_in = enc.input_of(res.x) if res.x is not None else None
     db = res.dual_bound
@@ -130,8 +144,11 @@ def solve_pair(enc: Encoding, solver: MilpSolver, time_limit: float, margin: flo
     if is_lp:
         db = lp_optimum_bound(program, res)
         if db is not None and res.dual_bound is not None and res.dual_bound > margin >= db:
-            logger.info("LP objective %.3g > margin but its rigorous bound is only %.3g: "
-                        "not proven", res.dual_bound, db)
+            logger.info(
+                "LP objective %.3g > margin but its rigorous bound is only %.3g: not proven",
+                res.dual_bound,
+                db,
+            )
     if db is not None and math.isfinite(db) and db > margin:
         return MilpAnswer(Outcome.PROVEN, x_in, db, res.objective, res.status, res.seconds)
     if x_in is not None and res.objective is not None and res.objective <= margin:

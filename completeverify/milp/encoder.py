@@ -145,8 +145,9 @@ _EPS = float(np.finfo(np.float64).eps)
 _TINY = 1e-290  # covers underflow of products, per term
 
 
-def interval_affine(n: int, rows: np.ndarray, vals: np.ndarray, const: np.ndarray, lo: np.ndarray,
-                    hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def interval_affine(
+    n: int, rows: np.ndarray, vals: np.ndarray, const: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Rigorous bounds of v_r = const_r + sum_k vals_k x_k (over rows_k == r), x_k in [lo_k, hi_k].
 
     lo/hi are given per term (already gathered).  The float64 sums are widened by an allowance
@@ -173,14 +174,23 @@ def interval_affine(n: int, rows: np.ndarray, vals: np.ndarray, const: np.ndarra
 
 def _widen_finite(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray, ...]:
     """widen, with the pad taken from the finite sides only (an infinite side stays infinite)."""
-    mag = np.maximum(np.where(np.isfinite(lower), np.abs(lower), 0.0),
-                     np.where(np.isfinite(upper), np.abs(upper), 0.0))
+    mag = np.maximum(
+        np.where(np.isfinite(lower), np.abs(lower), 0.0),
+        np.where(np.isfinite(upper), np.abs(upper), 0.0),
+    )
     pad = rel * (1.0 + mag)
     return lower - pad, upper + pad
 
 
-def _affine(p: _Program, out: np.ndarray, rows: np.ndarray, in_cols: np.ndarray, vals: np.ndarray,
-            const, rel: float) -> None:
+def _affine(
+    p: _Program,
+    out: np.ndarray,
+    rows: np.ndarray,
+    in_cols: np.ndarray,
+    vals: np.ndarray,
+    const,
+    rel: float,
+) -> None:
     """Rows out_r - sum_k vals_k x[in_cols_k] = const_r (rows_k == r); box out by interval arithmetic.
 
     The box is implied by the rows and the input columns' bounds (widened outward), so it never
@@ -189,8 +199,14 @@ def _affine(p: _Program, out: np.ndarray, rows: np.ndarray, in_cols: np.ndarray,
     """
     n = out.size
     const = np.broadcast_to(np.asarray(const, dtype=np.float64), (n,))
-    p.add_rows(np.concatenate([np.arange(n), rows]), np.concatenate([out, in_cols]),
-               np.concatenate([np.ones(n), -np.asarray(vals, dtype=np.float64)]), const, const, n)
+    p.add_rows(
+        np.concatenate([np.arange(n), rows]),
+        np.concatenate([out, in_cols]),
+        np.concatenate([np.ones(n), -np.asarray(vals, dtype=np.float64)]),
+        const,
+        const,
+        n,
+    )
     col_lo, col_hi = p.bounds()
     lo, hi = interval_affine(n, rows, vals, const, col_lo[in_cols], col_hi[in_cols])
     p.tighten(out, *_widen_finite(lo, hi, rel))
@@ -212,13 +228,13 @@ def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     cout_g = cout // g
     rows_l, cols_l, vals_l = [], [], []
     for gi in range(g):
-        pg = patches[gi * cin_g * kh * kw:(gi + 1) * cin_g * kh * kw]  # (cin_g*kh*kw, L)
-        wg = op.weight[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)  # (cout_g, cin_g*kh*kw)
+        pg = patches[gi * cin_g * kh * kw : (gi + 1) * cin_g * kh * kw]  # (cin_g*kh*kw, L)
+        wg = op.weight[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, -1)  # (cout_g, cin_g*kh*kw)
         co, k = np.nonzero(wg)
         # each nonzero weight contributes at every output position
         pos = np.arange(n_pos)
         ins = pg[k][:, pos]  # (nnz, L)
-        outs = ((gi * cout_g + co)[:, None] * n_pos + pos[None, :])
+        outs = (gi * cout_g + co)[:, None] * n_pos + pos[None, :]
         vals = np.broadcast_to(wg[co, k][:, None], ins.shape)
         keep = ins >= 0
         rows_l.append(outs[keep])
@@ -252,8 +268,11 @@ class EncodeState:
         if j not in self.pre:
             raise InternalError(f"no pre-activation bounds for node '{self.graph.nodes[j].name}'")
         lo, hi = self.pre[j]
-        return widen(np.asarray(lo, dtype=np.float64).reshape(-1),
-                     np.asarray(hi, dtype=np.float64).reshape(-1), self.widening)
+        return widen(
+            np.asarray(lo, dtype=np.float64).reshape(-1),
+            np.asarray(hi, dtype=np.float64).reshape(-1),
+            self.widening,
+        )
 
 
 # An encoder adds the rows/columns of one node and returns the columns of its flat value:
@@ -261,33 +280,36 @@ class EncodeState:
 Encoder = Callable[[EncodeState, int, Node, Any, list[np.ndarray]], np.ndarray]
 
 
-def _enc_input(st: EncodeState, i: int, node: Node, op: Input, ins: list[np.ndarray]
-               ) -> np.ndarray:
+def _enc_input(st: EncodeState, i: int, node: Node, op: Input, ins: list[np.ndarray]) -> np.ndarray:
     """The input box as column bounds."""
     return st.program.new_cols(st.lower, st.upper, node.size)
 
 
-def _enc_reshape(st: EncodeState, i: int, node: Node, op: Reshape, ins: list[np.ndarray]
-                 ) -> np.ndarray:
+def _enc_reshape(
+    st: EncodeState, i: int, node: Node, op: Reshape, ins: list[np.ndarray]
+) -> np.ndarray:
     """Alias of the input's columns."""
     return ins[0]
 
 
-def _enc_concat(st: EncodeState, i: int, node: Node, op: Concat, ins: list[np.ndarray]
-                ) -> np.ndarray:
+def _enc_concat(
+    st: EncodeState, i: int, node: Node, op: Concat, ins: list[np.ndarray]
+) -> np.ndarray:
     """The inputs' columns, concatenated."""
     return np.concatenate(ins)
 
 
-def _enc_gather(st: EncodeState, i: int, node: Node, op: Gather, ins: list[np.ndarray]
-                ) -> np.ndarray:
+def _enc_gather(
+    st: EncodeState, i: int, node: Node, op: Gather, ins: list[np.ndarray]
+) -> np.ndarray:
     """Selected input columns; padding entries are the zero column."""
     idx = op.index.reshape(-1)
     return np.where(idx >= 0, ins[0][np.maximum(idx, 0)], st.zero)
 
 
-def _enc_linear(st: EncodeState, i: int, node: Node, op: Linear, ins: list[np.ndarray]
-                ) -> np.ndarray:
+def _enc_linear(
+    st: EncodeState, i: int, node: Node, op: Linear, ins: list[np.ndarray]
+) -> np.ndarray:
     """One equality row per output over the nonzero weights."""
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     r, c = np.nonzero(op.weight)
@@ -295,32 +317,44 @@ def _enc_linear(st: EncodeState, i: int, node: Node, op: Linear, ins: list[np.nd
     return out
 
 
-def _enc_conv(st: EncodeState, i: int, node: Node, op: Conv, ins: list[np.ndarray]
-              ) -> np.ndarray:
+def _enc_conv(st: EncodeState, i: int, node: Node, op: Conv, ins: list[np.ndarray]) -> np.ndarray:
     """One equality row per output from the convolution's sparse matrix."""
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     r, c, v, n = conv_triplets(op)
-    _affine(st.program, out, r, ins[0][c], v, np.repeat(op.bias, n // op.weight.shape[0]),
-            st.widening)
+    _affine(
+        st.program, out, r, ins[0][c], v, np.repeat(op.bias, n // op.weight.shape[0]), st.widening
+    )
     return out
 
 
-def _enc_scale(st: EncodeState, i: int, node: Node, op: Scale, ins: list[np.ndarray]
-               ) -> np.ndarray:
+def _enc_scale(st: EncodeState, i: int, node: Node, op: Scale, ins: list[np.ndarray]) -> np.ndarray:
     """y = x * mul + add, one row per entry."""
     out = st.program.new_cols(-np.inf, np.inf, node.size)
-    _affine(st.program, out, np.arange(node.size), ins[0], op.mul.reshape(-1), op.add.reshape(-1),
-            st.widening)
+    _affine(
+        st.program,
+        out,
+        np.arange(node.size),
+        ins[0],
+        op.mul.reshape(-1),
+        op.add.reshape(-1),
+        st.widening,
+    )
     return out
 
 
-def _enc_add(st: EncodeState, i: int, node: Node, op: Add, ins: list[np.ndarray]
-             ) -> np.ndarray:
+def _enc_add(st: EncodeState, i: int, node: Node, op: Add, ins: list[np.ndarray]) -> np.ndarray:
     """Sum of the inputs, one row per entry."""
     out = st.program.new_cols(-np.inf, np.inf, node.size)
     n = node.size
-    _affine(st.program, out, np.concatenate([np.arange(n)] * len(ins)), np.concatenate(ins),
-            np.ones(n * len(ins)), 0.0, st.widening)
+    _affine(
+        st.program,
+        out,
+        np.concatenate([np.arange(n)] * len(ins)),
+        np.concatenate(ins),
+        np.ones(n * len(ins)),
+        0.0,
+        st.widening,
+    )
     return out
 
 
@@ -335,8 +369,7 @@ def _split_bounds(st: EncodeState, i: int, node: Node) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _enc_relu(st: EncodeState, i: int, node: Node, op: Relu, ins: list[np.ndarray]
-              ) -> np.ndarray:
+def _enc_relu(st: EncodeState, i: int, node: Node, op: Relu, ins: list[np.ndarray]) -> np.ndarray:
     """Big-M ReLU with the (split-tightened) input bounds; stable neurons get no binary."""
     p = st.program
     lo, hi = _split_bounds(st, i, node)
@@ -352,21 +385,40 @@ def _enc_relu(st: EncodeState, i: int, node: Node, op: Relu, ins: list[np.ndarra
         xu, l_u, h_u = x[unstable], lo[unstable], hi[unstable]
         ar = np.arange(m)
         # y - x >= 0
-        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
-                   np.concatenate([np.ones(m), -np.ones(m)]), 0.0, np.inf, m)
+        p.add_rows(
+            np.concatenate([ar, ar]),
+            np.concatenate([y, xu]),
+            np.concatenate([np.ones(m), -np.ones(m)]),
+            0.0,
+            np.inf,
+            m,
+        )
         # y - x - l z <= -l     (y <= x - l (1 - z))
-        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
-                   np.concatenate([np.ones(m), -np.ones(m), -l_u]), -np.inf, -l_u, m)
+        p.add_rows(
+            np.concatenate([ar, ar, ar]),
+            np.concatenate([y, xu, z]),
+            np.concatenate([np.ones(m), -np.ones(m), -l_u]),
+            -np.inf,
+            -l_u,
+            m,
+        )
         # y - u z <= 0
-        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, z]),
-                   np.concatenate([np.ones(m), -h_u]), -np.inf, 0.0, m)
+        p.add_rows(
+            np.concatenate([ar, ar]),
+            np.concatenate([y, z]),
+            np.concatenate([np.ones(m), -h_u]),
+            -np.inf,
+            0.0,
+            m,
+        )
         out = out.copy()
         out[unstable] = y
     return out
 
 
-def _enc_leaky_relu(st: EncodeState, i: int, node: Node, op: LeakyRelu, ins: list[np.ndarray]
-                    ) -> np.ndarray:
+def _enc_leaky_relu(
+    st: EncodeState, i: int, node: Node, op: LeakyRelu, ins: list[np.ndarray]
+) -> np.ndarray:
     """Big-M LeakyReLU y = max(x, s x), 0 <= s <= 1; stable neurons are affine (no binary).
 
     z = 1 forces y = x (and x >= 0), z = 0 forces y = s x (and x <= 0):
@@ -395,24 +447,49 @@ def _enc_leaky_relu(st: EncodeState, i: int, node: Node, op: LeakyRelu, ins: lis
         ar = np.arange(m)
         one = np.ones(m)
         # y - x >= 0 and y - s x >= 0
-        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
-                   np.concatenate([one, -one]), 0.0, np.inf, m)
-        p.add_rows(np.concatenate([ar, ar]), np.concatenate([y, xu]),
-                   np.concatenate([one, -s * one]), 0.0, np.inf, m)
+        p.add_rows(
+            np.concatenate([ar, ar]),
+            np.concatenate([y, xu]),
+            np.concatenate([one, -one]),
+            0.0,
+            np.inf,
+            m,
+        )
+        p.add_rows(
+            np.concatenate([ar, ar]),
+            np.concatenate([y, xu]),
+            np.concatenate([one, -s * one]),
+            0.0,
+            np.inf,
+            m,
+        )
         # y - x - (1 - s) l z <= -(1 - s) l
         big_l = (1.0 - s) * l_u
-        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
-                   np.concatenate([one, -one, -big_l]), -np.inf, -big_l, m)
+        p.add_rows(
+            np.concatenate([ar, ar, ar]),
+            np.concatenate([y, xu, z]),
+            np.concatenate([one, -one, -big_l]),
+            -np.inf,
+            -big_l,
+            m,
+        )
         # y - s x - (1 - s) u z <= 0
-        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([y, xu, z]),
-                   np.concatenate([one, -s * one, -(1.0 - s) * h_u]), -np.inf, 0.0, m)
+        p.add_rows(
+            np.concatenate([ar, ar, ar]),
+            np.concatenate([y, xu, z]),
+            np.concatenate([one, -s * one, -(1.0 - s) * h_u]),
+            -np.inf,
+            0.0,
+            m,
+        )
         out = out.copy()
         out[unstable] = y
     return out
 
 
-def _enc_maxpool(st: EncodeState, i: int, node: Node, op: MaxPool, ins: list[np.ndarray]
-                 ) -> np.ndarray:
+def _enc_maxpool(
+    st: EncodeState, i: int, node: Node, op: MaxPool, ins: list[np.ndarray]
+) -> np.ndarray:
     """Exact max of each window: one binary per candidate that can be the max."""
     p = st.program
     lo, hi = st.input_bounds(node)
@@ -433,12 +510,24 @@ def _enc_maxpool(st: EncodeState, i: int, node: Node, op: MaxPool, ins: list[np.
         ar = np.arange(k)
         xs = ins[0][cand]
         # y >= x_k
-        p.add_rows(np.concatenate([ar, ar]), np.concatenate([np.full(k, y), xs]),
-                   np.concatenate([np.ones(k), -np.ones(k)]), 0.0, np.inf, k)
+        p.add_rows(
+            np.concatenate([ar, ar]),
+            np.concatenate([np.full(k, y), xs]),
+            np.concatenate([np.ones(k), -np.ones(k)]),
+            0.0,
+            np.inf,
+            k,
+        )
         # y <= x_k + (ymax - l_k)(1 - z_k)  ->  y - x_k + (ymax - l_k) z_k <= ymax - l_k
         big = ymax - lo[cand]
-        p.add_rows(np.concatenate([ar, ar, ar]), np.concatenate([np.full(k, y), xs, z]),
-                   np.concatenate([np.ones(k), -np.ones(k), big]), -np.inf, big, k)
+        p.add_rows(
+            np.concatenate([ar, ar, ar]),
+            np.concatenate([np.full(k, y), xs, z]),
+            np.concatenate([np.ones(k), -np.ones(k), big]),
+            -np.inf,
+            big,
+            k,
+        )
         p.add_rows(np.zeros(k), z, np.ones(k), 1.0, 1.0, 1)
         out_cols[o] = y
     return out_cols
@@ -462,17 +551,28 @@ ENCODERS: dict[type, Encoder | NotSupported] = {
 }
 
 
-def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.ndarray, d: np.ndarray,
-           splits: dict | None = None, widening: float = 1e-7) -> Encoding:
+def encode(
+    graph: Graph,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    pre: dict,
+    C: np.ndarray,
+    d: np.ndarray,
+    splits: dict | None = None,
+    widening: float = 1e-7,
+) -> Encoding:
     """Build the MILP; ``pre`` maps each node feeding a Relu/MaxPool to flat (lower, upper) arrays.
 
     splits: optional {relu node index: int array (size,) of +1 (active), -1 (inactive), 0 (free)}.
     """
     rows = [ENCODERS.get(type(n.op), NOT_SUPPORTED) for n in graph.nodes]
     if any(isinstance(r, NotSupported) for r in rows):
-        bad = sorted({type(n.op).__name__ for n, r in zip(graph.nodes, rows)
-                      if isinstance(r, NotSupported)})
-        raise ModelError(f"{graph.source}: the exact MILP supports piecewise-linear networks only (found {', '.join(bad)})")
+        bad = sorted(
+            {type(n.op).__name__ for n, r in zip(graph.nodes, rows) if isinstance(r, NotSupported)}
+        )
+        raise ModelError(
+            f"{graph.source}: the exact MILP supports piecewise-linear networks only (found {', '.join(bad)})"
+        )
     p = _Program()
     zero = p.new_cols(0.0, 0.0, 1)[0]
     st = EncodeState(p, int(zero), graph, lower, upper, pre, splits or {}, widening)
@@ -498,9 +598,16 @@ def encode(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: dict, C: np.
     t_hi: float | np.ndarray = np.inf
     if m:
         k_lo, k_hi = interval_affine(m, r, C[r, c], -d, col_lo[y_cols[c]], col_hi[y_cols[c]])
-        t_lo, t_hi = _widen_finite(np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True),
-                                   widening)
+        t_lo, t_hi = _widen_finite(
+            np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True), widening
+        )
     t = p.new_cols(t_lo, t_hi, 1)[0]
-    p.add_rows(np.concatenate([r, np.arange(m)]), np.concatenate([y_cols[c], np.full(m, t)]),
-               np.concatenate([C[r, c], -np.ones(m)]), -np.inf, d, m)
+    p.add_rows(
+        np.concatenate([r, np.arange(m)]),
+        np.concatenate([y_cols[c], np.full(m, t)]),
+        np.concatenate([C[r, c], -np.ones(m)]),
+        -np.inf,
+        d,
+        m,
+    )
     return Encoding(p.build(t), cols[0], y_cols, int(t), st.n_bin, cols)

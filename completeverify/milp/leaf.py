@@ -81,9 +81,18 @@ class LeafResult:
     decide_s: float = 0.0  # solving, replaying, re-solving and polishing
 
 
-def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, milp: MilpConfig,
-               deadline: Deadline, *, resolve: bool = True, polish: Polish | None = None,
-               repair: Polish | None = None, cancel: threading.Event | None = None) -> LeafResult:
+def exact_leaf(
+    problem: LeafProblem,
+    solver: MilpSolver,
+    replayer: Replayer,
+    milp: MilpConfig,
+    deadline: Deadline,
+    *,
+    resolve: bool = True,
+    polish: Polish | None = None,
+    repair: Polish | None = None,
+    cancel: threading.Event | None = None,
+) -> LeafResult:
     """Decide one leaf exactly (module docstring); ``sat`` only from an ONNX replay.
 
     resolve: on a rejected candidate, solve again to optimality (step 4); polish: step 5,
@@ -91,9 +100,16 @@ def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, mil
     """
     t0 = time.monotonic()
     try:
-        enc = encoder.encode(problem.graph, problem.lower, problem.upper, problem.pre,
-                             problem.poly.C, problem.poly.d, splits=problem.splits,
-                             widening=milp.bound_widening)
+        enc = encoder.encode(
+            problem.graph,
+            problem.lower,
+            problem.upper,
+            problem.pre,
+            problem.poly.C,
+            problem.poly.d,
+            splits=problem.splits,
+            widening=milp.bound_widening,
+        )
     except EmptyDomain:
         return LeafResult(LeafVerdict.EMPTY, encode_s=time.monotonic() - t0)
     t1 = time.monotonic()
@@ -108,8 +124,15 @@ def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, mil
         cex = confirm(replayer, ans.x_input, problem.case, problem.case_index)
         if cex is None and resolve:
             # knife edge or tolerance artefact: solve to optimality before giving up
-            ans = solve_pair(enc, solver, deadline.remaining(), milp.margin, milp.threads,
-                             stop_below=None, cancel=cancel)
+            ans = solve_pair(
+                enc,
+                solver,
+                deadline.remaining(),
+                milp.margin,
+                milp.threads,
+                stop_below=None,
+                cancel=cancel,
+            )
             if ans.outcome == Outcome.CANDIDATE:
                 assert ans.x_input is not None
                 cex = confirm(replayer, ans.x_input, problem.case, problem.case_index)
@@ -127,9 +150,17 @@ def exact_leaf(problem: LeafProblem, solver: MilpSolver, replayer: Replayer, mil
     return done(LeafVerdict.UNKNOWN)
 
 
-def pgd_polish(graph: Graph, replayer: Replayer, case: Case, case_index: int,
-               polys: list[Polytope], config: AttackConfig, budget: Callable[[], Deadline],
-               rng: np.random.Generator, replays: int = 3) -> Polish:
+def pgd_polish(
+    graph: Graph,
+    replayer: Replayer,
+    case: Case,
+    case_index: int,
+    polys: list[Polytope],
+    config: AttackConfig,
+    budget: Callable[[], Deadline],
+    rng: np.random.Generator,
+    replays: int = 3,
+) -> Polish:
     """A ``Polish`` step: PGD on ``polys`` seeded by the candidate, the best ``replays`` replayed.
 
     budget() gives the PGD deadline when the step runs (e.g. a share of what is left then).
@@ -137,8 +168,9 @@ def pgd_polish(graph: Graph, replayer: Replayer, case: Case, case_index: int,
 
     def polish(x: np.ndarray) -> Counterexample | None:
         """PGD from x (n_in,) plus random starts; the first replay-confirmed candidate or None."""
-        cands = pgd(graph, case.lower, case.upper, polys, config, budget(), rng,
-                    extra_starts=x[None])
+        cands = pgd(
+            graph, case.lower, case.upper, polys, config, budget(), rng, extra_starts=x[None]
+        )
         for cand in cands[:replays]:
             cex = confirm(replayer, cand, case, case_index)
             if cex is not None:

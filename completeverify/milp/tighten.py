@@ -85,7 +85,9 @@ def _flat_pre(graph: Graph, pre: dict) -> dict[int, tuple[np.ndarray, np.ndarray
         hi_a = np.array(np.asarray(hi, dtype=np.float64), dtype=np.float64, copy=True).reshape(-1)
         size = graph.nodes[j].size
         if lo_a.size != size or hi_a.size != size:
-            raise InternalError(f"pre bounds of node {j} have {lo_a.size}/{hi_a.size} entries, expected {size}")
+            raise InternalError(
+                f"pre bounds of node {j} have {lo_a.size}/{hi_a.size} entries, expected {size}"
+            )
         out[j] = (lo_a, hi_a)
     return out
 
@@ -99,8 +101,9 @@ def _fixed_by_split(graph: Graph, j: int, splits: dict) -> np.ndarray:
     return mask
 
 
-def _interval_boxes(engine: BoundEngine, upto: int, lower: np.ndarray, upper: np.ndarray,
-                    pre: dict, splits: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+def _interval_boxes(
+    engine: BoundEngine, upto: int, lower: np.ndarray, upper: np.ndarray, pre: dict, splits: dict
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sound interval bounds of nodes 0..upto: IBP intersected with pre and split signs."""
     cfg = engine.config
     signs: dict[int, list[np.ndarray]] = {}
@@ -108,12 +111,14 @@ def _interval_boxes(engine: BoundEngine, upto: int, lower: np.ndarray, upper: np
         signs.setdefault(engine.nodes[r].inputs[0], []).append(np.asarray(s).reshape(-1))
     boxes: list[tuple[torch.Tensor, torch.Tensor]] = []
     with torch.no_grad():
-        for i, node in enumerate(engine.nodes[:upto + 1]):
+        for i, node in enumerate(engine.nodes[: upto + 1]):
             if isinstance(node.op, Input):
                 box = (torch.as_tensor(lower).reshape(1, -1), torch.as_tensor(upper).reshape(1, -1))
             else:
                 ins = [boxes[k] for k in node.inputs]
-                box = IBP[type(node.op)](node.op, engine.params[i], engine.aux[i], ins, cfg.float_rel, cfg.float_abs)
+                box = IBP[type(node.op)](
+                    node.op, engine.params[i], engine.aux[i], ins, cfg.float_rel, cfg.float_abs
+                )
             lo, hi = box
             if i in pre:
                 lo = torch.maximum(lo, torch.as_tensor(pre[i][0]).reshape(1, -1))
@@ -134,21 +139,37 @@ class _Prefix:
     target_cols: np.ndarray  # columns of the target node's flat value
 
 
-def _prefix_program(graph: Graph, engine: BoundEngine, j: int, lower: np.ndarray, upper: np.ndarray,
-                    pre: dict, splits: dict, widening: float) -> _Prefix:
+def _prefix_program(
+    graph: Graph,
+    engine: BoundEngine,
+    j: int,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    pre: dict,
+    splits: dict,
+    widening: float,
+) -> _Prefix:
     """Encode nodes 0..j and box every affine column by widened interval bounds."""
-    sub = graph.with_nodes(graph.nodes[:j + 1])
+    sub = graph.with_nodes(graph.nodes[: j + 1])
     sub_pre = {k: v for k, v in pre.items() if k <= j}
     sub_splits = {k: v for k, v in splits.items() if k <= j}
     size = graph.nodes[j].size
-    enc = encode(sub, lower, upper, sub_pre, np.zeros((1, size)), np.zeros(1), splits=sub_splits,
-                 widening=widening)
+    enc = encode(
+        sub,
+        lower,
+        upper,
+        sub_pre,
+        np.zeros((1, size)),
+        np.zeros(1),
+        splits=sub_splits,
+        widening=widening,
+    )
     prog = enc.program
     assert enc.node_cols is not None
     col_lo, col_hi = prog.col_lower.copy(), prog.col_upper.copy()
     col_lo[enc.t_col] = col_hi[enc.t_col] = 0.0  # the unused objective column t (row: -t <= 0)
     boxes = _interval_boxes(engine, j, lower, upper, pre, splits)
-    for i, node in enumerate(graph.nodes[:j + 1]):
+    for i, node in enumerate(graph.nodes[: j + 1]):
         if isinstance(node.op, _AFFINE):
             blo, bhi = widen(boxes[i][0], boxes[i][1], widening)
             cols = enc.node_cols[i]
@@ -156,7 +177,9 @@ def _prefix_program(graph: Graph, engine: BoundEngine, j: int, lower: np.ndarray
             col_hi[cols] = np.minimum(col_hi[cols], np.where(np.isnan(bhi), np.inf, bhi))
     if np.any(col_lo > col_hi):
         raise ValueError("empty column bounds in the prefix program")
-    program = dataclasses.replace(prog, c=np.zeros(prog.num_cols()), col_lower=col_lo, col_upper=col_hi)
+    program = dataclasses.replace(
+        prog, c=np.zeros(prog.num_cols()), col_lower=col_lo, col_upper=col_hi
+    )
     return _Prefix(program, np.asarray(enc.node_cols[j], dtype=np.int64))
 
 
@@ -169,7 +192,9 @@ class _LpSession:
 
     def __init__(self, program: MilpProgram, reuse: bool) -> None:
         """Drop integrality; the model is built on first use."""
-        self.program = dataclasses.replace(program, integrality=np.zeros(program.num_cols(), dtype=bool))
+        self.program = dataclasses.replace(
+            program, integrality=np.zeros(program.num_cols(), dtype=bool)
+        )
         self.reuse = reuse
         self.session = HighsLpSession(self.program) if reuse else None
 
@@ -201,13 +226,19 @@ class _LpSession:
         return safe_lp_lower_bound(self.with_cost(col, sign), duals)
 
 
-def _milp_lower_bound(program: MilpProgram, col: int, sign: float, time_limit: float,
-                      early_unstable: bool) -> float:
+def _milp_lower_bound(
+    program: MilpProgram, col: int, sign: float, time_limit: float, early_unstable: bool
+) -> float:
     """A lower bound on min sign * x_col over the MILP from HiGHS's proven dual bound (-inf if none)."""
     c = np.zeros(program.num_cols())
     c[col] = sign
-    limits = SolveLimits(time_limit=time_limit, stop_above=0.0, stop_below=0.0 if early_unstable else None,
-                         mip_rel_gap=MILP_REL_GAP, mip_abs_gap=MILP_ABS_GAP)
+    limits = SolveLimits(
+        time_limit=time_limit,
+        stop_above=0.0,
+        stop_below=0.0 if early_unstable else None,
+        mip_rel_gap=MILP_REL_GAP,
+        mip_abs_gap=MILP_ABS_GAP,
+    )
     res = get_solver("highs").solve(dataclasses.replace(program, c=c), limits)
     if not (res.status == SolveStatus.OPTIMAL or res.stopped_early):
         return -math.inf
@@ -226,12 +257,22 @@ def _budget(deadline: Any, per_solve: float) -> float:
     return min(per_solve, deadline.remaining())
 
 
-def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: PreBounds,
-                   layers: int = 1, relax: Literal["lp", "milp"] = "lp",
-                   deadline: Deadline | None = None, time_per_neuron: float = 1.0,
-                   splits: dict[int, np.ndarray] | None = None, *, reuse: bool = True,
-                   early_unstable: bool = False, widening: float = 1e-7,
-                   stats: list[LayerStats] | None = None) -> PreBounds:
+def tighten_bounds(
+    graph: Graph,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    pre: PreBounds,
+    layers: int = 1,
+    relax: Literal["lp", "milp"] = "lp",
+    deadline: Deadline | None = None,
+    time_per_neuron: float = 1.0,
+    splits: dict[int, np.ndarray] | None = None,
+    *,
+    reuse: bool = True,
+    early_unstable: bool = False,
+    widening: float = 1e-7,
+    stats: list[LayerStats] | None = None,
+) -> PreBounds:
     """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are LP/MILP-tightened.
 
     relax: "lp" (big-M rows, integrality dropped) or "milp" (LP first, then the exact MILP for
@@ -250,7 +291,7 @@ def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: PreB
     splits = splits or {}
     orig = _flat_pre(graph, pre)
     cur = _flat_pre(graph, pre)
-    targets = [j for j in relu_layers(graph) if j != 0][:max(0, int(layers))]
+    targets = [j for j in relu_layers(graph) if j != 0][: max(0, int(layers))]
     if not targets:
         return cur
     engine = BoundEngine(graph)
@@ -276,24 +317,42 @@ def tighten_bounds(graph: Graph, lower: np.ndarray, upper: np.ndarray, pre: PreB
                 logger.info("tighten: node %d not tightened: %s", j, exc)
                 st.unstable_after = st.unstable_before
                 break
-            st.complete = _tighten_layer(prefix, lo, hi, todo, relax, deadline, time_per_neuron,
-                                         reuse, early_unstable, st)
+            st.complete = _tighten_layer(
+                prefix, lo, hi, todo, relax, deadline, time_per_neuron, reuse, early_unstable, st
+            )
         # never loosen: intersect with the caller's bounds
         olo, ohi = orig[j]
         cur[j] = (np.maximum(olo, lo), np.minimum(ohi, hi))
         st.unstable_after = int(np.sum((cur[j][0] < 0) & (cur[j][1] > 0)))
         st.seconds = time.perf_counter() - t0
-        logger.info("tighten %s: node %d: %d -> %d unstable of %d in %.2fs (%d LP, %d MILP solves)",
-                    relax, j, st.unstable_before, st.unstable_after, st.size, st.seconds,
-                    st.lp_solves, st.milp_solves)
+        logger.info(
+            "tighten %s: node %d: %d -> %d unstable of %d in %.2fs (%d LP, %d MILP solves)",
+            relax,
+            j,
+            st.unstable_before,
+            st.unstable_after,
+            st.size,
+            st.seconds,
+            st.lp_solves,
+            st.milp_solves,
+        )
         if not st.complete:
             break
     return cur
 
 
-def _tighten_layer(prefix: _Prefix, lo: np.ndarray, hi: np.ndarray, todo: np.ndarray, relax: str,
-                   deadline: Any, time_per_neuron: float, reuse: bool, early_unstable: bool,
-                   st: LayerStats) -> bool:
+def _tighten_layer(
+    prefix: _Prefix,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    todo: np.ndarray,
+    relax: str,
+    deadline: Any,
+    time_per_neuron: float,
+    reuse: bool,
+    early_unstable: bool,
+    st: LayerStats,
+) -> bool:
     """Tighten lo/hi in place for the neurons todo; False when the deadline cut it short."""
     lp = _LpSession(prefix.program, reuse)
     use_milp = relax == "milp" and prefix.program.is_mip()

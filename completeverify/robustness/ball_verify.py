@@ -46,8 +46,15 @@ def inscribed_attack(prob: Problem, ball: Ball, deadline: Deadline) -> np.ndarra
         return None
     lo = np.maximum(prob.lower, prob.center - r)
     hi = np.minimum(prob.upper, prob.center + r)
-    cands = pgd(prob.graph, lo, hi, prob.polytopes(), AttackConfig(restarts=8, steps=30),
-                deadline, np.random.default_rng(0))
+    cands = pgd(
+        prob.graph,
+        lo,
+        hi,
+        prob.polytopes(),
+        AttackConfig(restarts=8, steps=30),
+        deadline,
+        np.random.default_rng(0),
+    )
     for x in cands[:2]:
         hit = prob.replay(x)
         if hit is not None and ball.contains(hit):
@@ -71,8 +78,9 @@ def _decide_linf(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np
     from ..pipeline import verify_graph
 
     lo, hi = ball.box()
-    prop = Property(prob.graph.n_inputs, prob.graph.n_outputs,
-                    (Case(lo, hi, prob.polytopes()),), "<ball>")
+    prop = Property(
+        prob.graph.n_inputs, prob.graph.n_outputs, (Case(lo, hi, prob.polytopes()),), "<ball>"
+    )
     cfg = VerifyConfig(timeout=max(0.1, deadline.remaining()), check_import_points=0)
     res = verify_graph(prob.graph, prop, cfg, deadline)
     if res.status == Status.UNSAT:
@@ -82,8 +90,9 @@ def _decide_linf(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np
     return "unknown", None
 
 
-def _decide_milp(prob: Problem, ball: Ball, pre: dict, deadline: Deadline,
-                 skip: tuple[int, ...] = ()) -> tuple[str, np.ndarray | None]:
+def _decide_milp(
+    prob: Problem, ball: Ball, pre: dict, deadline: Deadline, skip: tuple[int, ...] = ()
+) -> tuple[str, np.ndarray | None]:
     """Exact MILP with the ball's rows, one polytope (class) at a time."""
     from ..milp.decide import Outcome, solve_pair
     from ..milp.encoder import encode
@@ -117,7 +126,7 @@ def _decide_milp(prob: Problem, ball: Ball, pre: dict, deadline: Deadline,
 
 
 def decide(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np.ndarray | None]:
-    """"certified" / "counterexample" (with the replayed input) / "unknown" for one ball."""
+    """ "certified" / "counterexample" (with the replayed input) / "unknown" for one ball."""
     if prob.prediction != prob.label:
         return "counterexample", prob.replay(prob.center)
     if ball.norm == "linf":

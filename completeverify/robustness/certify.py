@@ -69,8 +69,18 @@ def _pgd(prob: Problem, eps: float, norm: str, deadline: Deadline) -> np.ndarray
     return None
 
 
-def certify_one(graph, x: np.ndarray, y: int, eps: Sequence[float], norm: str,
-                timeout: float, radius: bool, domain, index: int = 0, name: str = "") -> CertifyRow:
+def certify_one(
+    graph,
+    x: np.ndarray,
+    y: int,
+    eps: Sequence[float],
+    norm: str,
+    timeout: float,
+    radius: bool,
+    domain,
+    index: int = 0,
+    name: str = "",
+) -> CertifyRow:
     """The row of one input (see the module docstring); ``timeout`` covers all of its work."""
     t0 = time.monotonic()
     deadline = Deadline(timeout)
@@ -94,8 +104,14 @@ def certify_one(graph, x: np.ndarray, y: int, eps: Sequence[float], norm: str,
     if radius and not deadline.expired():
         from .radius import certified_radius
 
-        r = certified_radius(graph, prob.center, norm=norm, label=prob.prediction,
-                             domain=(prob.lower, prob.upper), timeout=max(0.5, deadline.remaining()))
+        r = certified_radius(
+            graph,
+            prob.center,
+            norm=norm,
+            label=prob.prediction,
+            domain=(prob.lower, prob.upper),
+            timeout=max(0.5, deadline.remaining()),
+        )
         row.radius, row.radius_upper, row.radius_exact = r.lower, r.upper, r.exact
     row.seconds = time.monotonic() - t0
     return row
@@ -117,20 +133,25 @@ class CertifyReport:
     @property
     def pgd_accuracy(self) -> dict[float, float]:
         """eps -> share correct with no attack found (empirical robust accuracy)."""
-        return {e: _mean([r.correct and not r.pgd.get(e, False) for r in self.rows])
-                for e in self.eps}
+        return {
+            e: _mean([r.correct and not r.pgd.get(e, False) for r in self.rows]) for e in self.eps
+        }
 
     @property
     def certified_accuracy(self) -> dict[float, float]:
         """eps -> share correct and certified (verified accuracy)."""
-        return {e: _mean([r.correct and r.verdicts.get(e) == "certified" for r in self.rows])
-                for e in self.eps}
+        return {
+            e: _mean([r.correct and r.verdicts.get(e) == "certified" for r in self.rows])
+            for e in self.eps
+        }
 
     @property
     def undecided(self) -> dict[float, float]:
         """eps -> share correct, not attacked and not certified."""
-        return {e: _mean([r.correct and r.verdicts.get(e) == "unknown" for r in self.rows])
-                for e in self.eps}
+        return {
+            e: _mean([r.correct and r.verdicts.get(e) == "unknown" for r in self.rows])
+            for e in self.eps
+        }
 
     def proven_radius(self, row: CertifyRow) -> float:
         """The largest radius the row is proven at: its radius lower bound or a certified eps."""
@@ -147,8 +168,11 @@ class CertifyReport:
         """The radii at which the curves are evaluated: 0, the eps, and the proven radii."""
         rs = {0.0, *self.eps}
         if self.rows and all(row.radius is not None for row in self.rows):
-            rs |= {float(row.radius) for row in self.rows if row.radius is not None
-                   and math.isfinite(row.radius)}
+            rs |= {
+                float(row.radius)
+                for row in self.rows
+                if row.radius is not None and math.isfinite(row.radius)
+            }
         return sorted(rs)
 
     def risk_coverage(self) -> list[tuple[float, float, float]]:
@@ -177,14 +201,24 @@ class CertifyReport:
     def summary_rows(self) -> list[dict]:
         """One dict per eps: the accuracy figures."""
         pgd, cert, und = self.pgd_accuracy, self.certified_accuracy, self.undecided
-        return [{"eps": e, "clean": self.clean_accuracy, "pgd": pgd[e], "certified": cert[e],
-                 "undecided": und[e]} for e in self.eps]
+        return [
+            {
+                "eps": e,
+                "clean": self.clean_accuracy,
+                "pgd": pgd[e],
+                "certified": cert[e],
+                "undecided": und[e],
+            }
+            for e in self.eps
+        ]
 
     def to_csv(self, path) -> None:
         """Per-input rows as CSV (columns: see ``csv_header``)."""
         from .report import write_text
 
-        lines = [f"# norm={self.norm}", ",".join(csv_header(self.eps))] + [csv_line(r, self.eps) for r in self.rows]
+        lines = [f"# norm={self.norm}", ",".join(csv_header(self.eps))] + [
+            csv_line(r, self.eps) for r in self.rows
+        ]
         write_text(path, "\n".join(lines) + "\n")
 
 
@@ -206,8 +240,12 @@ def csv_line(r: CertifyRow, eps: Sequence[float]) -> str:
         """A float as its repr, None as an empty field."""
         return "" if v is None else repr(float(v))
 
-    vals += [fmt(r.radius), fmt(r.radius_upper),
-             "" if r.radius_exact is None else str(int(r.radius_exact)), f"{r.seconds:.3f}"]
+    vals += [
+        fmt(r.radius),
+        fmt(r.radius_upper),
+        "" if r.radius_exact is None else str(int(r.radius_exact)),
+        f"{r.seconds:.3f}",
+    ]
     return ",".join(vals)
 
 
@@ -218,7 +256,7 @@ def parse_line(line: str, eps: Sequence[float]) -> CertifyRow:
     for i, e in enumerate(eps):
         row.pgd[e] = parts[5 + 2 * i] == "1"
         row.verdicts[e] = parts[6 + 2 * i]
-    rest = parts[5 + 2 * len(eps):]
+    rest = parts[5 + 2 * len(eps) :]
     row.radius = float(rest[0]) if rest[0] else None
     row.radius_upper = float(rest[1]) if rest[1] else None
     row.radius_exact = bool(int(rest[2])) if rest[2] else None
@@ -243,11 +281,20 @@ def _mean(values: Sequence[bool]) -> float:
     return float(np.mean(values)) if len(values) else 0.0
 
 
-def certify(net, x, y, eps: Sequence[float] = (), norm: str = "linf",
-            timeout_per_input: float = 10.0, radius: bool = False, domain=None,
-            names: Sequence[str] | None = None, workers: int = 1,
-            done: dict[int, CertifyRow] | None = None,
-            on_row: Callable[[CertifyRow], None] | None = None) -> CertifyReport:
+def certify(
+    net,
+    x,
+    y,
+    eps: Sequence[float] = (),
+    norm: str = "linf",
+    timeout_per_input: float = 10.0,
+    radius: bool = False,
+    domain=None,
+    names: Sequence[str] | None = None,
+    workers: int = 1,
+    done: dict[int, CertifyRow] | None = None,
+    on_row: Callable[[CertifyRow], None] | None = None,
+) -> CertifyReport:
     """Certify every input of x (N, ...) with labels y (N,) at each eps; see the module docstring.
 
     domain: (lo, hi) of valid inputs (default: x +- 1).  workers: processes.  done: rows

@@ -26,8 +26,9 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise InputError("the built-in 'digits' data needs scikit-learn (pip install "
-                         "scikit-learn)") from None
+        raise InputError(
+            "the built-in 'digits' data needs scikit-learn (pip install scikit-learn)"
+        ) from None
     data = load_digits()
     x = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)
@@ -37,8 +38,9 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x[train], y[train], x[test], y[test]
 
 
-def load_data(source: str, limit: int | None = None
-              ) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None, list[str]]:
+def load_data(
+    source: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None, list[str]]:
     """(x (N, n) float64, y (N,) int, domain or None, names) from DATA as ``certify`` takes it.
 
     source: "digits" (domain [0, 1]), an .npz with arrays x and y, or a folder of .vnnlib files.
@@ -70,8 +72,9 @@ def load_data(source: str, limit: int | None = None
     return x, y, dom, names
 
 
-def _vnnlib_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None,
-                                          list[str]]:
+def _vnnlib_folder(
+    folder: Path,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None, list[str]]:
     """Centres and labels of the robustness properties in folder (one per distinct centre)."""
     from ..vnnlib import load_vnnlib
 

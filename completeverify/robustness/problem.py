@@ -81,14 +81,19 @@ class Problem:
         return None
 
 
-def make_problem(graph: Graph, x: np.ndarray, label: int | None,
-                 domain: tuple[float, float] | tuple[np.ndarray, np.ndarray] | None,
-                 default_halfwidth: float = 1.0) -> Problem:
+def make_problem(
+    graph: Graph,
+    x: np.ndarray,
+    label: int | None,
+    domain: tuple[float, float] | tuple[np.ndarray, np.ndarray] | None,
+    default_halfwidth: float = 1.0,
+) -> Problem:
     """Check x against the network and build the Problem (domain None: x +- default_halfwidth)."""
     center = np.asarray(x, dtype=np.float64).reshape(-1)
     if center.size != graph.n_inputs:
-        raise InputError(f"input has {center.size} values, network '{graph.source}' expects "
-                         f"{graph.n_inputs}")
+        raise InputError(
+            f"input has {center.size} values, network '{graph.source}' expects {graph.n_inputs}"
+        )
     if domain is None:
         lo, hi = center - default_halfwidth, center + default_halfwidth
     else:
@@ -115,8 +120,9 @@ def check_norm(norm: str) -> str:
     return norm
 
 
-def attack_radius(prob: Problem, r_max: float, deadline: Deadline, seed: int = 0,
-                  steps: int = 12) -> np.ndarray | None:
+def attack_radius(
+    prob: Problem, r_max: float, deadline: Deadline, seed: int = 0, steps: int = 12
+) -> np.ndarray | None:
     """Smallest-ish replayed adversarial example found by PGD over L-inf boxes, bisecting r.
 
     Returns a flat input (replayed) or None.  Only an upper-bound witness: never a proof.
@@ -154,8 +160,9 @@ def attack_radius(prob: Problem, r_max: float, deadline: Deadline, seed: int = 0
     return best
 
 
-def crown_certified(prob: Problem, ball: Ball, method: str = "crown",
-                    engine: BoundEngine | None = None) -> tuple[bool, dict, list[int]]:
+def crown_certified(
+    prob: Problem, ball: Ball, method: str = "crown", engine: BoundEngine | None = None
+) -> tuple[bool, dict, list[int]]:
     """Whether the bound engine proves every j: y_k - y_j > 0 on the ball; its pre bounds; the
     classes j it proves."""
     graph = prob.graph
@@ -164,8 +171,9 @@ def crown_certified(prob: Problem, ball: Ball, method: str = "crown",
     lo, hi = ball.box()
     C = np.stack([p.C[0] for p in prob.polytopes()])
     try:
-        res = engine.compute(torch.as_tensor(lo)[None], torch.as_tensor(hi)[None],
-                             torch.as_tensor(C), method=method)
+        res = engine.compute(
+            torch.as_tensor(lo)[None], torch.as_tensor(hi)[None], torch.as_tensor(C), method=method
+        )
     finally:
         engine.input_set = None
     pre = {k: (v[0][0].numpy(), v[1][0].numpy()) for k, v in res.pre.items()}
@@ -174,8 +182,9 @@ def crown_certified(prob: Problem, ball: Ball, method: str = "crown",
     return len(proven) == len(lb), pre, proven
 
 
-def crown_radius(prob: Problem, norm: str, r_max: float, deadline: Deadline,
-                 steps: int = 14) -> float:
+def crown_radius(
+    prob: Problem, norm: str, r_max: float, deadline: Deadline, steps: int = 14
+) -> float:
     """Largest radius (to a bisection tolerance) the bound engine certifies; a proven lower bound."""
     if prob.prediction != prob.label:
         return 0.0
@@ -256,8 +265,9 @@ def shrink(prob: Problem, adv: np.ndarray, norm: str) -> np.ndarray:
     return best
 
 
-def l2_attack(prob: Problem, eps: float, deadline: Deadline, steps: int = 40,
-              restarts: int = 4, seed: int = 0) -> np.ndarray | None:
+def l2_attack(
+    prob: Problem, eps: float, deadline: Deadline, steps: int = 40, restarts: int = 4, seed: int = 0
+) -> np.ndarray | None:
     """PGD in the L2 ball of radius eps ∩ domain (normalised gradient steps); replayed or None."""
     rng = np.random.default_rng(seed)
     c = torch.as_tensor(prob.center)
@@ -271,9 +281,9 @@ def l2_attack(prob: Problem, eps: float, deadline: Deadline, steps: int = 40,
             break
         d = d.detach().requires_grad_(True)
         y = prob.graph.forward((c + d).reshape(shape)).reshape(restarts, -1)
-        others = torch.cat([y[:, :k], y[:, k + 1:]], 1)
+        others = torch.cat([y[:, :k], y[:, k + 1 :]], 1)
         loss = (y[:, k] - others.max(1).values).sum()
-        g, = torch.autograd.grad(loss, d)
+        (g,) = torch.autograd.grad(loss, d)
         with torch.no_grad():
             step = 2.5 * eps / steps * (1 - it / (steps + 1))
             d = d - step * g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)

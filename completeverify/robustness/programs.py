@@ -42,21 +42,26 @@ def _append(p: MilpProgram, lo, hi, integer: bool, n: int) -> tuple[MilpProgram,
     """p with n new columns (bounds lo, hi); returns (program, their indices)."""
     idx = np.arange(p.num_cols(), p.num_cols() + n)
     p = dataclasses.replace(
-        p, c=np.concatenate([p.c, np.zeros(n)]),
+        p,
+        c=np.concatenate([p.c, np.zeros(n)]),
         col_lower=np.concatenate([p.col_lower, np.broadcast_to(lo, (n,))]),
         col_upper=np.concatenate([p.col_upper, np.broadcast_to(hi, (n,))]),
-        integrality=np.concatenate([p.integrality, np.full(n, integer)]), names=None)
+        integrality=np.concatenate([p.integrality, np.full(n, integer)]),
+        names=None,
+    )
     return p, idx
 
 
 def _rows(p: MilpProgram, rows, cols, vals, lo, hi, m: int) -> MilpProgram:
     """p with m new rows given by local row indices, columns and values."""
     return dataclasses.replace(
-        p, A_rows=np.concatenate([p.A_rows, np.asarray(rows, dtype=np.int64) + p.num_rows()]),
+        p,
+        A_rows=np.concatenate([p.A_rows, np.asarray(rows, dtype=np.int64) + p.num_rows()]),
         A_cols=np.concatenate([p.A_cols, np.asarray(cols, dtype=np.int64)]),
         A_vals=np.concatenate([p.A_vals, np.asarray(vals, dtype=np.float64)]),
         row_lower=np.concatenate([p.row_lower, np.broadcast_to(np.asarray(lo, np.float64), (m,))]),
-        row_upper=np.concatenate([p.row_upper, np.broadcast_to(np.asarray(hi, np.float64), (m,))]))
+        row_upper=np.concatenate([p.row_upper, np.broadcast_to(np.asarray(hi, np.float64), (m,))]),
+    )
 
 
 def _abs_dev(p: MilpProgram, x: np.ndarray, c: np.ndarray, s: np.ndarray) -> MilpProgram:
@@ -67,8 +72,14 @@ def _abs_dev(p: MilpProgram, x: np.ndarray, c: np.ndarray, s: np.ndarray) -> Mil
     return _rows(p, np.r_[ar, ar], np.r_[s, x], np.ones(2 * n), c, np.inf, n)
 
 
-def _changed(p: MilpProgram, x: np.ndarray, c: np.ndarray, z: np.ndarray, room_dn: np.ndarray,
-             room_up: np.ndarray) -> MilpProgram:
+def _changed(
+    p: MilpProgram,
+    x: np.ndarray,
+    c: np.ndarray,
+    z: np.ndarray,
+    room_dn: np.ndarray,
+    room_up: np.ndarray,
+) -> MilpProgram:
     """Rows x_i - c_i <= room_up_i z_i and c_i - x_i <= room_dn_i z_i (z_i = 0: x_i = c_i)."""
     n = x.size
     ar = np.arange(n)
@@ -95,8 +106,14 @@ def with_ball(enc: Encoding, ball: Ball) -> MilpProgram:
     return p
 
 
-def with_distance(enc: Encoding, center: np.ndarray, norm: str, lower: np.ndarray,
-                  upper: np.ndarray, max_dist: float) -> DistanceProgram:
+def with_distance(
+    enc: Encoding,
+    center: np.ndarray,
+    norm: str,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    max_dist: float,
+) -> DistanceProgram:
     """min dist(x, center) subject to the network in the unsafe polytope (t <= 0).
 
     lower/upper: the domain box (room for the L0 indicators); max_dist caps the distance column
@@ -148,8 +165,11 @@ def safe_qp_lower_bound(program: MilpProgram, row_duals: np.ndarray) -> float:
     side being lower (y_i > 0) or upper (y_i < 0).  An infinite side or column bound the
     minimum needs gives -inf.  A float64 rounding allowance is subtracted.
     """
-    h = (np.zeros(program.num_cols()) if program.hessian_diag is None
-         else np.asarray(program.hessian_diag, dtype=np.float64))
+    h = (
+        np.zeros(program.num_cols())
+        if program.hessian_diag is None
+        else np.asarray(program.hessian_diag, dtype=np.float64)
+    )
     y = np.asarray(row_duals, dtype=np.float64)
     if y.shape != (program.num_rows(),) or not np.all(np.isfinite(y)):
         return -math.inf
@@ -158,10 +178,14 @@ def safe_qp_lower_bound(program: MilpProgram, row_duals: np.ndarray) -> float:
     if not np.all(np.isfinite(side[y != 0])):
         return -math.inf
     row_terms = np.where(y == 0, 0.0, y * np.where(y == 0, 0.0, side))
-    aty = np.bincount(program.A_cols, weights=program.A_vals * y[program.A_rows],
-                      minlength=program.num_cols())
-    abs_aty = np.bincount(program.A_cols, weights=np.abs(program.A_vals * y[program.A_rows]),
-                          minlength=program.num_cols())
+    aty = np.bincount(
+        program.A_cols, weights=program.A_vals * y[program.A_rows], minlength=program.num_cols()
+    )
+    abs_aty = np.bincount(
+        program.A_cols,
+        weights=np.abs(program.A_vals * y[program.A_rows]),
+        minlength=program.num_cols(),
+    )
     r = program.c - aty
     lo, hi = program.col_lower, program.col_upper
     quad = h > 0
@@ -173,7 +197,10 @@ def safe_qp_lower_bound(program: MilpProgram, row_duals: np.ndarray) -> float:
         return -math.inf
     col_terms = 0.5 * h * xs * xs + r * xs
     total = float(program.offset) + float(np.sum(row_terms)) + float(np.sum(col_terms))
-    mag = (abs(float(program.offset)) + float(np.sum(np.abs(row_terms)))
-           + float(np.sum(0.5 * h * xs * xs + np.abs(xs) * (np.abs(program.c) + abs_aty))))
+    mag = (
+        abs(float(program.offset))
+        + float(np.sum(np.abs(row_terms)))
+        + float(np.sum(0.5 * h * xs * xs + np.abs(xs) * (np.abs(program.c) + abs_aty)))
+    )
     ops = program.A_vals.size + 2 * program.num_cols() + program.num_rows() + 8
     return total - (2.0 * ops * _EPS * mag + 1e-12)

@@ -47,14 +47,17 @@ class L2Search:
     complete: bool
 
 
-def _node_bound(solver, p: MilpProgram, parent_lb: float, time_limit: float
-                ) -> tuple[float, np.ndarray | None, bool]:
+def _node_bound(
+    solver, p: MilpProgram, parent_lb: float, time_limit: float
+) -> tuple[float, np.ndarray | None, bool]:
     """(bound on the squared distance, solution or None, certified-infeasible) for one node."""
     res = solver.solve(p, SolveLimits(time_limit=max(0.05, time_limit), threads=1))
     if res.status == SolveStatus.INFEASIBLE:
         zero = dataclasses.replace(p, c=np.zeros(p.num_cols()), offset=0.0, hessian_diag=None)
         again = solver.solve(zero, SolveLimits(time_limit=max(0.05, time_limit), presolve=False))
-        if again.status == SolveStatus.INFEASIBLE and lp_infeasibility_certified(zero, again.dual_ray):
+        if again.status == SolveStatus.INFEASIBLE and lp_infeasibility_certified(
+            zero, again.dual_ray
+        ):
             return math.inf, None, True
         return parent_lb, None, False
     if res.status != SolveStatus.OPTIMAL or res.x is None:
@@ -66,10 +69,18 @@ def _node_bound(solver, p: MilpProgram, parent_lb: float, time_limit: float
     return lb, res.x, False
 
 
-def l2_search(prob: Problem, box_lo: np.ndarray, box_hi: np.ndarray, pre: dict,
-              deadline: Deadline, incumbent: np.ndarray | None = None, lower0: float = 0.0,
-              target: float | None = None, widening: float = 1e-7,
-              skip: tuple[int, ...] = ()) -> L2Search:
+def l2_search(
+    prob: Problem,
+    box_lo: np.ndarray,
+    box_hi: np.ndarray,
+    pre: dict,
+    deadline: Deadline,
+    incumbent: np.ndarray | None = None,
+    lower0: float = 0.0,
+    target: float | None = None,
+    widening: float = 1e-7,
+    skip: tuple[int, ...] = (),
+) -> L2Search:
     """Minimal L2 distance over the box [box_lo, box_hi] (which must contain the ball searched).
 
     target: decide one radius instead: stop once an example within target is replayed, and

@@ -61,8 +61,13 @@ class RadiusResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
-        return {"lower": self.lower, "upper": self.upper, "exact": self.exact,
-                "tolerance": {"rtol": RTOL, "atol": ATOL}, "stats": self.stats}
+        return {
+            "lower": self.lower,
+            "upper": self.upper,
+            "exact": self.exact,
+            "tolerance": {"rtol": RTOL, "atol": ATOL},
+            "stats": self.stats,
+        }
 
 
 def meets(lower: float, upper: float, norm: str) -> bool:
@@ -99,8 +104,7 @@ class _Bounds:
         return math.isfinite(self.upper) and meets(self.lower, self.upper, self.norm)
 
 
-def _pre(prob: Problem, norm: str, radius: float
-         ) -> tuple[np.ndarray, np.ndarray, dict, list[int]]:
+def _pre(prob: Problem, norm: str, radius: float) -> tuple[np.ndarray, np.ndarray, dict, list[int]]:
     """The ball's box, CROWN pre-activation bounds over the ball, the classes CROWN rules out."""
     ball = prob.ball(radius, norm)
     lo, hi = ball.box()
@@ -133,9 +137,16 @@ def _milp_radius(b: _Bounds, deadline: Deadline, margin: float) -> bool:
         dp = with_distance(enc, prob.center, norm, prob.lower, prob.upper, radius)
         share = deadline.remaining() / max(1, len(classes) - idx)
         stop = b.upper + margin if math.isfinite(b.upper) else None
-        res = solver.solve(dp.program, SolveLimits(time_limit=max(0.05, share), threads=1,
-                                                   stop_above=stop, mip_rel_gap=1e-5,
-                                                   mip_abs_gap=margin / 10))
+        res = solver.solve(
+            dp.program,
+            SolveLimits(
+                time_limit=max(0.05, share),
+                threads=1,
+                stop_above=stop,
+                mip_rel_gap=1e-5,
+                mip_abs_gap=margin / 10,
+            ),
+        )
         if res.status == SolveStatus.INFEASIBLE:
             per_class.append(radius)  # an LP's infeasibility is rechecked below only if it is one
             if not dp.program.is_mip():
@@ -160,8 +171,9 @@ def _l2_radius(b: _Bounds, deadline: Deadline) -> None:
     """Branch and bound with QP nodes on the box of radius U."""
     radius = min(b.upper, b.r_max)
     lo, hi, pre, proven = _pre(b.prob, "l2", radius)
-    res = l2_search(b.prob, lo, hi, pre, deadline, incumbent=b.adv, lower0=b.lower,
-                    skip=tuple(proven))
+    res = l2_search(
+        b.prob, lo, hi, pre, deadline, incumbent=b.adv, lower0=b.lower, skip=tuple(proven)
+    )
     b.offer(res.best)
     b.raise_lower(min(res.lower, radius))
 
@@ -205,9 +217,17 @@ def _bisect(b: _Bounds, deadline: Deadline, config_timeout: float, stats: dict) 
             break
 
 
-def certified_radius(net, x, norm: str = "linf", label: int | None = None, domain=None,
-                     timeout: float = 60.0, max_radius: float | None = None,
-                     method: str = "auto", seed: int = 0) -> RadiusResult:
+def certified_radius(
+    net,
+    x,
+    norm: str = "linf",
+    label: int | None = None,
+    domain=None,
+    timeout: float = 60.0,
+    max_radius: float | None = None,
+    method: str = "auto",
+    seed: int = 0,
+) -> RadiusResult:
     """The exact certified radius of input x under ``norm`` (see the module docstring).
 
     net: anything ``api.as_graph`` takes.  x: one input (any shape with n_inputs values).
@@ -222,8 +242,10 @@ def certified_radius(net, x, norm: str = "linf", label: int | None = None, domai
     if method not in ("auto", "milp", "bisect"):
         raise InputError(f"unknown radius method '{method}' (auto, milp, bisect)")
     if norm == "l0" and domain is None:
-        raise InputError("the L0 radius needs a domain (--domain LO HI): a changed feature may "
-                         "take any value in it")
+        raise InputError(
+            "the L0 radius needs a domain (--domain LO HI): a changed feature may "
+            "take any value in it"
+        )
     t0 = time.monotonic()
     deadline = Deadline(timeout)
     graph = as_graph(net)
@@ -238,7 +260,9 @@ def certified_radius(net, x, norm: str = "linf", label: int | None = None, domai
             b.offer(prob.replay(prob.center))
         else:
             t1 = time.monotonic()
-            box_r = r_max if norm in ("linf", "l0") else min(r_max, default_max_radius(prob, "linf"))
+            box_r = (
+                r_max if norm in ("linf", "l0") else min(r_max, default_max_radius(prob, "linf"))
+            )
             b.offer(attack_radius(prob, box_r, deadline.sub(0.1), seed))
             if norm in ("l0", "l1"):
                 b.offer(greedy_attack(prob, deadline.sub(0.05)))
@@ -274,8 +298,15 @@ def certified_radius(net, x, norm: str = "linf", label: int | None = None, domai
         torch.set_num_threads(prev)
 
 
-def bisect_radius(net, x, norm: str = "linf", label: int | None = None, domain=None,
-                  timeout: float = 60.0, max_radius: float | None = None) -> RadiusResult:
+def bisect_radius(
+    net,
+    x,
+    norm: str = "linf",
+    label: int | None = None,
+    domain=None,
+    timeout: float = 60.0,
+    max_radius: float | None = None,
+) -> RadiusResult:
     """Baseline and oracle: bisection from [0, max_radius] over ``decide`` verdicts only."""
     from ..loading import as_graph
 

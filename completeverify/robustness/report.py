@@ -23,7 +23,8 @@ def write_curves(report: CertifyReport, prefix: str) -> list[str]:
     ar = ["radius,certified_accuracy"] + [f"{r!r},{a!r}" for r, a in report.accuracy_vs_radius()]
     sm = ["eps,clean,pgd,certified,undecided"] + [
         f"{d['eps']!r},{d['clean']!r},{d['pgd']!r},{d['certified']!r},{d['undecided']!r}"
-        for d in report.summary_rows()]
+        for d in report.summary_rows()
+    ]
     paths = []
     for suffix, lines in (("risk_coverage", rc), ("accuracy_radius", ar), ("summary", sm)):
         path = f"{prefix}_{suffix}.csv"

@@ -4,5 +4,12 @@ from .data import Dataset, load_dataset
 from .losses import BoundedModule, pgd_attack, robust_loss, verified_error
 from .schedules import Schedule
 
-__all__ = ["BoundedModule", "Dataset", "Schedule", "load_dataset", "pgd_attack", "robust_loss",
-           "verified_error"]
+__all__ = [
+    "BoundedModule",
+    "Dataset",
+    "Schedule",
+    "load_dataset",
+    "pgd_attack",
+    "robust_loss",
+    "verified_error",
+]

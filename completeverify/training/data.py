@@ -31,8 +31,9 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
 
-def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A stratified split with a fixed seed (per class, the first shuffled share is test)."""
     rng = np.random.default_rng(seed)
     test = np.zeros(len(y), dtype=bool)
@@ -55,7 +56,9 @@ def load_dataset(source: str, seed: int = 0, test_fraction: float = 0.25) -> Dat
         try:
             from sklearn.datasets import load_digits
         except ImportError:
-            raise InputError("the digits data set needs scikit-learn (pip install scikit-learn)") from None
+            raise InputError(
+                "the digits data set needs scikit-learn (pip install scikit-learn)"
+            ) from None
         d = load_digits()
         x = (d.images / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
         return Dataset(*_split(x, d.target.astype(np.int64), test_fraction, seed), name="digits")
@@ -71,14 +74,21 @@ def load_dataset(source: str, seed: int = 0, test_fraction: float = 0.25) -> Dat
         raise InputError(f"{source}: the .npz needs arrays 'x' and 'y' (found {sorted(arrays)})")
     x, y = arrays["x"].astype(np.float32), arrays["y"]
     if x.ndim < 2 or y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"{source}: x must be (N, ...) and y (N,) integer labels, got "
-                         f"{x.shape} and {y.shape} {y.dtype}")
+        raise InputError(
+            f"{source}: x must be (N, ...) and y (N,) integer labels, got "
+            f"{x.shape} and {y.shape} {y.dtype}"
+        )
     if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
         raise InputError(f"{source}: x must lie in [0, 1]; scale it first")
     if y.min() < 0:
         raise InputError(f"{source}: labels must be >= 0")
     y = y.astype(np.int64)
     if "x_test" in arrays and "y_test" in arrays:
-        return Dataset(x, y, arrays["x_test"].astype(np.float32),
-                       arrays["y_test"].astype(np.int64), name=path.stem)
+        return Dataset(
+            x,
+            y,
+            arrays["x_test"].astype(np.float32),
+            arrays["y_test"].astype(np.int64),
+            name=path.stem,
+        )
     return Dataset(*_split(x, y, test_fraction, seed), name=path.stem)

@@ -39,8 +39,9 @@ class BoundedModule:
         """The traced Graph (parameters as of tracing; use engine() for live ones)."""
         return self.trace.graph
 
-    def engine(self, sound: bool, dtype: torch.dtype = torch.float32,
-               intermediate_crown: bool = False) -> BoundEngine:
+    def engine(
+        self, sound: bool, dtype: torch.dtype = torch.float32, intermediate_crown: bool = False
+    ) -> BoundEngine:
         """A BoundEngine on the module's current parameters.
 
         sound=False: differentiable (gradients reach the module); sound=True: float64 detached
@@ -48,9 +49,13 @@ class BoundedModule:
         """
         if sound:
             with torch.no_grad():
-                params = [{k: v.detach() for k, v in p.items()}
-                          for p in self.trace.live_params(torch.float64)]
-            return BoundEngine(self.graph, BoundConfig(intermediate_crown=intermediate_crown), params)
+                params = [
+                    {k: v.detach() for k, v in p.items()}
+                    for p in self.trace.live_params(torch.float64)
+                ]
+            return BoundEngine(
+                self.graph, BoundConfig(intermediate_crown=intermediate_crown), params
+            )
         cfg = BoundConfig(sound=False, dtype=dtype, intermediate_crown=intermediate_crown)
         return BoundEngine(self.graph, cfg, self.trace.live_params(dtype))
 
@@ -67,8 +72,9 @@ def _bounded(model: ModelLike, x: torch.Tensor) -> tuple[BoundedModule | None, G
     if isinstance(model, nn.Module):
         bm = BoundedModule(model, tuple(x.shape[1:]))
         return bm, bm.graph
-    raise InputError(f"model must be a torch.nn.Module, a Graph or a BoundedModule, got "
-                     f"{type(model).__name__}")
+    raise InputError(
+        f"model must be a torch.nn.Module, a Graph or a BoundedModule, got {type(model).__name__}"
+    )
 
 
 def _forward(model: ModelLike, x: torch.Tensor) -> torch.Tensor:
@@ -76,23 +82,31 @@ def _forward(model: ModelLike, x: torch.Tensor) -> torch.Tensor:
     if isinstance(model, BoundedModule):
         model = model.module
     if isinstance(model, Graph):
-        return model(x.to(torch.float64).reshape(x.shape[0], *model.input_shape)).reshape(x.shape[0], -1)
+        return model(x.to(torch.float64).reshape(x.shape[0], *model.input_shape)).reshape(
+            x.shape[0], -1
+        )
     return model(x).reshape(x.shape[0], -1)
 
 
-def _check(x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, domain: tuple[float, float]) -> None:
+def _check(
+    x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, domain: tuple[float, float]
+) -> None:
     """Validate the common arguments."""
     if norm != "linf":
         raise InputError(f"norm '{norm}' is not supported for training (only 'linf')")
     if eps < 0:
         raise InputError(f"eps must be >= 0, got {eps}")
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise InputError(f"y must be (B,) labels for x of shape {tuple(x.shape)}, got {tuple(y.shape)}")
+        raise InputError(
+            f"y must be (B,) labels for x of shape {tuple(x.shape)}, got {tuple(y.shape)}"
+        )
     if not domain[0] < domain[1]:
         raise InputError(f"domain must be (low, high) with low < high, got {domain}")
 
 
-def _box(x: torch.Tensor, eps: float, domain: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def _box(
+    x: torch.Tensor, eps: float, domain: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat (B, n) bounds of the L-inf ball around x intersected with the domain."""
     flat = x.reshape(x.shape[0], -1)
     return (flat - eps).clamp(domain[0], domain[1]), (flat + eps).clamp(domain[0], domain[1])
@@ -104,9 +118,17 @@ def margin_spec(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Te
     return eye[y].unsqueeze(1) - eye.unsqueeze(0)
 
 
-def margin_lower(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
-                 method: str = "ibp", beta: float = 1.0, domain: tuple[float, float] = (0.0, 1.0),
-                 sound: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def margin_lower(
+    model: ModelLike,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    method: str = "ibp",
+    beta: float = 1.0,
+    domain: tuple[float, float] = (0.0, 1.0),
+    sound: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Lower bounds (B, K) of the margins f_y - f_j over the ball (column y is 0).
 
     method: "ibp"; "crown-ibp" (beta * CROWN-on-IBP + (1 - beta) * IBP, where the CROWN bound
@@ -119,8 +141,11 @@ def margin_lower(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
     if bm is not None:
         engine = bm.engine(sound, dt, intermediate_crown=(method == "crown"))
     else:
-        cfg = BoundConfig(intermediate_crown=(method == "crown")) if sound else \
-            BoundConfig(sound=False, dtype=dt, intermediate_crown=False)
+        cfg = (
+            BoundConfig(intermediate_crown=(method == "crown"))
+            if sound
+            else BoundConfig(sound=False, dtype=dt, intermediate_crown=False)
+        )
         engine = BoundEngine(graph, cfg)
     cmat = margin_spec(y, graph.n_outputs, dt)
     lo, hi = lo.to(dt), hi.to(dt)
@@ -132,9 +157,16 @@ def margin_lower(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
     return lb.masked_fill(own, 0.0)
 
 
-def pgd_attack(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
-               domain: tuple[float, float] = (0.0, 1.0), seed: int = 0,
-               restarts: int = 1) -> torch.Tensor:
+def pgd_attack(
+    model: ModelLike,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int = 10,
+    domain: tuple[float, float] = (0.0, 1.0),
+    seed: int = 0,
+    restarts: int = 1,
+) -> torch.Tensor:
     """L-inf PGD (random start, signed steps of 2.5 eps / steps) maximising the CE loss.
 
     Returns adversarial inputs (B, *sample_shape) in the ball and the domain (no gradient);
@@ -165,10 +197,20 @@ def pgd_attack(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float, s
     return best.detach()
 
 
-def robust_loss(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
-                norm: str = "linf", method: str = "ibp", beta: float = 1.0,
-                domain: tuple[float, float] = (0.0, 1.0), kappa: float = 0.0,
-                dtype: torch.dtype = torch.float32, pgd_steps: int = 10, seed: int = 0) -> torch.Tensor:
+def robust_loss(
+    model: ModelLike,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    method: str = "ibp",
+    beta: float = 1.0,
+    domain: tuple[float, float] = (0.0, 1.0),
+    kappa: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    pgd_steps: int = 10,
+    seed: int = 0,
+) -> torch.Tensor:
     """A scalar loss to back-propagate: kappa * CE(f(x), y) + (1 - kappa) * robust CE.
 
     model: a torch module (traced here; pass a BoundedModule to trace once), or a Graph.
@@ -193,9 +235,15 @@ def robust_loss(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
     return kappa * clean + (1 - kappa) * robust
 
 
-def verified_error(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
-                   norm: str = "linf", method: str = "ibp",
-                   domain: tuple[float, float] = (0.0, 1.0)) -> float:
+def verified_error(
+    model: ModelLike,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    method: str = "ibp",
+    domain: tuple[float, float] = (0.0, 1.0),
+) -> float:
     """Fraction of the batch NOT certified by sound bounds (misclassified inputs count).
 
     method: "ibp" | "crown-ibp" | "crown".  Uses the verdict mode of the engine (float64 with
@@ -204,9 +252,15 @@ def verified_error(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: floa
     return 1.0 - float(certified(model, x, y, eps, norm, method, domain).float().mean())
 
 
-def certified(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
-              norm: str = "linf", method: str = "ibp",
-              domain: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+def certified(
+    model: ModelLike,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    method: str = "ibp",
+    domain: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
     """Per input (B,) bool: correctly classified and every margin's sound lower bound > 0."""
     _check(x, y, eps, norm, domain)
     if method not in VERIFY_METHODS:
@@ -219,15 +273,20 @@ def certified(model: ModelLike, x: torch.Tensor, y: torch.Tensor, eps: float,
     return correct & ok.all(1)
 
 
-def unstable_relus(model: ModelLike, x: torch.Tensor, eps: float,
-                   domain: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+def unstable_relus(
+    model: ModelLike, x: torch.Tensor, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+) -> torch.Tensor:
     """Per input (B,) the number of ReLUs whose input bounds (sound CROWN) straddle zero."""
     bm, graph = _bounded(model, x)
     lo, hi = _box(x, eps, domain)
     engine: Any = bm.engine(True, torch.float64, True) if bm is not None else BoundEngine(graph)
     with torch.no_grad():
-        res = engine.compute(lo.double(), hi.double(), torch.eye(graph.n_outputs, dtype=torch.float64),
-                             method="crown")
+        res = engine.compute(
+            lo.double(),
+            hi.double(),
+            torch.eye(graph.n_outputs, dtype=torch.float64),
+            method="crown",
+        )
     count = torch.zeros(x.shape[0], dtype=torch.int64)
     for node in graph.nodes:
         if isinstance(node.op, Relu):

@@ -28,15 +28,28 @@ class Schedule:
 
     def __post_init__(self) -> None:
         """Validate once."""
-        if self.total < 1 or self.warmup < 0 or self.ramp < 0 or self.warmup + self.ramp > self.total:
-            raise InputError(f"schedule: need 0 <= warmup + ramp <= total (got {self.warmup} + "
-                             f"{self.ramp} > {self.total})")
+        if (
+            self.total < 1
+            or self.warmup < 0
+            or self.ramp < 0
+            or self.warmup + self.ramp > self.total
+        ):
+            raise InputError(
+                f"schedule: need 0 <= warmup + ramp <= total (got {self.warmup} + "
+                f"{self.ramp} > {self.total})"
+            )
         if self.eps < 0:
             raise InputError(f"schedule: eps must be >= 0, got {self.eps}")
 
     @classmethod
-    def of(cls, total: int, eps: float, warmup_frac: float = 0.1, ramp_frac: float = 0.5,
-           kappa_end: float = 0.5) -> Schedule:
+    def of(
+        cls,
+        total: int,
+        eps: float,
+        warmup_frac: float = 0.1,
+        ramp_frac: float = 0.5,
+        kappa_end: float = 0.5,
+    ) -> Schedule:
         """Warmup and ramp given as fractions of ``total`` steps."""
         warmup = int(total * warmup_frac)
         ramp = min(total - warmup, max(1, int(total * ramp_frac)))

@@ -50,8 +50,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Validate the values once."""
         if self.method not in TRAIN_METHODS:
-            raise InputError(f"unknown training method '{self.method}' (choose from "
-                             f"{', '.join(TRAIN_METHODS)})")
+            raise InputError(
+                f"unknown training method '{self.method}' (choose from {', '.join(TRAIN_METHODS)})"
+            )
         if not (self.eps >= 0 and self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0):
             raise InputError("train: need eps >= 0, epochs >= 1, batch_size >= 1, lr > 0")
 
@@ -68,15 +69,27 @@ def build_arch(arch: str, sample_shape: tuple[int, ...], n_classes: int) -> nn.M
     """The model named by ``arch`` ("mlp", "cnn" or a .py file with build_model)."""
     n_in = int(np.prod(sample_shape))
     if arch == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(n_in, 64), nn.ReLU(), nn.Linear(64, 32),
-                             nn.ReLU(), nn.Linear(32, n_classes))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_in, 64),
+            nn.ReLU(),
+            nn.Linear(64, 32),
+            nn.ReLU(),
+            nn.Linear(32, n_classes),
+        )
     if arch == "cnn":
         if len(sample_shape) != 3:
             raise InputError(f"arch 'cnn' needs (C, H, W) inputs, got {sample_shape}")
         c, h, w = sample_shape
         ho, wo = (h + 1) // 2, (w + 1) // 2
-        return nn.Sequential(nn.Conv2d(c, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                             nn.Linear(8 * ho * wo, 32), nn.ReLU(), nn.Linear(32, n_classes))
+        return nn.Sequential(
+            nn.Conv2d(c, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(8 * ho * wo, 32),
+            nn.ReLU(),
+            nn.Linear(32, n_classes),
+        )
     path = Path(arch)
     if path.suffix != ".py" or not path.is_file():
         raise InputError(f"--arch must be mlp, cnn or an existing .py file, got '{arch}'")
@@ -98,14 +111,15 @@ def _batches(n: int, size: int, gen: np.random.Generator) -> Iterator[np.ndarray
     """Shuffled index batches covering range(n) once."""
     perm = gen.permutation(n)
     for i in range(0, n, size):
-        yield perm[i:i + size]
+        yield perm[i : i + size]
 
 
 Progress = Callable[[Iterable, int], Iterable]
 
 
-def train(model: nn.Module, data: Dataset, config: TrainConfig,
-          progress: Progress | None = None) -> TrainResult:
+def train(
+    model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress | None = None
+) -> TrainResult:
     """Train ``model`` on data.x_train in place (seeded); returns it in eval mode with the losses.
 
     progress: optional wrapper (iterable, total) -> iterable, e.g. a tqdm progress bar over
@@ -121,8 +135,13 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         torch.set_num_threads(previous)
 
 
-def _train(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress | None,
-           gen: np.random.Generator) -> TrainResult:
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    progress: Progress | None,
+    gen: np.random.Generator,
+) -> TrainResult:
     """The loop of train()."""
     n = len(data.y_train)
     per_epoch = math.ceil(n / config.batch_size)
@@ -130,11 +149,13 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progr
     kappa_end = config.kappa_end
     if kappa_end is None:
         kappa_end = 0.0 if config.method == "crown-ibp" else 0.5
-    sched = Schedule.of(total, config.eps * config.train_eps_factor, config.warmup_frac,
-                        config.ramp_frac, kappa_end)
+    sched = Schedule.of(
+        total, config.eps * config.train_eps_factor, config.warmup_frac, config.ramp_frac, kappa_end
+    )
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[int(total * 0.75), int(total * 0.9)], gamma=0.3)
+        opt, milestones=[int(total * 0.75), int(total * 0.9)], gamma=0.3
+    )
     bounded = BoundedModule(model, data.sample_shape)
     xs, ys = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     steps: Iterable = range(total)
@@ -157,12 +178,14 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progr
         if config.method == "standard" or eps == 0:
             loss = nn.functional.cross_entropy(model(x), y)
         elif config.method == "pgd":
-            loss = robust_loss(model, x, y, eps, method="pgd", pgd_steps=config.pgd_steps,
-                               seed=config.seed + step)
+            loss = robust_loss(
+                model, x, y, eps, method="pgd", pgd_steps=config.pgd_steps, seed=config.seed + step
+            )
         else:
             beta = sched.beta_at(step) if config.method == "crown-ibp" else 0.0
-            loss = robust_loss(bounded, x, y, eps, method=config.method, beta=beta,
-                               kappa=sched.kappa_at(step))
+            loss = robust_loss(
+                bounded, x, y, eps, method=config.method, beta=beta, kappa=sched.kappa_at(step)
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -175,9 +198,15 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progr
     return result
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float,
-             domain: tuple[float, float] = (0.0, 1.0), pgd_steps: int = 20,
-             seed: int = 0) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: float,
+    domain: tuple[float, float] = (0.0, 1.0),
+    pgd_steps: int = 20,
+    seed: int = 0,
+) -> dict[str, float]:
     """Clean, PGD, IBP-, CROWN-IBP- and CROWN-verified accuracy and mean unstable ReLUs.
 
     x: (N, *sample_shape) in the domain; y: (N,).  Bound-verified figures use the engine's
@@ -193,7 +222,8 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float,
         pgd_ok = clean & (model(adv).argmax(1) == yt)
     out = {"clean": float(clean.float().mean()), "pgd": float(pgd_ok.float().mean())}
     for method in ("ibp", "crown-ibp", "crown"):
-        out[method] = float(certified(bounded, xt, yt, eps, method=method, domain=domain)
-                            .float().mean())
+        out[method] = float(
+            certified(bounded, xt, yt, eps, method=method, domain=domain).float().mean()
+        )
     out["unstable"] = float(unstable_relus(bounded, xt, eps, domain).float().mean())
     return out

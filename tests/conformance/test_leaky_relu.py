@@ -31,21 +31,33 @@ def leaky_onnx(layers, alpha: float | None, n_in: int) -> onnx.ModelProto:
     """Gemm + LeakyRelu(alpha) per hidden layer, a final Gemm; alpha None: the ONNX default."""
     nodes, inits, cur = [], [], "x"
     for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
-                  numpy_helper.from_array(np.asarray(b, np.float32), f"B{i}")]
+        inits += [
+            numpy_helper.from_array(np.asarray(w, np.float32), f"W{i}"),
+            numpy_helper.from_array(np.asarray(b, np.float32), f"B{i}"),
+        ]
         last = i == len(layers) - 1
         out = "y" if last else f"h{i}"
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], [out if last else out + "p"],
-                                      transB=1, name=f"gemm{i}"))
+        nodes.append(
+            helper.make_node(
+                "Gemm",
+                [cur, f"W{i}", f"B{i}"],
+                [out if last else out + "p"],
+                transB=1,
+                name=f"gemm{i}",
+            )
+        )
         if not last:
             kw = {} if alpha is None else {"alpha": alpha}
             nodes.append(helper.make_node("LeakyRelu", [out + "p"], [out], name=f"leaky{i}", **kw))
         cur = out
     n_out = layers[-1][0].shape[0]
-    graph = helper.make_graph(nodes, "leaky",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
-                              inits)
+    graph = helper.make_graph(
+        nodes,
+        "leaky",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -66,7 +78,7 @@ def exact_min(layers, alpha: float, lower, upper, C: np.ndarray, d: np.ndarray) 
         pos = 0
         for w, b in layers[:-1]:
             pre_A, pre_a = w @ A, w @ a + b
-            s = np.array(pattern[pos:pos + w.shape[0]], dtype=float)
+            s = np.array(pattern[pos : pos + w.shape[0]], dtype=float)
             pos += w.shape[0]
             for i in range(w.shape[0]):  # active: pre >= 0, else pre <= 0
                 rows.append((pre_A[i], -pre_a[i], inf) if s[i] else (pre_A[i], -inf, -pre_a[i]))
@@ -83,8 +95,9 @@ def exact_min(layers, alpha: float, lower, upper, C: np.ndarray, d: np.ndarray) 
         for ra, lo, hi in rows:
             h.addRow(float(lo), float(hi), n, np.arange(n), ra)
         for k in range(C.shape[0]):
-            h.addRow(-inf, float(d[k] - C[k] @ ya), n + 1, np.arange(n + 1),
-                     np.append(C[k] @ yA, -1.0))
+            h.addRow(
+                -inf, float(d[k] - C[k] @ ya), n + 1, np.arange(n + 1), np.append(C[k] @ yA, -1.0)
+            )
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             best = min(best, h.getInfo().objective_function_value)
@@ -114,7 +127,7 @@ def test_converter_matches_onnxruntime(alpha) -> None:
     assert ops[0].alpha == pytest.approx(0.01 if alpha is None else alpha, rel=1e-6)
     x = rng.normal(size=(64, 3)).astype(np.float32) * 3
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    want = np.concatenate([sess.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))])
     got = net(torch.as_tensor(x, dtype=torch.float64)).numpy().reshape(want.shape)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -142,9 +155,10 @@ def test_sampled_points_inside_bounds(alpha: float, method: str) -> None:
     fwd = forward_pre_bounds(net, lo, hi) if supports(net) else {}
     assert supports(net) and set(fwd) == set(res.pre)
     for b in range(2):
-        x = lo[b] + (hi[b] - lo[b]) * torch.rand(4000, 3, dtype=torch.float64,
-                                                 generator=torch.Generator().manual_seed(b))
-        x = torch.cat([x, lo[b:b + 1], hi[b:b + 1]])
+        x = lo[b] + (hi[b] - lo[b]) * torch.rand(
+            4000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(b)
+        )
+        x = torch.cat([x, lo[b : b + 1], hi[b : b + 1]])
         vals = net.forward_all(x)
         y = vals[-1] @ C.T
         assert bool((y >= res.lb[b] - 1e-9).all()) and bool((y <= res.ub[b] + 1e-9).all())
@@ -174,8 +188,9 @@ def _config(mode: str) -> VerifyConfig:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed,alpha", [(0, 0.1), (1, 0.3)])
-def test_verdicts_agree_with_oracle_and_counterexamples_replay(mode: str, seed: int,
-                                                               alpha: float) -> None:
+def test_verdicts_agree_with_oracle_and_counterexamples_replay(
+    mode: str, seed: int, alpha: float
+) -> None:
     """C y <= m - 0.05 is unsat and C y <= m + 0.05 is sat (m: the exact minimum); every sat
     counterexample lies in the box and violates the property in onnxruntime."""
     layers, lower, upper, C, m = instance(seed, alpha)
@@ -200,9 +215,10 @@ def test_relu_split_branches_on_leaky_relu_neurons() -> None:
     layers, lower, upper, C, m = instance(2, 0.1)
     net = cv.load_onnx(leaky_onnx(layers, 0.1, 2))
     cfg = _config("relu-split")
-    cfg = dataclasses.replace(cfg, bab=dataclasses.replace(cfg.bab, race_milp=False,
-                                                           stall_rounds=0,
-                                                           milp_handoff_domains=0))
+    cfg = dataclasses.replace(
+        cfg,
+        bab=dataclasses.replace(cfg.bab, race_milp=False, stall_rounds=0, milp_handoff_domains=0),
+    )
     res = cv.verify(net, vnnlib_text(lower, upper, [(C, np.array([m - 0.01]))]), config=cfg)
     assert res.status.value == "unsat", res.message
     assert res.stats.get("bab_domains", 0) > 1

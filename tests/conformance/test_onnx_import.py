@@ -47,7 +47,8 @@ def const(rng: np.random.Generator, *shape: int, positive: bool = False) -> np.n
 def make_model(nodes, in_shape, out_name="y", inits=(), opset=13, in_name="x", elem=FLOAT):
     """A one-input one-output model with the given nodes and initializers (name -> array)."""
     graph = helper.make_graph(
-        nodes, "t",
+        nodes,
+        "t",
         [helper.make_tensor_value_info(in_name, elem, list(in_shape))],
         [helper.make_tensor_value_info(out_name, elem, None)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()],
@@ -68,8 +69,9 @@ def feed_shape(model: onnx.ModelProto) -> tuple[int, ...]:
     return tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims)
 
 
-def references(model: onnx.ModelProto, x: np.ndarray,
-               refs: tuple[str, ...] = ("reference", "onnxruntime")) -> dict[str, np.ndarray]:
+def references(
+    model: onnx.ModelProto, x: np.ndarray, refs: tuple[str, ...] = ("reference", "onnxruntime")
+) -> dict[str, np.ndarray]:
     """Outputs of onnx's reference evaluator and/or onnxruntime on one sample x."""
     name = real_input(model).name
     out = {}
@@ -78,13 +80,22 @@ def references(model: onnx.ModelProto, x: np.ndarray,
     if "onnxruntime" in refs:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
         out["onnxruntime"] = np.asarray(sess.run(None, {name: x})[0])
     return out
 
 
-def check(model: onnx.ModelProto, n: int = 3, seed: int = 0, low: float = -1.0, high: float = 1.0,
-          refs: tuple[str, ...] = ("reference", "onnxruntime"), oracle: onnx.ModelProto | None = None) -> Graph:
+def check(
+    model: onnx.ModelProto,
+    n: int = 3,
+    seed: int = 0,
+    low: float = -1.0,
+    high: float = 1.0,
+    refs: tuple[str, ...] = ("reference", "onnxruntime"),
+    oracle: onnx.ModelProto | None = None,
+) -> Graph:
     """Import with and without simplification and compare to the references on n points.
 
     ``refs`` drops a reference where it is known to be wrong; ``oracle`` runs the
@@ -92,7 +103,11 @@ def check(model: onnx.ModelProto, n: int = 3, seed: int = 0, low: float = -1.0, 
     """
     rng = np.random.default_rng(seed)
     shape = feed_shape(model)
-    dtype = np.float64 if real_input(model).type.tensor_type.elem_type == TensorProto.DOUBLE else np.float32
+    dtype = (
+        np.float64
+        if real_input(model).type.tensor_type.elem_type == TensorProto.DOUBLE
+        else np.float32
+    )
     graphs = [load_onnx(model), load_onnx(model, simplify_graph=False)]
     for g in graphs:
         assert g.input_shape == shape
@@ -124,7 +139,9 @@ def export(module: torch.nn.Module, shape, opset: int, **kwargs) -> onnx.ModelPr
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.rand(*shape),), f, opset_version=opset, dynamo=False, **kwargs)
+        torch.onnx.export(
+            module, (torch.rand(*shape),), f, opset_version=opset, dynamo=False, **kwargs
+        )
     model = onnx.load_from_string(f.getvalue())
     x = torch.rand(*shape)
     g = load_onnx(model)
@@ -145,8 +162,13 @@ class MLPNorm(torch.nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor([0.1, -0.2, 0.3, 0.0, 0.5]))
         self.register_buffer("std", torch.tensor([0.5, 2.0, 1.5, 1.0, 0.25]))
-        self.net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
-                                       torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(5, 8),
+            torch.nn.ReLU(),
+            torch.nn.Linear(8, 8),
+            torch.nn.ReLU(),
+            torch.nn.Linear(8, 3),
+        )
 
     def forward(self, x):
         return self.net((x - self.mean) / self.std)
@@ -160,11 +182,17 @@ class CNN(torch.nn.Module):
         self.register_buffer("mean", torch.tensor([0.4, 0.5]).reshape(1, 2, 1, 1))
         self.register_buffer("std", torch.tensor([0.2, 0.3]).reshape(1, 2, 1, 1))
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.BatchNorm2d(4),
-            torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2), torch.nn.ReLU(),
+            torch.nn.Conv2d(2, 4, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2),
+            torch.nn.ReLU(),
             torch.nn.MaxPool2d(2, stride=2, ceil_mode=ceil),
-            torch.nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=include_pad, ceil_mode=ceil),
-            torch.nn.Flatten(), torch.nn.LazyLinear(3),
+            torch.nn.AvgPool2d(
+                2, stride=1, padding=1, count_include_pad=include_pad, ceil_mode=ceil
+            ),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(3),
         )
 
     def forward(self, x):
@@ -176,7 +204,11 @@ class Residual(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.fc1, self.fc2, self.head = torch.nn.Linear(6, 6), torch.nn.Linear(6, 6), torch.nn.Linear(6, 2)
+        self.fc1, self.fc2, self.head = (
+            torch.nn.Linear(6, 6),
+            torch.nn.Linear(6, 6),
+            torch.nn.Linear(6, 2),
+        )
 
     def forward(self, x):
         return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x))) + x))
@@ -222,9 +254,13 @@ class Conv1d(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3, stride=2, padding=1), torch.nn.ReLU(),
-                                        torch.nn.Conv1d(3, 2, 2, dilation=2), torch.nn.Flatten(),
-                                        torch.nn.LazyLinear(2))
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv1d(2, 3, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv1d(3, 2, 2, dilation=2),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(2),
+        )
 
     def forward(self, x):
         return self.body(x)
@@ -288,9 +324,9 @@ def test_gemm(opset, trans_b):
 def test_matmul_shapes(opset):
     rng = np.random.default_rng(1)
     inits = {"R": const(rng, 4, 3), "L": const(rng, 2, 5), "v": const(rng, 3)}
-    right = helper.make_node("MatMul", ["x", "R"], ["a"])          # (2,5,4) @ (4,3) -> (2,5,3)
-    left = helper.make_node("MatMul", ["L", "a"], ["b"])           # (2,5) @ (2,5,3) -> (2,2,3)
-    vec = helper.make_node("MatMul", ["b", "v"], ["y"])            # (2,2,3) @ (3,) -> (2,2)
+    right = helper.make_node("MatMul", ["x", "R"], ["a"])  # (2,5,4) @ (4,3) -> (2,5,3)
+    left = helper.make_node("MatMul", ["L", "a"], ["b"])  # (2,5) @ (2,5,3) -> (2,2,3)
+    vec = helper.make_node("MatMul", ["b", "v"], ["y"])  # (2,2,3) @ (3,) -> (2,2)
     check(make_model([right, left, vec], (2, 5, 4), inits=inits, opset=opset))
 
 
@@ -298,14 +334,20 @@ def test_matmul_shapes(opset):
 def test_matmul_constant_vector_on_the_left(opset):
     rng = np.random.default_rng(2)
     node = helper.make_node("MatMul", ["v", "x"], ["y"])  # (4,) @ (2, 4, 3) -> (2, 3)
-    assert check(make_model([node], (2, 4, 3), inits={"v": const(rng, 4)}, opset=opset)).output_shape == (2, 3)
+    assert check(
+        make_model([node], (2, 4, 3), inits={"v": const(rng, 4)}, opset=opset)
+    ).output_shape == (2, 3)
 
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_gemm_trans_a(opset):
     rng = np.random.default_rng(2)
     node = helper.make_node("Gemm", ["x", "W", "C"], ["y"], transA=1)  # x (4, 2): A = x^T (2, 4)
-    check(make_model([node], (4, 2), inits={"W": const(rng, 4, 3), "C": const(rng, 1, 3)}, opset=opset))
+    check(
+        make_model(
+            [node], (4, 2), inits={"W": const(rng, 4, 3), "C": const(rng, 1, 3)}, opset=opset
+        )
+    )
 
 
 @pytest.mark.parametrize("opset", OPSETS)
@@ -315,17 +357,25 @@ def test_sigmoid_tanh(opset):
 
 
 def test_dropout_mask_is_all_true():
-    nodes = [helper.make_node("Dropout", ["x"], ["d", "mask"]), helper.make_node("Cast", ["mask"], ["mf"], to=FLOAT),
-             helper.make_node("Mul", ["d", "mf"], ["y"])]
+    nodes = [
+        helper.make_node("Dropout", ["x"], ["d", "mask"]),
+        helper.make_node("Cast", ["mask"], ["mf"], to=FLOAT),
+        helper.make_node("Mul", ["d", "mf"], ["y"]),
+    ]
     check(make_model(nodes, (1, 4), opset=13))
 
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_matmul_vector_input(opset):
     rng = np.random.default_rng(2)
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("MatMul", ["V", "r"], ["y"])]
-    check(make_model(nodes, (4,), inits={"W": const(rng, 4, 6), "V": const(rng, 2, 6)}, opset=opset))
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["V", "r"], ["y"]),
+    ]
+    check(
+        make_model(nodes, (4,), inits={"W": const(rng, 4, 6), "V": const(rng, 2, 6)}, opset=opset)
+    )
 
 
 @pytest.mark.parametrize("opset", OPSETS)
@@ -338,18 +388,27 @@ def test_elementwise_by_constant(opset, op, const_first):
     for cshape in ((), (3, 1), (1, 3, 4), (2, 1, 3, 1)):  # scalar, broadcasting, widening the rank
         c = const(rng, *cshape, positive=op == "Div")
         ins = ["c", "x"] if const_first else ["x", "c"]
-        check(make_model([helper.make_node(op, ins, ["y"])], (1, 3, 4), inits={"c": c}, opset=opset), n=2)
+        check(
+            make_model([helper.make_node(op, ins, ["y"])], (1, 3, 4), inits={"c": c}, opset=opset),
+            n=2,
+        )
 
 
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("op", ("Add", "Sub"))
 def test_binary_of_two_variables(opset, op):
     rng = np.random.default_rng(4)
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node(op, ["h", "r"], ["s"]), helper.make_node(op, ["s", "h1"], ["y"]),
-             helper.make_node("MatMul", ["x", "V"], ["h1"])]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node(op, ["h", "r"], ["s"]),
+        helper.make_node(op, ["s", "h1"], ["y"]),
+        helper.make_node("MatMul", ["x", "V"], ["h1"]),
+    ]
     nodes = nodes[:3] + nodes[4:] + nodes[3:4]  # keep topological order
-    check(make_model(nodes, (2, 3), inits={"W": const(rng, 3, 3), "V": const(rng, 3, 1)}, opset=opset))
+    check(
+        make_model(nodes, (2, 3), inits={"W": const(rng, 3, 3), "V": const(rng, 3, 1)}, opset=opset)
+    )
 
 
 @pytest.mark.parametrize("opset", OPSETS)
@@ -360,12 +419,20 @@ def test_input_normalisation(opset, layout):
     mean = np.array([0.49, 0.48, 0.45], np.float32)
     std = np.array([0.25, 0.24, 0.26], np.float32)
     cshape = {"nchw": (1, 3, 1, 1), "chw": (3, 1, 1), "flat": (3, 1, 1)}[layout]
-    inits = {"mean": mean.reshape(cshape), "std": std.reshape(cshape), "W": const(rng, 2, 3, 3, 3),
-             "G": const(rng, 2 * 3 * 3, 4)}
-    nodes = [helper.make_node("Sub", ["x", "mean"], ["s"]), helper.make_node("Div", ["s", "std"], ["n"]),
-             helper.make_node("Conv", ["n", "W"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
-             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
-             helper.make_node("MatMul", ["f", "G"], ["y"])]
+    inits = {
+        "mean": mean.reshape(cshape),
+        "std": std.reshape(cshape),
+        "W": const(rng, 2, 3, 3, 3),
+        "G": const(rng, 2 * 3 * 3, 4),
+    }
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["s"]),
+        helper.make_node("Div", ["s", "std"], ["n"]),
+        helper.make_node("Conv", ["n", "W"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("MatMul", ["f", "G"], ["y"]),
+    ]
     g = check(make_model(nodes, (1, 3, 5, 5), inits=inits, opset=opset), low=0.0, high=1.0)
     # the normalisation must not be lost: shifting one channel changes the output
     x = torch.rand(1, 1, 3, 5, 5, dtype=torch.float64)
@@ -375,13 +442,18 @@ def test_input_normalisation(opset, layout):
 @pytest.mark.parametrize("opset", OPSETS)
 def test_relu_flatten_reshape(opset):
     shape = np.array([1, -1, 0], np.int64) if opset >= 9 else None
-    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Flatten", ["r"], ["f0"], axis=0),
-             helper.make_node("Flatten", ["f0"], ["f"], axis=-1 if opset >= 11 else 1)]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f0"], axis=0),
+        helper.make_node("Flatten", ["f0"], ["f"], axis=-1 if opset >= 11 else 1),
+    ]
     inits = {}
     if shape is not None:
         inits["shape"] = np.array([1, 2, -1], np.int64)
-        nodes += [helper.make_node("Reshape", ["f", "shape"], ["q"]),
-                  helper.make_node("Reshape", ["q", "shape0"], ["y"])]
+        nodes += [
+            helper.make_node("Reshape", ["f", "shape"], ["q"]),
+            helper.make_node("Reshape", ["q", "shape0"], ["y"]),
+        ]
         inits["shape0"] = np.array([0, -1, 0], np.int64)
     else:
         nodes[-1].output[0] = "y"
@@ -392,14 +464,18 @@ def test_relu_flatten_reshape(opset):
 @pytest.mark.parametrize("opset", OPSETS)
 def test_squeeze_unsqueeze(opset):
     if opset < 13:
-        nodes = [helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]),
-                 helper.make_node("Squeeze", ["u"], ["s"], axes=[0]),
-                 helper.make_node("Squeeze", ["s"], ["y"])]
+        nodes = [
+            helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]),
+            helper.make_node("Squeeze", ["u"], ["s"], axes=[0]),
+            helper.make_node("Squeeze", ["s"], ["y"]),
+        ]
         inits = {}
     else:
-        nodes = [helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
-                 helper.make_node("Squeeze", ["u", "ax0"], ["s"]),
-                 helper.make_node("Squeeze", ["s"], ["y"])]
+        nodes = [
+            helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
+            helper.make_node("Squeeze", ["u", "ax0"], ["s"]),
+            helper.make_node("Squeeze", ["s"], ["y"]),
+        ]
         inits = {"ax": np.array([0, -1], np.int64), "ax0": np.array([0], np.int64)}
     g = check(make_model(nodes, (3, 1, 2), inits=inits, opset=opset))
     assert g.output_shape == (3, 2)
@@ -407,19 +483,23 @@ def test_squeeze_unsqueeze(opset):
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_transpose(opset):
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
-             helper.make_node("Transpose", ["t"], ["y"])]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", ["t"], ["y"]),
+    ]
     assert check(make_model(nodes, (1, 2, 3, 4), opset=opset)).output_shape == (2, 4, 3, 1)
 
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_concat_and_constant(opset):
     value = helper.make_tensor("v", FLOAT, (1, 2, 3), np.arange(6, dtype=np.float32) - 2.5)
-    nodes = [helper.make_node("Constant", [], ["k"], value=value),
-             helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node("Concat", ["x", "r"], ["c"], axis=1),
-             helper.make_node("Concat", ["c", "k", "x"], ["d"], axis=-2 if opset >= 11 else 1),
-             helper.make_node("Concat", ["d", "d"], ["y"], axis=2)]
+    nodes = [
+        helper.make_node("Constant", [], ["k"], value=value),
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Concat", ["x", "r"], ["c"], axis=1),
+        helper.make_node("Concat", ["c", "k", "x"], ["d"], axis=-2 if opset >= 11 else 1),
+        helper.make_node("Concat", ["d", "d"], ["y"], axis=2),
+    ]
     assert check(make_model(nodes, (1, 2, 3), opset=opset)).output_shape == (1, 8, 6)
 
 
@@ -473,10 +553,16 @@ def test_slice(opset, case):
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_gather_cast_neg(opset):
-    nodes = [helper.make_node("Gather", ["x", "idx"], ["g"], axis=1),
-             helper.make_node("Cast", ["g"], ["c"], to=TensorProto.FLOAT),
-             helper.make_node("Neg", ["c"], ["y"])]
-    check(make_model(nodes, (1, 5, 2), inits={"idx": np.array([[4, 0], [-1, 2]], np.int64)}, opset=opset))
+    nodes = [
+        helper.make_node("Gather", ["x", "idx"], ["g"], axis=1),
+        helper.make_node("Cast", ["g"], ["c"], to=TensorProto.FLOAT),
+        helper.make_node("Neg", ["c"], ["y"]),
+    ]
+    check(
+        make_model(
+            nodes, (1, 5, 2), inits={"idx": np.array([[4, 0], [-1, 2]], np.int64)}, opset=opset
+        )
+    )
 
 
 PADS = [[0, 1, 2, 0, 0, 1, 0, 1], [0, 0, 1, 1, 0, 0, 1, 1], [0, 0, -1, 2, 0, 0, 1, -2]]
@@ -496,7 +582,10 @@ def test_pad(opset, mode, case):
         node = helper.make_node("Pad", ["x", "p", "v"], ["y"], mode=mode)
         inits = {"p": np.array(pads, np.int64), "v": np.array(0.5, np.float32)}
     # the reference evaluator rejects negative pads (cropping); onnxruntime implements them
-    check(make_model([node], (1, 2, 4, 5), inits=inits, opset=opset), refs=ORT_ONLY if min(pads) < 0 else BOTH)
+    check(
+        make_model([node], (1, 2, 4, 5), inits=inits, opset=opset),
+        refs=ORT_ONLY if min(pads) < 0 else BOTH,
+    )
 
 
 @pytest.mark.parametrize("opset", (18, 21))
@@ -507,8 +596,18 @@ def test_pad_axes(opset):
 
 
 @pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("bounds", ((-0.5, 0.5), (None, 0.3), (-0.2, None), (None, None), (0.4, -0.1),
-                                    (-3.4028234663852886e38, 0.3), (-0.2, np.inf)))
+@pytest.mark.parametrize(
+    "bounds",
+    (
+        (-0.5, 0.5),
+        (None, 0.3),
+        (-0.2, None),
+        (None, None),
+        (0.4, -0.1),
+        (-3.4028234663852886e38, 0.3),
+        (-0.2, np.inf),
+    ),
+)
 def test_clip(opset, bounds):
     lo, hi = bounds
     if opset < 11 and lo is not None and hi is not None and lo > hi:
@@ -527,7 +626,12 @@ def test_clip(opset, bounds):
 @pytest.mark.parametrize("opset", OPSETS)
 def test_batchnorm(opset):
     rng = np.random.default_rng(6)
-    inits = {"s": const(rng, 3), "b": const(rng, 3), "m": const(rng, 3), "v": const(rng, 3, positive=True)}
+    inits = {
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
     nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)]
     # before opset 14 onnx's reference evaluator applies BatchNormalization wrongly (or fails)
     refs = BOTH if opset >= 14 else ORT_ONLY
@@ -540,18 +644,36 @@ def test_batchnorm_with_statistics_outputs_is_refused(opset):
     """Before opset 14, listing the running statistics as outputs means training mode:
     onnxruntime then normalises with the batch statistics, not the stored ones."""
     rng = np.random.default_rng(6)
-    inits = {"s": const(rng, 3), "b": const(rng, 3), "m": const(rng, 3), "v": const(rng, 3, positive=True)}
-    bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv", "sm", "sv"],
-                          name="bn")
+    inits = {
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
+    bn = helper.make_node(
+        "BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv", "sm", "sv"], name="bn"
+    )
     with pytest.raises(ModelError, match="bn.*training"):
         load_onnx(make_model([bn], (1, 3, 2, 2), inits=inits, opset=opset))
 
 
 def test_batchnorm_training_mode_is_refused():
     rng = np.random.default_rng(6)
-    inits = {"s": const(rng, 3), "b": const(rng, 3), "m": const(rng, 3), "v": const(rng, 3, positive=True)}
-    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"],
-                              training_mode=1, name="bn")]
+    inits = {
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
+    nodes = [
+        helper.make_node(
+            "BatchNormalization",
+            ["x", "s", "b", "m", "v"],
+            ["y", "rm", "rv"],
+            training_mode=1,
+            name="bn",
+        )
+    ]
     with pytest.raises(ModelError, match="bn"):
         load_onnx(make_model(nodes, (1, 3, 2, 2), inits=inits, opset=15))
 
@@ -593,7 +715,9 @@ POOLS = [  # attributes for a (1, 2, 7, 6) input
     dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
     dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
     dict(kernel_shape=[2, 3], strides=[3, 3], pads=[0, 1, 1, 0], ceil_mode=1),
-    dict(kernel_shape=[3, 3], strides=[3, 3], pads=[0, 0, 2, 2], ceil_mode=1),  # last window dropped
+    dict(
+        kernel_shape=[3, 3], strides=[3, 3], pads=[0, 0, 2, 2], ceil_mode=1
+    ),  # last window dropped
 ]
 
 
@@ -608,12 +732,16 @@ def test_maxpool(opset, case):
     attrs = POOLS[case]
     if not _pool_case_ok("MaxPool", attrs, opset):
         pytest.skip("attribute not in this opset")
-    check(make_model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], (1, 2, 7, 6), opset=opset))
+    check(
+        make_model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], (1, 2, 7, 6), opset=opset)
+    )
 
 
 @pytest.mark.parametrize("opset", (11, 13))
 def test_maxpool_dilated(opset):
-    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 1], pads=[1, 0, 1, 0])
+    node = helper.make_node(
+        "MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 1], pads=[1, 0, 1, 0]
+    )
     check(make_model([node], (1, 2, 7, 6), opset=opset))
 
 
@@ -633,16 +761,20 @@ def test_averagepool(opset, case, include_pad):
 
 @pytest.mark.parametrize("opset", OPSETS)
 def test_global_average_pool_and_1d_pools(opset):
-    nodes = [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2], strides=[2]),
-             helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[2], pads=[1, 0]),
-             helper.make_node("GlobalAveragePool", ["a"], ["y"])]
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2], strides=[2]),
+        helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[2], pads=[1, 0]),
+        helper.make_node("GlobalAveragePool", ["a"], ["y"]),
+    ]
     check(make_model(nodes, (1, 3, 9), opset=opset))
 
 
 def test_float64_model():
     rng = np.random.default_rng(8)
     nodes = [helper.make_node("Gemm", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
-    model = make_model(nodes, (1, 3), inits={"W": rng.standard_normal((3, 2))}, elem=TensorProto.DOUBLE)
+    model = make_model(
+        nodes, (1, 3), inits={"W": rng.standard_normal((3, 2))}, elem=TensorProto.DOUBLE
+    )
     assert check(model).input_dtype == "float64"
 
 
@@ -650,9 +782,11 @@ def test_float64_model():
 
 
 def test_unsupported_ops_listed_together():
-    nodes = [helper.make_node("Exp", ["x"], ["e"], name="exp_node"),
-             helper.make_node("Softmax", ["e"], ["s"], name="softmax_node"),
-             helper.make_node("Relu", ["s"], ["y"], name="fine")]
+    nodes = [
+        helper.make_node("Exp", ["x"], ["e"], name="exp_node"),
+        helper.make_node("Softmax", ["e"], ["s"], name="softmax_node"),
+        helper.make_node("Relu", ["s"], ["y"], name="fine"),
+    ]
     model = make_model(nodes, (1, 4))
     lstm = helper.make_node("LSTM", ["x3", "Wl", "Rl"], ["l"], hidden_size=2, name="lstm_node")
     model.graph.node.insert(0, lstm)
@@ -667,17 +801,21 @@ def test_unsupported_ops_listed_together():
 
 def test_constant_only_op_on_variable_is_reported_upfront():
     """Ops we only fold (Sqrt, Max, ...) are unsupported on variables, all listed at once."""
-    nodes = [helper.make_node("Sqrt", ["x"], ["s"], name="sqrt_var"),
-             helper.make_node("Sqrt", ["c"], ["cs"], name="sqrt_const"),
-             helper.make_node("Add", ["s", "cs"], ["a"]),
-             helper.make_node("Softmax", ["a"], ["y"], name="sm")]
+    nodes = [
+        helper.make_node("Sqrt", ["x"], ["s"], name="sqrt_var"),
+        helper.make_node("Sqrt", ["c"], ["cs"], name="sqrt_const"),
+        helper.make_node("Add", ["s", "cs"], ["a"]),
+        helper.make_node("Softmax", ["a"], ["y"], name="sm"),
+    ]
     with pytest.raises(UnsupportedOperatorError) as info:
         load_onnx(make_model(nodes, (1, 3), inits={"c": np.ones(3, np.float32)}))
     assert set(info.value.ops) == {("Sqrt", "sqrt_var"), ("Softmax", "sm")}
 
 
 def test_unnamed_nodes_get_stable_names_and_model_is_not_mutated():
-    model = make_model([helper.make_node("Exp", ["x"], ["e"]), helper.make_node("Exp", ["e"], ["y"])], (1, 2))
+    model = make_model(
+        [helper.make_node("Exp", ["x"], ["e"]), helper.make_node("Exp", ["e"], ["y"])], (1, 2)
+    )
     before = model.SerializeToString()
     with pytest.raises(UnsupportedOperatorError, match="Exp_0.*Exp_1"):
         load_onnx(model)
@@ -687,9 +825,13 @@ def test_unnamed_nodes_get_stable_names_and_model_is_not_mutated():
 def test_constant_folding_of_weights():
     """Weights computed from initializers (Transpose, Mul, Shape-driven Reshape) are folded."""
     rng = np.random.default_rng(9)
-    nodes = [helper.make_node("Transpose", ["W"], ["Wt"]), helper.make_node("Mul", ["Wt", "two"], ["W2"]),
-             helper.make_node("Shape", ["x"], ["shp"]), helper.make_node("Reshape", ["x", "shp"], ["xr"]),
-             helper.make_node("MatMul", ["xr", "W2"], ["y"])]
+    nodes = [
+        helper.make_node("Transpose", ["W"], ["Wt"]),
+        helper.make_node("Mul", ["Wt", "two"], ["W2"]),
+        helper.make_node("Shape", ["x"], ["shp"]),
+        helper.make_node("Reshape", ["x", "shp"], ["xr"]),
+        helper.make_node("MatMul", ["xr", "W2"], ["y"]),
+    ]
     inits = {"W": const(rng, 2, 3), "two": np.array(2.0, np.float32)}
     g = check(make_model(nodes, (1, 3), inits=inits))
     assert sum(isinstance(n.op, Linear) for n in g.nodes) == 1
@@ -697,8 +839,12 @@ def test_constant_folding_of_weights():
 
 @pytest.mark.parametrize("op", ("Mul", "MatMul", "Div"))
 def test_product_of_variables_names_node(op):
-    nodes = [helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node(op, ["x", "r"] if op != "MatMul" else ["x", "rt"], ["y"], name="bad_product")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node(
+            op, ["x", "r"] if op != "MatMul" else ["x", "rt"], ["y"], name="bad_product"
+        ),
+    ]
     if op == "MatMul":
         nodes.insert(1, helper.make_node("Transpose", ["r"], ["rt"]))
     with pytest.raises(ModelError, match=rf"bad_product.*{op}|{op}.*bad_product"):
@@ -713,7 +859,9 @@ def test_division_of_constant_by_variable_names_node():
 
 def _small_model() -> onnx.ModelProto:
     rng = np.random.default_rng(10)
-    return make_model([helper.make_node("MatMul", ["x", "W"], ["y"])], (1, 3), inits={"W": const(rng, 3, 2)})
+    return make_model(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])], (1, 3), inits={"W": const(rng, 3, 2)}
+    )
 
 
 def test_file_errors(tmp_path):
@@ -763,7 +911,9 @@ def test_opset_out_of_range(opset):
 
 def test_foreign_domain_is_unsupported():
     model = _small_model()
-    model.graph.node.append(helper.make_node("Scaler", ["y"], ["z"], domain="ai.onnx.ml", name="ml"))
+    model.graph.node.append(
+        helper.make_node("Scaler", ["y"], ["z"], domain="ai.onnx.ml", name="ml")
+    )
     with pytest.raises(UnsupportedOperatorError, match="ml"):
         load_onnx(model)
 
@@ -808,8 +958,14 @@ def test_declared_output_shape_mismatch_refused():
 
 
 def test_output_independent_of_input_refused():
-    model = make_model([helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(
-        np.ones(2, np.float32)))], (1, 2))
+    model = make_model(
+        [
+            helper.make_node(
+                "Constant", [], ["y"], value=numpy_helper.from_array(np.ones(2, np.float32))
+            )
+        ],
+        (1, 2),
+    )
     with pytest.raises(ModelError, match="does not depend"):
         load_onnx(model)
 
@@ -820,15 +976,33 @@ def test_output_independent_of_input_refused():
 def _chain_graph(rng, sizes: list[int]) -> Graph:
     """Input -> Scale -> Linear ... -> Gather (a permutation) -> Linear, all affine."""
     nodes = [Node("x", Input(), (), (sizes[0],))]
-    nodes.append(Node("norm", Scale(rng.uniform(0.5, 2, sizes[0]), rng.standard_normal(sizes[0])), (0,),
-                      (sizes[0],)))
+    nodes.append(
+        Node(
+            "norm",
+            Scale(rng.uniform(0.5, 2, sizes[0]), rng.standard_normal(sizes[0])),
+            (0,),
+            (sizes[0],),
+        )
+    )
     for a, b in zip(sizes, sizes[1:]):
-        nodes.append(Node(f"fc{len(nodes)}", Linear(rng.standard_normal((b, a)), rng.standard_normal(b)),
-                          (len(nodes) - 1,), (b,)))
+        nodes.append(
+            Node(
+                f"fc{len(nodes)}",
+                Linear(rng.standard_normal((b, a)), rng.standard_normal(b)),
+                (len(nodes) - 1,),
+                (b,),
+            )
+        )
     nodes.append(Node("perm", Gather(rng.permutation(sizes[-1])), (len(nodes) - 1,), (sizes[-1],)))
     nodes.append(Node("r", Reshape(), (len(nodes) - 1,), (1, sizes[-1])))
-    nodes.append(Node("out", Scale(np.full((1, sizes[-1]), 3.0), np.zeros((1, sizes[-1]))), (len(nodes) - 1,),
-                      (1, sizes[-1])))
+    nodes.append(
+        Node(
+            "out",
+            Scale(np.full((1, sizes[-1]), 3.0), np.zeros((1, sizes[-1]))),
+            (len(nodes) - 1,),
+            (1, sizes[-1]),
+        )
+    )
     return Graph(tuple(nodes))
 
 
@@ -854,12 +1028,21 @@ def test_fusion_keeps_bottlenecks():
 def test_fused_layers_never_grow():
     """No fused Linear is larger than the largest Linear/Gather it replaced (slices stay Gathers)."""
     rng = np.random.default_rng(14)
-    nodes = [helper.make_node("Slice", ["x", "s", "e", "a"], ["sl"]),
-             helper.make_node("MatMul", ["sl", "W"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("MatMul", ["r", "V"], ["o"]),
-             helper.make_node("Pad", ["o", "p"], ["y"])]
-    inits = {"s": np.array([0], np.int64), "e": np.array([3], np.int64), "a": np.array([1], np.int64),
-             "W": const(rng, 3, 4), "V": const(rng, 4, 2), "p": np.array([0, 3, 0, 5], np.int64)}
+    nodes = [
+        helper.make_node("Slice", ["x", "s", "e", "a"], ["sl"]),
+        helper.make_node("MatMul", ["sl", "W"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "V"], ["o"]),
+        helper.make_node("Pad", ["o", "p"], ["y"]),
+    ]
+    inits = {
+        "s": np.array([0], np.int64),
+        "e": np.array([3], np.int64),
+        "a": np.array([1], np.int64),
+        "W": const(rng, 3, 4),
+        "V": const(rng, 4, 2),
+        "p": np.array([0, 3, 0, 5], np.int64),
+    }
     model = make_model(nodes, (1, 400), inits=inits)
     g = check(model)
     raw = load_onnx(model, simplify_graph=False)
@@ -869,10 +1052,17 @@ def test_fused_layers_never_grow():
 
 def test_batchnorm_after_conv_is_fused_exactly():
     rng = np.random.default_rng(15)
-    inits = {"W": const(rng, 3, 2, 3, 3), "s": const(rng, 3), "b": const(rng, 3), "m": const(rng, 3),
-             "v": const(rng, 3, positive=True)}
-    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"])]
+    inits = {
+        "W": const(rng, 3, 2, 3, 3),
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"]),
+    ]
     g = check(make_model(nodes, (1, 2, 5, 5), inits=inits, opset=15))
     assert [type(n.op) for n in g.nodes[1:]] == [Conv]
 
@@ -881,8 +1071,10 @@ def test_normalisation_before_padded_conv_is_not_fused():
     """Folding x*a+b into a zero-padded conv would change the border: it must stay a Scale."""
     rng = np.random.default_rng(16)
     inits = {"W": const(rng, 3, 2, 3, 3), "m": np.array([0.5, 0.2], np.float32).reshape(1, 2, 1, 1)}
-    nodes = [helper.make_node("Sub", ["x", "m"], ["s"]),
-             helper.make_node("Conv", ["s", "W"], ["y"], pads=[1, 1, 1, 1])]
+    nodes = [
+        helper.make_node("Sub", ["x", "m"], ["s"]),
+        helper.make_node("Conv", ["s", "W"], ["y"], pads=[1, 1, 1, 1]),
+    ]
     g = check(make_model(nodes, (1, 2, 4, 4), inits=inits))
     assert any(isinstance(n.op, Scale) for n in g.nodes)
 
@@ -902,9 +1094,14 @@ def test_benchmark_networks_match_onnxruntime():
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     for path in paths:
-        model = onnx.load(str(path)) if path.suffix == ".onnx" else onnx.load_from_string(
-            gzip.decompress(path.read_bytes()))
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        model = (
+            onnx.load(str(path))
+            if path.suffix == ".onnx"
+            else onnx.load_from_string(gzip.decompress(path.read_bytes()))
+        )
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
         shape = feed_shape(model)
         x = rng.uniform(0.0, 1.0, (4,) + shape).astype(np.float32)
         ref = np.stack([sess.run(None, {real_input(model).name: xi})[0].reshape(-1) for xi in x])

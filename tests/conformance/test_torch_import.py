@@ -58,10 +58,21 @@ def _models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     """The three shapes of the issue: a Sequential MLP, a CNN with BatchNorm, a residual net."""
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
-    cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(2 * 4 * 4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
-    return {"mlp": (mlp.eval(), (1, 6)), "cnn": (_randomize_bn(cnn), (1, 1, 6, 6)),
-            "res": (_randomize_bn(ResNet()), (1, 1, 8, 8))}
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 2, 3),
+        nn.BatchNorm2d(2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * 4 * 4, 6),
+        nn.BatchNorm1d(6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+    )
+    return {
+        "mlp": (mlp.eval(), (1, 6)),
+        "cnn": (_randomize_bn(cnn), (1, 1, 6, 6)),
+        "res": (_randomize_bn(ResNet()), (1, 1, 8, 8)),
+    }
 
 
 def test_layer_names_are_kept() -> None:
@@ -90,7 +101,9 @@ def test_same_bounds_as_onnx_export(kind: str) -> None:
     for method in ("ibp", "crown"):
         lb, ub = compute_bounds(g, x - 0.05, x + 0.05, method=method)
         lbo, ubo = compute_bounds(go, x - 0.05, x + 0.05, method=method)
-        assert np.allclose(lb, lbo, rtol=1e-5, atol=1e-5) and np.allclose(ub, ubo, rtol=1e-5, atol=1e-5)
+        assert np.allclose(lb, lbo, rtol=1e-5, atol=1e-5) and np.allclose(
+            ub, ubo, rtol=1e-5, atol=1e-5
+        )
         assert np.all(lb <= ref + 1e-6) and np.all(ref <= ub + 1e-6)
     lb2, _ = cv.compute_bounds(model, x - 0.05, x + 0.05)  # a module straight in
     assert np.allclose(lb2, compute_bounds(g, x - 0.05, x + 0.05)[0])
@@ -102,7 +115,10 @@ def _robust_prop(x: np.ndarray, y: int, n_out: int, eps: float) -> str:
     lines = [f"(declare-const X_{i} Real)" for i in range(flat.size)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
     for i, v in enumerate(flat):
-        lines += [f"(assert (>= X_{i} {float(v - eps)!r}))", f"(assert (<= X_{i} {float(v + eps)!r}))"]
+        lines += [
+            f"(assert (>= X_{i} {float(v - eps)!r}))",
+            f"(assert (<= X_{i} {float(v + eps)!r}))",
+        ]
     ors = " ".join(f"(and (>= Y_{j} Y_{y}))" for j in range(n_out) if j != y)
     return "\n".join(lines) + f"\n(assert (or {ors}))\n"
 
@@ -121,8 +137,15 @@ def test_same_verdicts_as_onnx_export(kind: str) -> None:
         r_onnx = cv.verify(onnx_bytes, prop, timeout=20)
         assert r_mod.status == r_onnx.status
         assert r_mod.status in (cv.Status.SAT, cv.Status.UNSAT)
-    assert cv.verify(model, _robust_prop(x, y, 4 if kind == "res" else 3, 1e-3), timeout=20,
-                     example_input=shape).status == cv.Status.UNSAT
+    assert (
+        cv.verify(
+            model,
+            _robust_prop(x, y, 4 if kind == "res" else 3, 1e-3),
+            timeout=20,
+            example_input=shape,
+        ).status
+        == cv.Status.UNSAT
+    )
 
 
 def test_errors_name_the_layer() -> None:
@@ -134,6 +157,7 @@ def test_errors_name_the_layer() -> None:
         load_torch(net, None)
     with pytest.raises(cv.ModelError, match="fails on an input"):
         load_torch(net, (1, 5))
+
     class Broadcast(nn.Module):
         """fc(x) + x with a (B, 1) fc output: broadcasting is refused."""
 

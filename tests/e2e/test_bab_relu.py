@@ -36,8 +36,17 @@ def instance(seed: int, n_rows: int = 1):
     return layers, lower, upper, C, m
 
 
-def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout: float = 30.0,
-              attack: bool = False, race: bool = False) -> VerifyContext:
+def build_run(
+    layers,
+    lower,
+    upper,
+    C,
+    d,
+    bab: BabConfig = BabConfig(),
+    timeout: float = 30.0,
+    attack: bool = False,
+    race: bool = False,
+) -> VerifyContext:
     """A VerifyContext for one case with one polytope {C y <= d}, built by hand.
 
     The MILP race is off unless asked for: these tests check the search itself, which a racing
@@ -47,10 +56,14 @@ def build_run(layers, lower, upper, C, d, bab: BabConfig = BabConfig(), timeout:
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
     bab = dataclasses.replace(bab, race_milp=race)
     config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
-    return VerifyContext(net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0))
+    return VerifyContext(
+        net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0)
+    )
 
 
-def solve(seed: int, gap: float, n_rows: int = 1, bab: BabConfig = BabConfig(), attack: bool = False):
+def solve(
+    seed: int, gap: float, n_rows: int = 1, bab: BabConfig = BabConfig(), attack: bool = False
+):
     """relu_split on the instance whose threshold sits ``gap`` above the exact minimum."""
     layers, lower, upper, C, m = instance(seed, n_rows)
     d = np.full(C.shape[0], m + gap)
@@ -104,15 +117,23 @@ def test_instances_need_branching():
     assert max(domains) > 3
 
 
-@pytest.mark.parametrize("bab", [
-    BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0),  # depth-first past 8 domains
-    BabConfig(batch_size=4, milp_handoff_domains=2),  # early MILP hand-off
-    BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
-    BabConfig(branching="width", batch_size=3),
-    BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
-    BabConfig(root_pre_iters=0, reuse_pre=False),  # CROWN root bounds, full refinement in every domain
-    BabConfig(root_pre_iters=50, batch_size=1),
-], ids=["dfs", "handoff", "stall", "width", "cheap", "plain-root", "tight-root"])
+@pytest.mark.parametrize(
+    "bab",
+    [
+        BabConfig(
+            batch_size=2, max_domains=8, milp_handoff_domains=0
+        ),  # depth-first past 8 domains
+        BabConfig(batch_size=4, milp_handoff_domains=2),  # early MILP hand-off
+        BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
+        BabConfig(branching="width", batch_size=3),
+        BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
+        BabConfig(
+            root_pre_iters=0, reuse_pre=False
+        ),  # CROWN root bounds, full refinement in every domain
+        BabConfig(root_pre_iters=50, batch_size=1),
+    ],
+    ids=["dfs", "handoff", "stall", "width", "cheap", "plain-root", "tight-root"],
+)
 @pytest.mark.parametrize("gap", [-0.02, 0.02])
 def test_search_variants_agree(bab, gap):
     for seed in range(3):
@@ -126,7 +147,11 @@ def test_depth_first_switch_and_hard_limit(caplog):
     out, inst = solve(2, -0.02, bab=BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0))
     assert_agrees(out, inst)
     assert any("depth-first" in r.getMessage() for r in caplog.records)
-    out, inst = solve(2, -0.02, bab=BabConfig(batch_size=1, max_domains=1, max_memory_mb=0, milp_handoff_domains=0))
+    out, inst = solve(
+        2,
+        -0.02,
+        bab=BabConfig(batch_size=1, max_domains=1, max_memory_mb=0, milp_handoff_domains=0),
+    )
     assert out.verdict in (BabVerdict.OPEN, BabVerdict.PROVEN)
     assert out.domains < 60
 
@@ -195,26 +220,36 @@ def test_injected_relaxation_without_bias_is_caught(monkeypatch):
 def row_minima(seed: int) -> tuple[float, float]:
     """Exact minimum over the box of each of the two spec rows of instance(seed, 2) on its own."""
     layers, lower, upper, C, _ = instance(seed, 2)
-    return tuple(exact_min(layers, lower, upper, [(C[k:k + 1], np.zeros(1))]) for k in range(2))
+    return tuple(exact_min(layers, lower, upper, [(C[k : k + 1], np.zeros(1))]) for k in range(2))
 
 
 def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()):
     """relu_split_joint on a case with one single-row polytope per gap (row k threshold = its minimum + gap)."""
     layers, lower, upper, C, _ = instance(seed, 2)
     mins = row_minima(seed)
-    polys = [(C[k % 2:k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
+    polys = [(C[k % 2 : k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
     prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
-    config = VerifyConfig(timeout=30.0, attack=AttackConfig(enabled=False), bab=dataclasses.replace(bab, race_milp=False))
-    run = VerifyContext(net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0))
+    config = VerifyConfig(
+        timeout=30.0,
+        attack=AttackConfig(enabled=False),
+        bab=dataclasses.replace(bab, race_milp=False),
+    )
+    run = VerifyContext(
+        net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0)
+    )
     out = rs.relu_split_joint(run, 0, list(range(len(polys))), None, run.deadline)
     return out, (layers, lower, upper, polys)
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("gaps", [(-0.02, -0.02), (-0.02, 0.02), (0.02, -0.02), (-0.05, -0.01, 0.01),
-                                  (-0.01, -0.05, -0.02)])
-@pytest.mark.parametrize("bab", [BabConfig(), BabConfig(batch_size=2, root_pre_iters=0)], ids=["default", "small"])
+@pytest.mark.parametrize(
+    "gaps",
+    [(-0.02, -0.02), (-0.02, 0.02), (0.02, -0.02), (-0.05, -0.01, 0.01), (-0.01, -0.05, -0.02)],
+)
+@pytest.mark.parametrize(
+    "bab", [BabConfig(), BabConfig(batch_size=2, root_pre_iters=0)], ids=["default", "small"]
+)
 def test_joint_search_agrees_with_oracle(seed, gaps, bab):
     """Several polytopes searched together: PROVEN iff none is reachable; a counterexample lies in a reachable one."""
     out, (layers, lower, upper, polys) = solve_joint(seed, gaps, bab)

@@ -28,7 +28,7 @@ TINY_TRUTH = ROOT / "benchmarks" / "suites" / "tiny_ground_truth.csv"
 SHARED = SHARED_BENCHMARKS
 
 # A stand-in verifier: behaviour chosen by the network's file name, every call logged.
-FAKE = textwrap.dedent('''
+FAKE = textwrap.dedent("""
     import json, os, signal, subprocess, sys, time
     onnx, vnnlib = sys.argv[1], sys.argv[2]
     result_file = sys.argv[sys.argv.index("--result-file") + 1]
@@ -55,7 +55,7 @@ FAKE = textwrap.dedent('''
     with open(result_file, "w") as fh:
         fh.write(status + "\\n" + ("((X_0 0.0) (Y_0 0.0))\\n" if status == "sat" else ""))
     print(json.dumps({"status": status, "seconds": 0.01}))
-''')
+""")
 
 
 @pytest.fixture
@@ -96,8 +96,11 @@ def _processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace") \
-                    and _alive(int(entry.name)):
+            if (
+                entry.name.isdigit()
+                and text in (entry / "cmdline").read_bytes().decode(errors="replace")
+                and _alive(int(entry.name))
+            ):
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -109,8 +112,11 @@ def _processes_with_env(entry: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and entry.encode() in (proc / "environ").read_bytes().split(b"\0") \
-                    and _alive(int(proc.name)):
+            if (
+                proc.name.isdigit()
+                and entry.encode() in (proc / "environ").read_bytes().split(b"\0")
+                and _alive(int(proc.name))
+            ):
                 found.append(int(proc.name))
         except OSError:
             continue
@@ -124,8 +130,11 @@ def _pids(log: Path) -> list[int]:
 
 def _calls(log: Path) -> list[tuple[int, str, int, bool]]:
     """(pid, network name, parent pid, torch already imported) of every fake verifier call."""
-    return [(int(f[0]), f[1], int(f[2]), f[3] == "1") for f in
-            (line.split() for line in log.read_text().splitlines()) if len(f) == 4]
+    return [
+        (int(f[0]), f[1], int(f[2]), f[3] == "1")
+        for f in (line.split() for line in log.read_text().splitlines())
+        if len(f) == 4
+    ]
 
 
 ISOLATIONS = ["fork", "spawn"]
@@ -136,15 +145,21 @@ ISOLATIONS = ["fork", "spawn"]
 
 def test_read_instances_crlf_blank_gz_and_header(tmp_path):
     p = tmp_path / "instances.csv"
-    p.write_bytes(b"onnx,vnnlib,timeout\r\na.onnx.gz,p.vnnlib,116\r\n\r\n b.onnx , q.vnnlib.gz , 7.5 \r\n")
+    p.write_bytes(
+        b"onnx,vnnlib,timeout\r\na.onnx.gz,p.vnnlib,116\r\n\r\n b.onnx , q.vnnlib.gz , 7.5 \r\n"
+    )
     insts = read_instances(p)
-    assert [(i.onnx, i.vnnlib, i.timeout) for i in insts] == [("a.onnx.gz", "p.vnnlib", 116.0),
-                                                              ("b.onnx", "q.vnnlib.gz", 7.5)]
+    assert [(i.onnx, i.vnnlib, i.timeout) for i in insts] == [
+        ("a.onnx.gz", "p.vnnlib", 116.0),
+        ("b.onnx", "q.vnnlib.gz", 7.5),
+    ]
     assert insts[0].onnx_path == (tmp_path / "a.onnx.gz").resolve()
     assert [i.onnx for i in select(insts, r"q\.vnnlib")] == ["b.onnx"]
 
 
-@pytest.mark.parametrize("text", ["a.onnx,p.vnnlib\n", "a.onnx,p.vnnlib,abc\n", "a.onnx,p.vnnlib,-1\n", "\n"])
+@pytest.mark.parametrize(
+    "text", ["a.onnx,p.vnnlib\n", "a.onnx,p.vnnlib,abc\n", "a.onnx,p.vnnlib,-1\n", "\n"]
+)
 def test_malformed_instances_are_input_errors(tmp_path, text):
     p = tmp_path / "instances.csv"
     p.write_text(text)
@@ -173,13 +188,19 @@ def test_read_expected_matches_ignoring_gz(tmp_path):
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake, isolation):
     command, log = fake
-    csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "crash.onnx", "nojson.onnx", "killed.onnx"])
+    csv_path = _suite(
+        tmp_path / "s", ["sat1.onnx", "unsat1.onnx", "crash.onnx", "nojson.onnx", "killed.onnx"]
+    )
     out = tmp_path / "r.csv"
     outcome = run_bench(BenchOptions(csv_path, out, command=command, isolation=isolation))
     rows = {r.onnx: r for r in read_results(out, require_all=True)}
     assert {k: r.status for k, r in rows.items()} == {
-        "sat1.onnx": "sat", "unsat1.onnx": "unsat", "crash.onnx": "error", "nojson.onnx": "error",
-        "killed.onnx": "error"}
+        "sat1.onnx": "sat",
+        "unsat1.onnx": "unsat",
+        "crash.onnx": "error",
+        "nojson.onnx": "error",
+        "killed.onnx": "error",
+    }
     assert rows["crash.onnx"].message == "Traceback: boom"
     assert "no JSON" in rows["nojson.onnx"].message
     assert rows["killed.onnx"].message == "verifier killed by SIGKILL"
@@ -188,8 +209,12 @@ def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake, isolation):
     assert outcome.ran == 5 and outcome.summary.counts["error"] == 3
     calls = _calls(log)
     assert len(calls) == 5
-    if isolation == "fork":  # all forked by one server (a killed child did not take it down), torch preloaded
-        assert len({ppid for _, _, ppid, _ in calls}) == 1 and os.getpid() not in {c[2] for c in calls}
+    if (
+        isolation == "fork"
+    ):  # all forked by one server (a killed child did not take it down), torch preloaded
+        assert len({ppid for _, _, ppid, _ in calls}) == 1 and os.getpid() not in {
+            c[2] for c in calls
+        }
         assert all(torch for *_, torch in calls)
     else:
         assert all(ppid == os.getpid() and not torch for _, _, ppid, torch in calls)
@@ -220,7 +245,9 @@ def test_hung_instance_times_out_and_leaves_no_process(tmp_path, fake, isolation
     with Launcher(isolation) as launcher:
         server = launcher.server.pid if launcher.server else None
         start = time.monotonic()
-        row = run_job(make_job(hang, 1.0, tmp_path / "files", tmp_path, command, grace=0.5), launcher)
+        row = run_job(
+            make_job(hang, 1.0, tmp_path / "files", tmp_path, command, grace=0.5), launcher
+        )
         assert row.status == "timeout" and "hard timeout" in row.message
         assert time.monotonic() - start < 10
         pids = _pids(log)
@@ -228,10 +255,17 @@ def test_hung_instance_times_out_and_leaves_no_process(tmp_path, fake, isolation
         time.sleep(0.2)
         assert not any(_alive(p) for p in pids)
         # the server outlived its killed child and still forks
-        assert run_job(make_job(unsat, 5.0, tmp_path / "files", tmp_path, command), launcher).status == "unsat"
+        assert (
+            run_job(make_job(unsat, 5.0, tmp_path / "files", tmp_path, command), launcher).status
+            == "unsat"
+        )
         assert launcher.fallback is None
     parents = {c[1]: c[2] for c in _calls(log)}
-    assert parents["hang.onnx"] == parents["unsat1.onnx"] == (server if isolation == "fork" else os.getpid())
+    assert (
+        parents["hang.onnx"]
+        == parents["unsat1.onnx"]
+        == (server if isolation == "fork" else os.getpid())
+    )
     if server is not None:
         assert not _alive(server)  # stopped with the launcher
 
@@ -240,9 +274,13 @@ def test_fork_server_is_single_threaded_and_preloaded():
     with forkserver.ForkServer() as server:
         info = server.info
         assert info["python_threads"] == 1 and info["native_threads"] in (1, None)
-        assert {"torch", "onnx", "highspy", "completeverify.cli", "completeverify.pipeline"} <= set(info["preloaded"])
+        assert {"torch", "onnx", "highspy", "completeverify.cli", "completeverify.pipeline"} <= set(
+            info["preloaded"]
+        )
         assert info["failed"] == []
-        assert info["not_preloaded"] == []  # onnxruntime stays out of the server (native thread at import)
+        assert (
+            info["not_preloaded"] == []
+        )  # onnxruntime stays out of the server (native thread at import)
         pid, files = server.pid, server._tmp
         assert files.is_dir()
     assert not _alive(pid) and not files.exists()
@@ -262,7 +300,10 @@ def test_fork_refused_while_threads_run():
 
 def test_fork_target_only_for_this_interpreter():
     py = sys.executable
-    assert forkserver.fork_target([py, "-m", "completeverify", "verify", "a"]) == (["cli"], ["verify", "a"])
+    assert forkserver.fork_target([py, "-m", "completeverify", "verify", "a"]) == (
+        ["cli"],
+        ["verify", "a"],
+    )
     assert forkserver.fork_target([py, "-m", "pkg.mod", "x"]) == (["module", "pkg.mod"], ["x"])
     assert forkserver.fork_target([py, "s.py", "x"]) == (["script", os.path.abspath("s.py")], ["x"])
     assert forkserver.fork_target([py, "-X", "dev", "s.py"]) is None
@@ -286,10 +327,16 @@ def test_dead_fork_server_falls_back_to_spawn(tmp_path, fake, monkeypatch, caplo
         threading.Thread(target=kill_when_started, args=(server,)).start()
         row = run_job(make_job(slow, 30.0, tmp_path / "files", tmp_path, command), launcher)
         assert row.status == "unsat" and launcher.fallback and "fork server" in launcher.fallback
-        assert run_job(make_job(unsat, 30.0, tmp_path / "files", tmp_path, command), launcher).status == "unsat"
+        assert (
+            run_job(make_job(unsat, 30.0, tmp_path / "files", tmp_path, command), launcher).status
+            == "unsat"
+        )
     calls = _calls(log)
     assert [(name, ppid == server) for _, name, ppid, _ in calls] == [
-        ("slow1.onnx", True), ("slow1.onnx", False), ("unsat1.onnx", False)]  # rerun, then spawn only
+        ("slow1.onnx", True),
+        ("slow1.onnx", False),
+        ("unsat1.onnx", False),
+    ]  # rerun, then spawn only
     assert not any(_alive(p) for p in _pids(log)) and not _alive(server)
     assert any("spawn" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
@@ -302,7 +349,9 @@ def test_fork_server_that_cannot_start_falls_back(tmp_path, fake, monkeypatch):
 
     monkeypatch.setattr(forkserver.ForkServer, "start", broken)
     csv_path = _suite(tmp_path / "s", ["sat1.onnx", "unsat1.onnx"])
-    outcome = run_bench(BenchOptions(csv_path, tmp_path / "r.csv", command=command, isolation="fork"))
+    outcome = run_bench(
+        BenchOptions(csv_path, tmp_path / "r.csv", command=command, isolation="fork")
+    )
     assert [r.status for r in outcome.rows] == ["sat", "unsat"]
     assert all(ppid == os.getpid() for _, _, ppid, _ in _calls(log))
 
@@ -311,7 +360,9 @@ def test_fork_server_that_cannot_start_falls_back(tmp_path, fake, monkeypatch):
 def test_interrupted_pool_kills_running_children(tmp_path, fake, isolation):
     command, log = fake
     csv_path = _suite(tmp_path / "s", ["unsat1.onnx", "hang1.onnx", "hang2.onnx"], timeout=60)
-    jobs = [make_job(i, 60.0, tmp_path / "files", tmp_path, command) for i in read_instances(csv_path)]
+    jobs = [
+        make_job(i, 60.0, tmp_path / "files", tmp_path, command) for i in read_instances(csv_path)
+    ]
     rows = run_pool(jobs, workers=3, isolation=isolation)
     first = next(rows)
     assert first.status == "unsat"
@@ -328,7 +379,9 @@ def test_interrupted_pool_kills_running_children(tmp_path, fake, isolation):
 def test_missing_network_gives_error_row(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
-    (folder / "instances.csv").write_text(f"missing.onnx,{ROOT / 'examples' / 'mlp_sat.vnnlib'},30\n")
+    (folder / "instances.csv").write_text(
+        f"missing.onnx,{ROOT / 'examples' / 'mlp_sat.vnnlib'},30\n"
+    )
     outcome = run_bench(BenchOptions(folder / "instances.csv", tmp_path / "r.csv"))
     (row,) = outcome.rows
     assert row.status == "error" and "missing.onnx" in row.message
@@ -344,8 +397,9 @@ def test_results_writer_rejects_foreign_csv(tmp_path):
     good = tmp_path / "g.csv"
     with ResultsWriter(good) as w:
         w.append(row)
-    assert read_results(good, require_all=True) == [ResultRow("a,b.onnx", "p.vnnlib", 3.0, "unsat", 1.25,
-                                                              "", "multi line, note")]
+    assert read_results(good, require_all=True) == [
+        ResultRow("a,b.onnx", "p.vnnlib", 3.0, "unsat", 1.25, "", "multi line, note")
+    ]
     assert good.read_text().splitlines()[0] == ",".join(COLUMNS)
 
 
@@ -357,8 +411,18 @@ def tiny_sequential(tmp_path_factory):
     """One sequential CLI run over benchmarks/suites/tiny.csv (the default isolation: fork)."""
     folder = tmp_path_factory.mktemp("tiny")
     out = folder / "results.csv"
-    rc = main(["bench", str(TINY), "--out", str(out), "--expected", str(TINY_TRUTH), "--plot",
-               str(folder / "cactus.png")])
+    rc = main(
+        [
+            "bench",
+            str(TINY),
+            "--out",
+            str(out),
+            "--expected",
+            str(TINY_TRUTH),
+            "--plot",
+            str(folder / "cactus.png"),
+        ]
+    )
     return rc, out, folder
 
 
@@ -381,12 +445,28 @@ def test_tiny_suite_sequential_rows(tiny_sequential):
 def test_tiny_spawn_and_fork_give_the_same_table(tiny_sequential, tmp_path, capsys):
     _, fork_out, _ = tiny_sequential
     out = tmp_path / "spawn.csv"
-    assert main(["bench", str(TINY), "--out", str(out), "--isolation", "spawn", "--expected", str(TINY_TRUTH)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(TINY),
+                "--out",
+                str(out),
+                "--isolation",
+                "spawn",
+                "--expected",
+                str(TINY_TRUTH),
+            ]
+        )
+        == 0
+    )
     assert "6 agree, 0 wrong" in capsys.readouterr().out
 
     def table(path):
-        return [(r.onnx, r.vnnlib, r.timeout, r.status, bool(r.counterexample), r.message)
-                for r in read_results(path, require_all=True)]
+        return [
+            (r.onnx, r.vnnlib, r.timeout, r.status, bool(r.counterexample), r.message)
+            for r in read_results(path, require_all=True)
+        ]
 
     assert table(out) == table(fork_out)
     for r in read_results(out):
@@ -416,8 +496,14 @@ def test_tiny_resume_and_wrong_ground_truth_exits_3(tiny_sequential, tmp_path, c
 def test_dask_local_cluster_equals_sequential(tiny_sequential, tmp_path):
     distributed = pytest.importorskip("distributed")
     _, seq_out, _ = tiny_sequential
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
         out = tmp_path / "dask.csv"
         rc = main(["bench", str(TINY), "--out", str(out), "--scheduler", cluster.scheduler_address])
     assert rc == 0
@@ -427,8 +513,18 @@ def test_dask_local_cluster_equals_sequential(tiny_sequential, tmp_path):
 
 
 def test_fork_isolation_on_dask_is_input_error(tmp_path, capsys):
-    rc = main(["bench", str(TINY), "--out", str(tmp_path / "r.csv"), "--scheduler", "tcp://127.0.0.1:1",
-               "--isolation", "fork"])
+    rc = main(
+        [
+            "bench",
+            str(TINY),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--scheduler",
+            "tcp://127.0.0.1:1",
+            "--isolation",
+            "fork",
+        ]
+    )
     assert rc == 2 and "--isolation fork" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
 
@@ -436,8 +532,18 @@ def test_fork_isolation_on_dask_is_input_error(tmp_path, capsys):
 def test_bad_scheduler_address_is_input_error(tmp_path, capsys, monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr("completeverify.bench.runner.CONNECT_TIMEOUT", 1.0)
-    rc = main(["bench", str(TINY), "--out", str(tmp_path / "r.csv"), "--scheduler", "tcp://127.0.0.1:1",
-               "--filter", "mlp2x4_sat"])
+    rc = main(
+        [
+            "bench",
+            str(TINY),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "--scheduler",
+            "tcp://127.0.0.1:1",
+            "--filter",
+            "mlp2x4_sat",
+        ]
+    )
     assert rc == 2 and "scheduler" in capsys.readouterr().err
 
 
@@ -458,8 +564,20 @@ def test_plot_command_overlays_and_checks_labels(tiny_sequential, tmp_path, caps
 def test_vnncomp_test_family_agrees_with_ground_truth(tmp_path, capsys, shared_benchmarks):
     out = tmp_path / "r.csv"
     family = shared_benchmarks / "test"
-    rc = main(["bench", str(family / "instances.csv"), "--out", str(out), "--workers", "2",
-               "--expected", str(family / "ground_truth.csv"), "--timeout-cap", "30"])
+    rc = main(
+        [
+            "bench",
+            str(family / "instances.csv"),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--expected",
+            str(family / "ground_truth.csv"),
+            "--timeout-cap",
+            "30",
+        ]
+    )
     assert rc == 0
     assert "0 wrong" in capsys.readouterr().out
     rows = read_results(out, require_all=True)
@@ -488,9 +606,24 @@ def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path, isolati
 
     out = tmp_path / "r.csv"
     mark = f"CV_BENCH_TEST_MARK={tmp_path}"  # inherited by the runner, the fork server and every verifier
-    argv = [sys.executable, "-m", "completeverify", "bench", str(TINY), "--out", str(out), "--isolation", isolation]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "CV_BENCH_TEST_MARK": str(tmp_path)})
+    argv = [
+        sys.executable,
+        "-m",
+        "completeverify",
+        "bench",
+        str(TINY),
+        "--out",
+        str(out),
+        "--isolation",
+        isolation,
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CV_BENCH_TEST_MARK": str(tmp_path)},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
         time.sleep(0.02)

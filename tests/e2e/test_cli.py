@@ -23,8 +23,12 @@ UNSAT = ROOT / "examples" / "mlp_unsat.vnnlib"
 
 def run(*args, timeout=120):
     """Run the CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "completeverify", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "completeverify", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_verdict_lines_and_result_file(tmp_path):
@@ -67,11 +71,23 @@ def _bad_models(tmp_path: Path) -> dict[str, Path]:
     empty.write_bytes(b"")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])
-    nodes = [helper.make_node("Softmax", ["x"], ["s"], name="soft"), helper.make_node("Exp", ["s"], ["y"], name="ex")]
+    nodes = [
+        helper.make_node("Softmax", ["x"], ["s"], name="soft"),
+        helper.make_node("Exp", ["s"], ["y"], name="ex"),
+    ]
     unsupported = tmp_path / "unsupported.onnx"
-    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
-                                opset_imports=[helper.make_opsetid("", 13)]), unsupported)
-    return {"garbage": garbage, "empty": empty, "unsupported": unsupported, "missing": tmp_path / "nope.onnx"}
+    onnx.save(
+        helper.make_model(
+            helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)]
+        ),
+        unsupported,
+    )
+    return {
+        "garbage": garbage,
+        "empty": empty,
+        "unsupported": unsupported,
+        "missing": tmp_path / "nope.onnx",
+    }
 
 
 @pytest.mark.parametrize("kind", ["garbage", "empty", "unsupported", "missing"])
@@ -83,15 +99,26 @@ def test_bad_network_is_one_line_exit_2(kind, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
     assert "Traceback" not in p.stderr and not res.exists()
     if kind == "unsupported":
-        assert "Softmax" in lines[0] and "soft" in lines[0] and "Exp" in lines[0] and "ex" in lines[0]
+        assert (
+            "Softmax" in lines[0] and "soft" in lines[0] and "Exp" in lines[0] and "ex" in lines[0]
+        )
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("(declare-const X_0 Real)\n(assert (<= X_0 1)", "1:"),  # unbalanced
-    ("".join(f"(declare-const X_{i} Real)\n(assert (<= X_{i} 1))\n(assert (>= X_{i} {2 if i == 3 else 0}))\n"
-             for i in range(5)) + "".join(f"(declare-const Y_{j} Real)\n" for j in range(3))
-     + "(assert (<= Y_0 0))\n", "empty"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("(declare-const X_0 Real)\n(assert (<= X_0 1)", "1:"),  # unbalanced
+        (
+            "".join(
+                f"(declare-const X_{i} Real)\n(assert (<= X_{i} 1))\n(assert (>= X_{i} {2 if i == 3 else 0}))\n"
+                for i in range(5)
+            )
+            + "".join(f"(declare-const Y_{j} Real)\n" for j in range(3))
+            + "(assert (<= Y_0 0))\n",
+            "empty",
+        ),
+    ],
+)
 def test_bad_property_is_one_line_exit_2(text, needle, tmp_path):
     prop = tmp_path / "bad.vnnlib"
     prop.write_text(text)
@@ -104,13 +131,20 @@ def test_bad_property_is_one_line_exit_2(text, needle, tmp_path):
 def test_shape_mismatch_and_bad_options(tmp_path):
     prop = tmp_path / "two.vnnlib"
     shutil.copy(ROOT / "examples" / "mlp_unsat.vnnlib", prop)
-    text = prop.read_text().replace("(declare-const X_4 Real)\n", "").replace(
-        "(assert (>= X_4 -0.5))\n(assert (<= X_4 0.5))\n", "")
+    text = (
+        prop.read_text()
+        .replace("(declare-const X_4 Real)\n", "")
+        .replace("(assert (>= X_4 -0.5))\n(assert (<= X_4 0.5))\n", "")
+    )
     prop.write_text(text)
     p = run("verify", NET, prop)
     assert p.returncode == 2 and "declares 4 input" in p.stderr and "5 inputs" in p.stderr
     p = run("verify", NET, UNSAT, "--timeout", "-3")
-    assert p.returncode == 2 and p.stderr.startswith("error:") and len(p.stderr.strip().splitlines()) == 1
+    assert (
+        p.returncode == 2
+        and p.stderr.startswith("error:")
+        and len(p.stderr.strip().splitlines()) == 1
+    )
     p = run("verify", NET, UNSAT, "--solver", "gurobi")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     p = run("verify", NET, missing := tmp_path / "missing.vnnlib")
@@ -121,9 +155,22 @@ def test_shape_mismatch_and_bad_options(tmp_path):
 
 def test_branch_and_bound_knobs():
     """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit 2."""
-    p = run("verify", NET, UNSAT, "--timeout", 60, "--mode", "relu-split", "--race-milp", "--batch-size", 4)
+    p = run(
+        "verify",
+        NET,
+        UNSAT,
+        "--timeout",
+        60,
+        "--mode",
+        "relu-split",
+        "--race-milp",
+        "--batch-size",
+        4,
+    )
     assert p.returncode == 0 and p.stdout.splitlines()[0] == "unsat", p.stderr
-    p = run("verify", NET, SAT, "--timeout", 60, "--mode", "relu-split", "--race-milp", "--no-attack")
+    p = run(
+        "verify", NET, SAT, "--timeout", 60, "--mode", "relu-split", "--race-milp", "--no-attack"
+    )
     assert p.returncode == 0 and p.stdout.splitlines()[0] == "sat", p.stderr
     p = run("verify", NET, UNSAT, "--batch-size", 0)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1

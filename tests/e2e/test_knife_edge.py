@@ -109,13 +109,16 @@ def test_open_search_keeps_going_until_a_verdict(monkeypatch):
 
     def bogus(enc, *a, **k):
         ans = real(enc, *a, **k)
-        return decide.MilpAnswer(decide.Outcome.CANDIDATE, (lower + upper) / 2, None, -1.0,
-                                 ans.status, ans.seconds)
+        return decide.MilpAnswer(
+            decide.Outcome.CANDIDATE, (lower + upper) / 2, None, -1.0, ans.status, ans.seconds
+        )
 
     monkeypatch.setattr(leaf, "solve_pair", bogus)  # every exact decision goes through the leaf
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 2)))
     prop = vnnlib_text(lower, upper, [(np.array([[1.0, -1.0]]), np.array([t]))])
-    cfg = VerifyConfig(timeout=20, mode="milp", attack=AttackConfig(enabled=False), use_bounds=False)
+    cfg = VerifyConfig(
+        timeout=20, mode="milp", attack=AttackConfig(enabled=False), use_bounds=False
+    )
     r = cv.verify(net, prop, config=cfg)
     assert r.status == cv.Status.UNSAT, r.message
     assert r.stats.get("keep_searching") == 1

@@ -29,7 +29,12 @@ def replay_ok(model: onnx.ModelProto, prop, result) -> bool:
     if not (np.all(flat >= case.lower) and np.all(flat <= case.upper)):
         return False
     name = [i.name for i in model.graph.input][0]
-    y = ReferenceEvaluator(model).run(None, {name: x.astype(np.float32)})[0].astype(np.float64).reshape(-1)
+    y = (
+        ReferenceEvaluator(model)
+        .run(None, {name: x.astype(np.float32)})[0]
+        .astype(np.float64)
+        .reshape(-1)
+    )
     if not np.allclose(y, np.asarray(cex.output, dtype=np.float64).reshape(-1)):
         return False
     return any(np.all(p.C @ y <= p.d) for p in case.polytopes)
@@ -147,8 +152,14 @@ def test_result_object_api():
     assert r.stats["total"] > 0
     d = r.to_dict()
     assert d["status"] == "sat" and d["seconds"] == r.stats["total"]
-    assert d["counterexample"]["input"] == x.tolist() and d["counterexample"]["output"] == y_file.tolist()
-    assert d["counterexample"]["input_shape"] == [1, 5] and d["counterexample"]["output_shape"] == [1, 3]
+    assert (
+        d["counterexample"]["input"] == x.tolist()
+        and d["counterexample"]["output"] == y_file.tolist()
+    )
+    assert d["counterexample"]["input_shape"] == [1, 5] and d["counterexample"]["output_shape"] == [
+        1,
+        3,
+    ]
 
 
 def test_config_validation():
@@ -235,13 +246,19 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
     lower, upper = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
     m = exact_min(layers, lower, upper, [(np.array([[1.0]]), np.zeros(1))])
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 2)))
-    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(np.array([[1.0]]), np.array([m + 0.01]))]), net)
-    config = VerifyConfig(timeout=10, mode=mode, use_bounds=False, attack=AttackConfig(enabled=False))
+    prop = cv.load_vnnlib(
+        vnnlib_text(lower, upper, [(np.array([[1.0]]), np.array([m + 0.01]))]), net
+    )
+    config = VerifyConfig(
+        timeout=10, mode=mode, use_bounds=False, attack=AttackConfig(enabled=False)
+    )
     if mode == "relu-split":
         from completeverify.context import VerifyContext
         from completeverify.verdict import Replayer
 
-        run = VerifyContext(net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng)
+        run = VerifyContext(
+            net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng
+        )
         search = rs._Search(run, 0, [0], run.deadline)
         assert search.exact({}, None, 0) == ("unknown", None)
         assert search.exact({}, {}, 0) == ("unknown", None)

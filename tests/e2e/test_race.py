@@ -99,13 +99,16 @@ def _finish(race: MilpRace) -> MilpRace:
     return race
 
 
-@pytest.mark.parametrize("answers, expected", [
-    (["proven", "proven"], ("proven", None)),
-    (["proven", "cex"], ("cex", "cex-object")),
-    (["proven", "unknown"], None),  # one polytope undecided: the case is not proven
-    (["timeout", "proven"], None),
-    (["raise"], None),  # a failing thread reports nothing, the search goes on
-])
+@pytest.mark.parametrize(
+    "answers, expected",
+    [
+        (["proven", "proven"], ("proven", None)),
+        (["proven", "cex"], ("cex", "cex-object")),
+        (["proven", "unknown"], None),  # one polytope undecided: the case is not proven
+        (["timeout", "proven"], None),
+        (["raise"], None),  # a failing thread reports nothing, the search goes on
+    ],
+)
 def test_race_verdicts(answers, expected):
     race = _finish(MilpRace(_FakeSearch(answers), {}, list(range(len(answers)))).start())
     assert race.verdict() == expected

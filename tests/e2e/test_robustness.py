@@ -57,29 +57,49 @@ def _oracle_radius(layers, c: np.ndarray, k: int, norm: str) -> float:
             for i in range(h_n):  # the pattern
                 lo, hi = (-b1[i], inf) if s[i] else (-inf, -b1[i])
                 h.addRow(lo, hi, n, np.arange(n, dtype=np.int32), w1[i])
-            h.addRow(float(y_b[k] - y_b[j]), inf, n, np.arange(n, dtype=np.int32),
-                     y_a[j] - y_a[k])
+            h.addRow(float(y_b[k] - y_b[j]), inf, n, np.arange(n, dtype=np.int32), y_a[j] - y_a[k])
             if norm == "linf":
                 h.addVar(0.0, inf)
                 h.changeColCost(n, 1.0)
                 for i in range(n):
-                    h.addRow(-inf, float(c[i]), 2, np.array([i, n], dtype=np.int32),
-                             np.array([1.0, -1.0]))
-                    h.addRow(float(c[i]), inf, 2, np.array([i, n], dtype=np.int32),
-                             np.array([1.0, 1.0]))
+                    h.addRow(
+                        -inf,
+                        float(c[i]),
+                        2,
+                        np.array([i, n], dtype=np.int32),
+                        np.array([1.0, -1.0]),
+                    )
+                    h.addRow(
+                        float(c[i]), inf, 2, np.array([i, n], dtype=np.int32), np.array([1.0, 1.0])
+                    )
             elif norm == "l1":
                 for i in range(n):
                     h.addVar(0.0, inf)
                     h.changeColCost(n + i, 1.0)
-                    h.addRow(-inf, float(c[i]), 2, np.array([i, n + i], dtype=np.int32),
-                             np.array([1.0, -1.0]))
-                    h.addRow(float(c[i]), inf, 2, np.array([i, n + i], dtype=np.int32),
-                             np.array([1.0, 1.0]))
+                    h.addRow(
+                        -inf,
+                        float(c[i]),
+                        2,
+                        np.array([i, n + i], dtype=np.int32),
+                        np.array([1.0, -1.0]),
+                    )
+                    h.addRow(
+                        float(c[i]),
+                        inf,
+                        2,
+                        np.array([i, n + i], dtype=np.int32),
+                        np.array([1.0, 1.0]),
+                    )
             elif norm == "l2":
                 h.changeColsCost(n, np.arange(n, dtype=np.int32), -2.0 * c)
-                h.passHessian(n, n, highspy.HessianFormat.kTriangular,
-                              np.arange(n + 1, dtype=np.int32), np.arange(n, dtype=np.int32),
-                              np.full(n, 2.0))
+                h.passHessian(
+                    n,
+                    n,
+                    highspy.HessianFormat.kTriangular,
+                    np.arange(n + 1, dtype=np.int32),
+                    np.arange(n, dtype=np.int32),
+                    np.full(n, 2.0),
+                )
             h.run()
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 continue
@@ -176,8 +196,12 @@ def test_lower_bound_never_above_sampled_adversarial_distances(norm):
     pts = np.clip(x + rng.normal(size=(4000, x.size)) * rng.uniform(0, 0.5, (4000, 1)), 0, 1)
     ys = np.stack([forward_np(layers, p) for p in pts])
     adv = np.max(np.delete(ys, k, axis=1), axis=1) >= ys[:, k]
-    dist = {"linf": lambda d: np.abs(d).max(1), "l1": lambda d: np.abs(d).sum(1),
-            "l2": lambda d: np.sqrt((d * d).sum(1)), "l0": lambda d: (d != 0).sum(1)}[norm]
+    dist = {
+        "linf": lambda d: np.abs(d).max(1),
+        "l1": lambda d: np.abs(d).sum(1),
+        "l2": lambda d: np.sqrt((d * d).sum(1)),
+        "l0": lambda d: (d != 0).sum(1),
+    }[norm]
     if adv.any():
         assert res.lower <= dist(pts[adv] - x).min() + 1e-9
 
@@ -207,7 +231,9 @@ def _sample_ball(rng, ball: Ball, m: int) -> np.ndarray:
         pts = np.repeat(ball.center[None], m, 0)
         for p in pts:
             idx = rng.choice(n, ball.k, replace=False)
-            p[idx] = rng.choice([0.0, 1.0, 0.5], ball.k) if rng.random() < 0.5 else rng.random(ball.k)
+            p[idx] = (
+                rng.choice([0.0, 1.0, 0.5], ball.k) if rng.random() < 0.5 else rng.random(ball.k)
+            )
         return pts
     d = rng.normal(size=(m, n)) if ball.norm != "l1" else rng.laplace(size=(m, n))
     if ball.norm == "linf":
@@ -239,12 +265,23 @@ def _exact_set_min(a: np.ndarray, ball: Ball) -> float:
         eye = np.eye(n)
         a_ub = np.block([[eye, -eye], [-eye, -eye], [np.zeros((1, n)), np.ones((1, n))]])
         b_ub = np.r_[c, -c, ball.eps]
-        res = linprog(np.r_[a, np.zeros(n)], A_ub=a_ub, b_ub=b_ub,
-                      bounds=[(0, 1)] * n + [(0, None)] * n, method="highs")
+        res = linprog(
+            np.r_[a, np.zeros(n)],
+            A_ub=a_ub,
+            b_ub=b_ub,
+            bounds=[(0, 1)] * n + [(0, None)] * n,
+            method="highs",
+        )
         return res.fun
-    cons = {"type": "ineq", "fun": lambda x: ball.eps ** 2 - (x - c) @ (x - c)}
-    res = minimize(lambda x: a @ x, c, bounds=[(0, 1)] * n, constraints=[cons], method="SLSQP",
-                   options={"ftol": 1e-12, "maxiter": 500})
+    cons = {"type": "ineq", "fun": lambda x: ball.eps**2 - (x - c) @ (x - c)}
+    res = minimize(
+        lambda x: a @ x,
+        c,
+        bounds=[(0, 1)] * n,
+        constraints=[cons],
+        method="SLSQP",
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
     return res.fun
 
 
@@ -268,10 +305,18 @@ def test_qp_solve_and_its_rigorous_bound():
     from completeverify.solvers import MilpProgram, SolveStatus, get_solver
 
     # min x^2 + y^2 - 2x  s.t. x + y >= 2 on [-5, 5]^2: optimum at (1.5, 0.5), value -0.5
-    p = MilpProgram(c=np.array([-2.0, 0.0]), col_lower=-5 * np.ones(2), col_upper=5 * np.ones(2),
-                    A_rows=np.array([0, 0]), A_cols=np.array([0, 1]), A_vals=np.ones(2),
-                    row_lower=np.array([2.0]), row_upper=np.array([np.inf]),
-                    integrality=np.zeros(2, bool), hessian_diag=np.array([2.0, 2.0]))
+    p = MilpProgram(
+        c=np.array([-2.0, 0.0]),
+        col_lower=-5 * np.ones(2),
+        col_upper=5 * np.ones(2),
+        A_rows=np.array([0, 0]),
+        A_cols=np.array([0, 1]),
+        A_vals=np.ones(2),
+        row_lower=np.array([2.0]),
+        row_upper=np.array([np.inf]),
+        integrality=np.zeros(2, bool),
+        hessian_diag=np.array([2.0, 2.0]),
+    )
     res = get_solver("highs").solve(p)
     assert res.status == SolveStatus.OPTIMAL
     assert np.allclose(res.x, [1.5, 0.5], atol=1e-6) and abs(res.objective + 0.5) < 1e-7
@@ -286,8 +331,16 @@ def test_certify_accuracies_are_ordered_and_curves_written(tmp_path):
     xs = rng.uniform(0.1, 0.9, (6, 6))
     ys = np.array([int(np.argmax(forward_np(layers, x))) for x in xs])
     ys[0] = (ys[0] + 1) % 3  # one wrong prediction
-    rep = cv.certify(model, xs, ys, eps=[0.01, 0.1, 0.3], norm="linf", timeout_per_input=20,
-                     radius=True, domain=DOMAIN)
+    rep = cv.certify(
+        model,
+        xs,
+        ys,
+        eps=[0.01, 0.1, 0.3],
+        norm="linf",
+        timeout_per_input=20,
+        radius=True,
+        domain=DOMAIN,
+    )
     assert rep.clean_accuracy == pytest.approx(5 / 6)
     for e in rep.eps:
         assert rep.certified_accuracy[e] <= rep.pgd_accuracy[e] <= rep.clean_accuracy
@@ -319,8 +372,13 @@ def _cli(*args, timeout=300):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "completeverify", *map(str, args)],
-                          check=False, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "completeverify", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
@@ -333,8 +391,22 @@ def test_cli_radius_and_certify_on_builtin_digits(tmp_path):
     x, y, _, _ = load_data("digits", limit=1)
     np.save(tmp_path / "x.npy", x[0].reshape(1, 64).astype(np.float32))
     adv = tmp_path / "adv.npy"
-    p = _cli("radius", net, "--input", tmp_path / "x.npy", "--norm", "linf", "--domain", 0, 1,
-             "--timeout", 20, "--save-adversarial", adv, "--json")
+    p = _cli(
+        "radius",
+        net,
+        "--input",
+        tmp_path / "x.npy",
+        "--norm",
+        "linf",
+        "--domain",
+        0,
+        1,
+        "--timeout",
+        20,
+        "--save-adversarial",
+        adv,
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     import json
 
@@ -342,8 +414,22 @@ def test_cli_radius_and_certify_on_builtin_digits(tmp_path):
     assert out["lower"] <= out["upper"]
     assert _replays(__import__("onnx").load(str(net)), np.load(adv), int(y[0]))
     csv = tmp_path / "c.csv"
-    args = ("certify", net, "digits", "--limit", 2, "--eps", "0.01,0.05", "--timeout-per-input",
-            5, "--out", csv, "--plot", tmp_path / "p", "--no-progress")
+    args = (
+        "certify",
+        net,
+        "digits",
+        "--limit",
+        2,
+        "--eps",
+        "0.01,0.05",
+        "--timeout-per-input",
+        5,
+        "--out",
+        csv,
+        "--plot",
+        tmp_path / "p",
+        "--no-progress",
+    )
     p = _cli(*args)
     assert p.returncode == 0, p.stderr
     assert "AURC" in p.stdout and (tmp_path / "p_risk_coverage.png").exists()
@@ -364,14 +450,51 @@ def test_cli_in_process_radius_and_certify(tmp_path, capsys):
     net = tmp_path / "net.onnx"
     net.write_bytes(model.SerializeToString())
     np.save(tmp_path / "x.npy", x)
-    assert main(["radius", str(net), "--input", str(tmp_path / "x.npy"), "--norm", "l1",
-                 "--domain", "0", "1", "--timeout", "20"]) == 0
+    assert (
+        main(
+            [
+                "radius",
+                str(net),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "--norm",
+                "l1",
+                "--domain",
+                "0",
+                "1",
+                "--timeout",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert "exact l1 radius" in capsys.readouterr().out
     xs = np.random.default_rng(0).uniform(0.1, 0.9, (3, 6))
     np.savez(tmp_path / "d.npz", x=xs, y=np.array([0, 1, 2]))
-    assert main(["certify", str(net), str(tmp_path / "d.npz"), "--eps", "0.05,0.2", "--norm",
-                 "l2", "--domain", "0", "1", "--timeout-per-input", "10", "--out",
-                 str(tmp_path / "c.csv"), "--plot", str(tmp_path / "p"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "certify",
+                str(net),
+                str(tmp_path / "d.npz"),
+                "--eps",
+                "0.05,0.2",
+                "--norm",
+                "l2",
+                "--domain",
+                "0",
+                "1",
+                "--timeout-per-input",
+                "10",
+                "--out",
+                str(tmp_path / "c.csv"),
+                "--plot",
+                str(tmp_path / "p"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "AURC" in out and (tmp_path / "p_accuracy_radius.png").exists()
     assert (tmp_path / "p_risk_coverage.csv").read_text().startswith("radius,coverage,risk")

@@ -18,8 +18,10 @@ from completeverify.config import AttackConfig, BabConfig, VerifyConfig
 
 from nets import vnnlib_text
 
-ACTS = {"sigmoid": ("Sigmoid", lambda z: 1 / (1 + np.exp(-z)), 0.25),
-        "tanh": ("Tanh", np.tanh, 1.0)}
+ACTS = {
+    "sigmoid": ("Sigmoid", lambda z: 1 / (1 + np.exp(-z)), 0.25),
+    "tanh": ("Tanh", np.tanh, 1.0),
+}
 
 
 def smooth_net(rng: np.random.Generator, sizes: list[int], act: str, scale: float = 2.5):
@@ -37,8 +39,10 @@ def smooth_onnx(layers, act: str) -> onnx.ModelProto:
     """Gemm + activation per hidden layer, a final Gemm; input (1, n)."""
     nodes, inits, cur = [], [], "x"
     for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"W{i}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"B{i}")]
+        inits += [
+            numpy_helper.from_array(w.astype(np.float32), f"W{i}"),
+            numpy_helper.from_array(b.astype(np.float32), f"B{i}"),
+        ]
         last = i == len(layers) - 1
         out = "y" if last else f"z{i}"
         nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], [out], transB=1))
@@ -85,13 +89,16 @@ def root_lb(net, lower, upper, c, t) -> float:
     hi = torch.as_tensor(upper)[None]
     C = torch.as_tensor(c)[None, None]
     c0 = torch.tensor([[-t]])
-    return max(float(eng.compute(lo, hi, C, c0, method=m).lb) for m in ("ibp", "crown", "alpha-crown"))
+    return max(
+        float(eng.compute(lo, hi, C, c0, method=m).lb) for m in ("ibp", "crown", "alpha-crown")
+    )
 
 
 def _config(mode: str = "auto", attack: bool = False, timeout: float = 20.0) -> VerifyConfig:
     """A config for the smooth search (PGD off unless asked: the search itself must decide)."""
-    return VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack),
-                        bab=BabConfig(smooth_branching=mode))
+    return VerifyConfig(
+        timeout=timeout, attack=AttackConfig(enabled=attack), bab=BabConfig(smooth_branching=mode)
+    )
 
 
 def _prop(lower, upper, c, t) -> str:

@@ -71,8 +71,10 @@ def model(nodes, inits=(), inputs=None, outputs=None, opset=13, ir=8) -> onnx.Mo
 def gemm_model(weight=None, name="W") -> onnx.ModelProto:
     """x (1, 5) -> Gemm(W (3, 5), transB) -> y (1, 3)."""
     w = np.full((3, 5), 0.1, np.float32) if weight is None else weight
-    return model([helper.make_node("Gemm", ["x", name], ["y"], transB=1, name="gemm")],
-                 [numpy_helper.from_array(w, name)])
+    return model(
+        [helper.make_node("Gemm", ["x", name], ["y"], transB=1, name="gemm")],
+        [numpy_helper.from_array(w, name)],
+    )
 
 
 def save(tmp_path: Path, m: onnx.ModelProto | bytes, name="net.onnx") -> Path:
@@ -131,7 +133,9 @@ def test_gzip_bombs(capsys, tmp_path):
 
 def test_gzip_that_is_fine_still_works(capsys, tmp_path):
     net = save(tmp_path, gzip.compress(NET.read_bytes()), "net.onnx.gz")
-    assert verdict(capsys, net, prop_file(tmp_path, gzip.compress(SAT.read_bytes()), "p.gz")) == "sat"
+    assert (
+        verdict(capsys, net, prop_file(tmp_path, gzip.compress(SAT.read_bytes()), "p.gz")) == "sat"
+    )
 
 
 # ---------------------------------------------------------------------------- external data
@@ -140,8 +144,14 @@ def external_model(tmp_path: Path, location: str, length: int | None = None) -> 
     m = onnx.load(NET)
     folder = tmp_path / "model"
     folder.mkdir(exist_ok=True)
-    onnx.save_model(m, folder / "net.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        m,
+        folder / "net.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     saved = onnx.load(folder / "net.onnx", load_external_data=False)
     for t in saved.graph.initializer:
         for entry in t.external_data:
@@ -204,8 +214,13 @@ def test_huge_initializer_dims_without_data(capsys, tmp_path):
 
 def test_constant_of_shape_of_1e12_elements(capsys, tmp_path):
     shape = numpy_helper.from_array(np.array([10**6, 10**6], np.int64), "s")
-    m = model([helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos"),
-               helper.make_node("Add", ["x", "c"], ["y"], name="add")], [shape])
+    m = model(
+        [
+            helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos"),
+            helper.make_node("Add", ["x", "c"], ["y"], name="add"),
+        ],
+        [shape],
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "1000000000000 elements")
 
 
@@ -217,10 +232,17 @@ def test_huge_input_dims(capsys, tmp_path, dims):
 
 
 def test_expand_of_a_constant_is_bounded(capsys, tmp_path):
-    inits = [numpy_helper.from_array(np.array([10**5, 10**5], np.int64), "s"),
-             numpy_helper.from_array(np.ones(1, np.float32), "one")]
-    m = model([helper.make_node("Expand", ["one", "s"], ["c"], name="expand"),
-               helper.make_node("Add", ["x", "c"], ["y"], name="add")], inits)
+    inits = [
+        numpy_helper.from_array(np.array([10**5, 10**5], np.int64), "s"),
+        numpy_helper.from_array(np.ones(1, np.float32), "one"),
+    ]
+    m = model(
+        [
+            helper.make_node("Expand", ["one", "s"], ["c"], name="expand"),
+            helper.make_node("Add", ["x", "c"], ["y"], name="add"),
+        ],
+        inits,
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "10000000000 elements")
 
 
@@ -230,30 +252,40 @@ def test_two_inputs_and_two_outputs(capsys, tmp_path):
     m = model([helper.make_node("Add", ["x", "z"], ["y"])], inputs=xs)
     refused(capsys, save(tmp_path, m), UNSAT, "exactly one network input, found 2")
     ys = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 5]) for n in ("y", "w")]
-    m = model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["w"])],
-              outputs=ys)
+    m = model(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["w"])], outputs=ys
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "exactly one network output, found 2")
 
 
 def test_dynamic_feature_dimension(capsys, tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])
-    refused(capsys, save(tmp_path, model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x])),
-            UNSAT, "not static")
+    refused(
+        capsys,
+        save(tmp_path, model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x])),
+        UNSAT,
+        "not static",
+    )
 
 
 def test_output_that_ignores_the_input(capsys, tmp_path):
     c = numpy_helper.from_array(np.ones((1, 3), np.float32), "c")
-    m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["c"], ["y"])],
-              [c])
+    m = model(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["c"], ["y"])], [c]
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "does not depend on the input")
 
 
 def test_dangling_input_and_cycle(capsys, tmp_path):
     m = model([helper.make_node("Add", ["x", "ghost"], ["y"], name="add")])
     refused(capsys, save(tmp_path, m), UNSAT, "input 'ghost' is not produced")
-    m = model([helper.make_node("Add", ["x", "b"], ["a"], name="n1"),
-               helper.make_node("Relu", ["a"], ["b"], name="n2"),
-               helper.make_node("Relu", ["a"], ["y"], name="n3")])
+    m = model(
+        [
+            helper.make_node("Add", ["x", "b"], ["a"], name="n1"),
+            helper.make_node("Relu", ["a"], ["b"], name="n2"),
+            helper.make_node("Relu", ["a"], ["y"], name="n3"),
+        ]
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "a cycle ('n1' -> 'n2' -> 'n1')")
 
 
@@ -273,11 +305,21 @@ def test_truncated_model_file(capsys, tmp_path):
 
 
 def test_if_subgraph(capsys, tmp_path):
-    branch = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "b", [],
-                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 5])])
+    branch = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["t"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 5])],
+    )
     cond = numpy_helper.from_array(np.array(True), "cond")
-    m = model([helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch,
-                                name="if")], [cond])
+    m = model(
+        [
+            helper.make_node(
+                "If", ["cond"], ["y"], then_branch=branch, else_branch=branch, name="if"
+            )
+        ],
+        [cond],
+    )
     refused(capsys, save(tmp_path, m), UNSAT, "If")
 
 
@@ -315,8 +357,12 @@ def test_opset_99_and_int64_input(capsys, tmp_path):
     m = model([helper.make_node("Relu", ["x"], ["y"])], opset=99)
     refused(capsys, save(tmp_path, m), UNSAT, "opset 99 is not supported")
     x = helper.make_tensor_value_info("x", TensorProto.INT64, [1, 5])
-    refused(capsys, save(tmp_path, model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x])),
-            UNSAT, "must be float32 or float64")
+    refused(
+        capsys,
+        save(tmp_path, model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x])),
+        UNSAT,
+        "must be float32 or float64",
+    )
 
 
 # ----------------------------------------------------------------------- properties: structure
@@ -336,15 +382,22 @@ def test_50_mb_property(capsys, tmp_path):
     refused(capsys, NET, prop_file(tmp_path, big), "over the limit")
 
 
-@pytest.mark.parametrize("text,needle", (
-    (DECL + BOX + "(assert (<= Y_7 0))\n", "undeclared variable 'Y_7'"),
-    (DECL.replace("X_1 ", "X_9 ") + BOX.replace("X_1 ", "X_9 ") + UNSAFE, "X_1 is missing"),
-    (DECL + "(declare-const X_5 Real)\n" + BOX + UNSAFE, "declares 6 input"),
-    (DECL.replace("(declare-const X_4 Real)\n", "") + BOX.split("(assert (>= X_4")[0] + UNSAFE,
-     "declares 4 input"),
-    (DECL + BOX.replace("(assert (>= X_3 -0.5))\n", "") + UNSAFE, "X_3 has no lower bound"),
-    (DECL + BOX + "(assert (>= X_2 0.7))\n" + UNSAFE, "empty input box"),
-))
+@pytest.mark.parametrize(
+    "text,needle",
+    (
+        (DECL + BOX + "(assert (<= Y_7 0))\n", "undeclared variable 'Y_7'"),
+        (DECL.replace("X_1 ", "X_9 ") + BOX.replace("X_1 ", "X_9 ") + UNSAFE, "X_1 is missing"),
+        (DECL + "(declare-const X_5 Real)\n" + BOX + UNSAFE, "declares 6 input"),
+        (
+            DECL.replace("(declare-const X_4 Real)\n", "")
+            + BOX.split("(assert (>= X_4")[0]
+            + UNSAFE,
+            "declares 4 input",
+        ),
+        (DECL + BOX.replace("(assert (>= X_3 -0.5))\n", "") + UNSAFE, "X_3 has no lower bound"),
+        (DECL + BOX + "(assert (>= X_2 0.7))\n" + UNSAFE, "empty input box"),
+    ),
+)
 def test_bad_property_structure(capsys, tmp_path, text, needle):
     refused(capsys, NET, prop_file(tmp_path, text), needle)
 
@@ -361,22 +414,30 @@ def test_disjunctive_input_boxes(capsys, tmp_path):
 
 
 # ------------------------------------------------------------------- properties: literals, text
-@pytest.mark.parametrize("literal,needle", (
-    ("NaN", "'NaN' is not a finite number"), ("inf", "'inf' is not a finite number"),
-    ("-inf", "not a finite number"), ("1e400", "out of float64 range"),
-    ("#x1F", "hexadecimal"),
-))
+@pytest.mark.parametrize(
+    "literal,needle",
+    (
+        ("NaN", "'NaN' is not a finite number"),
+        ("inf", "'inf' is not a finite number"),
+        ("-inf", "not a finite number"),
+        ("1e400", "out of float64 range"),
+        ("#x1F", "hexadecimal"),
+    ),
+)
 def test_bad_literals(capsys, tmp_path, literal, needle):
     text = DECL + BOX.replace("0.5))\n(assert (>= X_1", f"{literal}))\n(assert (>= X_1", 1) + UNSAFE
     refused(capsys, NET, prop_file(tmp_path, text), needle)
 
 
-@pytest.mark.parametrize("transform", (
-    lambda t: t.replace("0.939398", "9.39398e-1"),  # scientific notation
-    lambda t: "; a comment\n" + t.replace("\n", " ; trailing\n"),  # comments
-    lambda t: t.replace("\n", "\r\n"),  # CRLF
-    lambda t: "\ufeff" + t,  # byte-order mark
-))
+@pytest.mark.parametrize(
+    "transform",
+    (
+        lambda t: t.replace("0.939398", "9.39398e-1"),  # scientific notation
+        lambda t: "; a comment\n" + t.replace("\n", " ; trailing\n"),  # comments
+        lambda t: t.replace("\n", "\r\n"),  # CRLF
+        lambda t: "\ufeff" + t,  # byte-order mark
+    ),
+)
 def test_text_variants_that_must_work(capsys, tmp_path, transform):
     for src, expected in ((SAT, "sat"), (UNSAT, "unsat")):
         text = transform(src.read_text().replace("0.839398", "8.39398e-1"))
@@ -389,16 +450,19 @@ def test_latin1_comment_must_work(capsys, tmp_path):
 
 
 # ---------------------------------------------------------- properties: declarations, formulas
-@pytest.mark.parametrize("text,needle", (
-    (DECL.replace("X_0 Real", "X_0 Int") + BOX + UNSAFE, "unsupported sort 'Int'"),
-    (DECL.replace("Y_2 Real", "Y_2 Bool") + BOX + UNSAFE, "unsupported sort 'Bool'"),
-    (DECL, "no assertions"),
-    (DECL + BOX + "(assert (<= Y_0 Y_1)\n", "unbalanced parenthesis"),
-    (DECL + BOX + "(assert (<= Y_0 Y_1)))\n", "unbalanced parenthesis"),
-    (DECL + "(declare-const X_0 Real)\n" + BOX + UNSAFE, "declared twice"),
-    (DECL + BOX + "(assert (<= X_0 Y_1))\n", "must not mix"),
-    (DECL + BOX + "(assert (<= (* Y_0 Y_1) 1))\n", "nonlinear"),
-))
+@pytest.mark.parametrize(
+    "text,needle",
+    (
+        (DECL.replace("X_0 Real", "X_0 Int") + BOX + UNSAFE, "unsupported sort 'Int'"),
+        (DECL.replace("Y_2 Real", "Y_2 Bool") + BOX + UNSAFE, "unsupported sort 'Bool'"),
+        (DECL, "no assertions"),
+        (DECL + BOX + "(assert (<= Y_0 Y_1)\n", "unbalanced parenthesis"),
+        (DECL + BOX + "(assert (<= Y_0 Y_1)))\n", "unbalanced parenthesis"),
+        (DECL + "(declare-const X_0 Real)\n" + BOX + UNSAFE, "declared twice"),
+        (DECL + BOX + "(assert (<= X_0 Y_1))\n", "must not mix"),
+        (DECL + BOX + "(assert (<= (* Y_0 Y_1) 1))\n", "nonlinear"),
+    ),
+)
 def test_bad_declarations_and_formulas(capsys, tmp_path, text, needle):
     refused(capsys, NET, prop_file(tmp_path, text), needle)
 
@@ -424,8 +488,15 @@ def test_expansion_fails_in_milliseconds():
 
 
 # --------------------------------------------------------------------------------- options
-@pytest.mark.parametrize("value,needle", (("nan", "must be positive"), ("-1", "must be positive"),
-                                          ("0", "must be positive"), ("soon", "not a number")))
+@pytest.mark.parametrize(
+    "value,needle",
+    (
+        ("nan", "must be positive"),
+        ("-1", "must be positive"),
+        ("0", "must be positive"),
+        ("soon", "not a number"),
+    ),
+)
 def test_bad_timeouts(capsys, value, needle):
     code, _out, err = cli(capsys, NET, UNSAT, "--timeout", value)
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err

@@ -21,13 +21,20 @@ SCRIPTS = ROOT / "benchmarks" / "vnncomp"
 NET = ROOT / "examples" / "mlp.onnx"
 SAT = ROOT / "examples" / "mlp_sat.vnnlib"
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None,
-                                reason="needs bash and setsid")
+pytestmark = pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("setsid") is None, reason="needs bash and setsid"
+)
 
 
 def _script(name: str, *args, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPTS / name), *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        ["bash", str(SCRIPTS / name), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
@@ -39,8 +46,18 @@ def _env(tmp_path: Path, **extra: str) -> dict:
 
 def _leftover(tag: str) -> subprocess.Popen:
     """A process that looks like a verifier of this tool (its own process group)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "completeverify",
-                             "verify", tag], start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+            "-m",
+            "completeverify",
+            "verify",
+            tag,
+        ],
+        start_new_session=True,
+    )
 
 
 def test_three_scripts_end_to_end(tmp_path):
@@ -52,7 +69,9 @@ def test_three_scripts_end_to_end(tmp_path):
     pids = tmp_path / "pids"
     pids.mkdir()
     ours = _leftover("stale")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
     try:
         (pids / f"{ours.pid}.pid").write_text(f"{ours.pid}\n")
         (pids / f"{other.pid}.pid").write_text(f"{other.pid}\n")  # not a verifier: left alone
@@ -75,8 +94,11 @@ def test_three_scripts_end_to_end(tmp_path):
     assert text.startswith("sat\n((X_0 ")
     values = dict(line.strip("() \n").split() for line in text.splitlines()[1:])
     x = np.array([float(values[f"X_{i}"]) for i in range(5)], dtype=np.float32).reshape(1, 5)
-    y = ort.InferenceSession(onnx.load(NET).SerializeToString(),
-                             providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(-1)
+    y = (
+        ort.InferenceSession(onnx.load(NET).SerializeToString(), providers=["CPUExecutionProvider"])
+        .run(None, {"x": x})[0]
+        .reshape(-1)
+    )
     assert y[0] - y[1] <= 0.939398  # the counterexample is one, in the judge's runtime
     assert not list(pids.iterdir())  # the pid file is gone once the verifier ended
 
@@ -113,8 +135,11 @@ def test_install_tool_makes_its_own_venv_once(tmp_path):
     """A fresh venv (seeing the system's torch, so nothing large is downloaded), then a no-op rerun."""
     env = dict(os.environ)
     env.pop("COMPLETEVERIFY_PYTHON", None)
-    env.update(COMPLETEVERIFY_VENV=str(tmp_path / "venv"), BASE_PYTHON=sys.executable,
-               COMPLETEVERIFY_VENV_ARGS="--system-site-packages")
+    env.update(
+        COMPLETEVERIFY_VENV=str(tmp_path / "venv"),
+        BASE_PYTHON=sys.executable,
+        COMPLETEVERIFY_VENV_ARGS="--system-site-packages",
+    )
     p = _script("install_tool.sh", "v1", env=env, timeout=900)
     assert p.returncode == 0, p.stdout + p.stderr
     assert (tmp_path / "venv" / "bin" / "python").exists()

@@ -63,16 +63,37 @@ def _overshoot(hard, tmp_path: Path, solver: str, mode: str) -> None:
     result = tmp_path / "result.txt"
     env = dict(os.environ, TMPDIR=str(tmp))
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "completeverify", "verify", str(net), str(prop),
-                           "--timeout", str(TIMEOUT_S), "--solver", solver, "--mode", mode,
-                           "--result-file", str(result)],
-                          check=False, capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "completeverify",
+            "verify",
+            str(net),
+            str(prop),
+            "--timeout",
+            str(TIMEOUT_S),
+            "--solver",
+            solver,
+            "--mode",
+            mode,
+            "--result-file",
+            str(result),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     answer = proc.stdout.strip().splitlines()[0]
     assert answer in ("timeout", "sat"), proc.stdout  # sat only with a replayed counterexample
     assert result.read_text().splitlines()[0] == answer
-    assert elapsed <= TIMEOUT_S + OVERSHOOT_S, f"{solver}/{mode}: ended {elapsed - TIMEOUT_S:.2f} s late"
+    assert elapsed <= TIMEOUT_S + OVERSHOOT_S, (
+        f"{solver}/{mode}: ended {elapsed - TIMEOUT_S:.2f} s late"
+    )
     time.sleep(0.2)
     assert _leftovers(tmp) == ([], []), "solver processes or temporary folders survived"
 

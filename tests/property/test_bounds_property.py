@@ -39,7 +39,9 @@ def test_bounds_contain_sampled_outputs(case):
     x = lo + rng.uniform(size=(200, len(lo))) * (hi - lo)
     x[:4] = np.where(rng.uniform(size=(4, len(lo))) < 0.5, lo, hi)  # some vertices
     cy = np.stack([forward_np(layers, xi) for xi in x]) @ C.T
-    results = {m: net.compute_bounds(lo, hi, method=m, C=C) for m in ("ibp", "crown", "alpha-crown")}
+    results = {
+        m: net.compute_bounds(lo, hi, method=m, C=C) for m in ("ibp", "crown", "alpha-crown")
+    }
     for res in results.values():
         assert (res.lb <= res.ub + 1e-9).all()
         assert (cy >= res.lb - TOL).all() and (cy <= res.ub + TOL).all()

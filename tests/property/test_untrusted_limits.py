@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import contextlib, gzip, io, json, resource, sys, tempfile, time
     from pathlib import Path
     import numpy as np
@@ -58,15 +58,20 @@ SCRIPT = textwrap.dedent('''
         report[name] = [code, time.monotonic() - start, err.getvalue().strip()]
     report["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(report))
-''')
+""")
 
 
 def test_resource_cases_in_one_process_under_1_gib():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(root)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     peak = report.pop("peak_mib")

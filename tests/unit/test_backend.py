@@ -174,8 +174,9 @@ def _resnet() -> torch.nn.Module:
 def test_cnn_with_residual_block_from_onnx_export():
     module = _resnet()
     buf = io.BytesIO()
-    torch.onnx.export(module, (torch.zeros(1, 1, 5, 5),), buf, dynamo=False, input_names=["x"],
-                      output_names=["y"])
+    torch.onnx.export(
+        module, (torch.zeros(1, 1, 5, 5),), buf, dynamo=False, input_names=["x"], output_names=["y"]
+    )
     model = onnx.load_from_string(buf.getvalue())
     net = cv.BoundedNetwork(model)
     rng = np.random.default_rng(10)

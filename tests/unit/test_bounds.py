@@ -30,8 +30,9 @@ def _export(model: nn.Module, shape: tuple[int, ...], fold: bool = True):
     """Export a torch module to ONNX (legacy exporter) and load it as a Graph."""
     model = model.eval()
     buf = io.BytesIO()
-    torch.onnx.export(model, (torch.zeros(*shape),), buf, dynamo=False, opset_version=13,
-                      do_constant_folding=fold)
+    torch.onnx.export(
+        model, (torch.zeros(*shape),), buf, dynamo=False, opset_version=13, do_constant_folding=fold
+    )
     return load_onnx(buf.getvalue())
 
 
@@ -71,10 +72,10 @@ class ConvNet(nn.Module):
             self.bn.weight.uniform_(0.5, 1.5)
 
     def forward(self, x):
-        x = torch.relu(self.bn(self.c1(x)))          # (4, 5, 5)
-        x = torch.relu(self.c2(self.pad(x)))         # (4, 4, 4)
-        x = self.mp(x)                               # (4, 3, 3)
-        x = self.ap(x)                               # (4, 2, 2)
+        x = torch.relu(self.bn(self.c1(x)))  # (4, 5, 5)
+        x = torch.relu(self.c2(self.pad(x)))  # (4, 4, 4)
+        x = self.mp(x)  # (4, 3, 3)
+        x = self.ap(x)  # (4, 2, 2)
         x = torch.flatten(x, 1)
         x = torch.tanh(self.f1(x))
         x = torch.sigmoid(self.f2(x))
@@ -86,7 +87,12 @@ class ResNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.f1, self.f2, self.f3, self.f4 = nn.Linear(6, 8), nn.Linear(8, 6), nn.Linear(6, 4), nn.Linear(10, 3)
+        self.f1, self.f2, self.f3, self.f4 = (
+            nn.Linear(6, 8),
+            nn.Linear(8, 6),
+            nn.Linear(6, 4),
+            nn.Linear(10, 3),
+        )
         self.s = nn.Parameter(torch.linspace(-1.5, 2.0, 6))
 
     def forward(self, x):
@@ -107,8 +113,8 @@ class StridedConvNet(nn.Module):
         self.f = nn.Linear(4 * 2 * 2, 2)
 
     def forward(self, x):
-        x = torch.relu(self.c1(x))   # (3, 4, 4)
-        x = torch.relu(self.c2(x))   # (4, 2, 1)... flattened below
+        x = torch.relu(self.c1(x))  # (3, 4, 4)
+        x = torch.relu(self.c2(x))  # (4, 2, 1)... flattened below
         x = self.mp(x)
         return self.f(torch.flatten(x, 1))
 
@@ -116,9 +122,11 @@ class StridedConvNet(nn.Module):
 def _nets():
     """(name, graph) of the test networks, built once per session."""
     torch.manual_seed(0)
-    nets = [("mlp", _export(MLP([3, 8, 8, 4]), (1, 3))),
-            ("conv", _export(ConvNet(), (1, 2, 10, 10), fold=False)),
-            ("res", _export(ResNet(), (1, 6)))]
+    nets = [
+        ("mlp", _export(MLP([3, 8, 8, 4]), (1, 3))),
+        ("conv", _export(ConvNet(), (1, 2, 10, 10), fold=False)),
+        ("res", _export(ResNet(), (1, 6))),
+    ]
     sc = StridedConvNet()
     dummy = sc.mp(torch.relu(sc.c2(torch.relu(sc.c1(torch.zeros(1, 1, 7, 7))))))
     sc.f = nn.Linear(dummy.numel(), 2)
@@ -155,7 +163,18 @@ def _outputs(graph, xs):
 def test_graphs_cover_every_op():
     """The test networks exercise the whole closed op set."""
     ops = {type(n.op).__name__ for _, g in NETS for n in g.nodes}
-    assert {"Linear", "Conv", "Scale", "Gather", "Add", "Concat", "Relu", "Sigmoid", "Tanh", "MaxPool"} <= ops
+    assert {
+        "Linear",
+        "Conv",
+        "Scale",
+        "Gather",
+        "Add",
+        "Concat",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "MaxPool",
+    } <= ops
     convs = [n.op for _, g in NETS for n in g.nodes if isinstance(n.op, Conv)]
     assert any(c.groups > 1 for c in convs) and any(c.stride[0] == 2 for c in convs)
 
@@ -174,10 +193,14 @@ def test_sampled_outputs_inside_bounds(name, graph, method):
     spec = torch.einsum("bmo,bno->bnm", cmat, vals[-1]) + c0.unsqueeze(1)
     assert bool((spec >= res.lb.unsqueeze(1)).all()) and bool((spec <= res.ub.unsqueeze(1)).all())
     for j, (plo, phi) in res.pre.items():  # intermediate bounds are sound too
-        assert bool((vals[j] >= plo.unsqueeze(1)).all()) and bool((vals[j] <= phi.unsqueeze(1)).all())
+        assert bool((vals[j] >= plo.unsqueeze(1)).all()) and bool(
+            (vals[j] <= phi.unsqueeze(1)).all()
+        )
     ib = eng.ibp(lo, hi)
     for j, (blo, bhi) in ib.items():
-        assert bool((vals[j] >= blo.unsqueeze(1)).all()) and bool((vals[j] <= bhi.unsqueeze(1)).all())
+        assert bool((vals[j] >= blo.unsqueeze(1)).all()) and bool(
+            (vals[j] <= bhi.unsqueeze(1)).all()
+        )
 
 
 @pytest.mark.parametrize("name,graph", NETS, ids=[n for n, _ in NETS])
@@ -269,7 +292,9 @@ def test_spec_with_true_minimum_zero_is_never_proven():
 
     cancel = _export(Cancel(), (1, 3))
     for method in METHODS:
-        res = BoundEngine(cancel, FAST).compute(*_box(cancel, 3, seed=11), torch.eye(4), method=method, need_ub=True)
+        res = BoundEngine(cancel, FAST).compute(
+            *_box(cancel, 3, seed=11), torch.eye(4), method=method, need_ub=True
+        )
         assert bool((res.lb <= 0).all()) and bool((res.ub >= 0).all())
 
 
@@ -300,7 +325,9 @@ def _split_min(graph, lo, hi, cmat, splits: Splits, n: int = 20000):
     ok = torch.ones(xs.shape[:2], dtype=torch.bool)
     for r, s in splits.relu.items():
         z = vals[graph.nodes[r].inputs[0]]
-        ok &= ((s.unsqueeze(1) > 0) <= (z >= 0)).all(-1) & ((s.unsqueeze(1) < 0) <= (z <= 0)).all(-1)
+        ok &= ((s.unsqueeze(1) > 0) <= (z >= 0)).all(-1) & ((s.unsqueeze(1) < 0) <= (z <= 0)).all(
+            -1
+        )
     spec = torch.einsum("bmo,bno->bnm", cmat, vals[-1])
     spec = torch.where(ok.unsqueeze(2), spec, torch.full_like(spec, float("inf")))
     return spec.amin(1), ok
@@ -327,8 +354,15 @@ def test_beta_crown_sound_on_split_domains():
     g = torch.Generator().manual_seed(16)
     for _ in range(5):  # random alphas in [0, 1], random betas >= 0
         state = AlphaState(
-            {r: torch.rand(a.shape, generator=g, dtype=torch.float64) for r, a in res.state.alphas.items()},
-            {r: torch.rand(b.shape, generator=g, dtype=torch.float64) * 3 for r, b in res.state.betas.items()})
+            {
+                r: torch.rand(a.shape, generator=g, dtype=torch.float64)
+                for r, a in res.state.alphas.items()
+            },
+            {
+                r: torch.rand(b.shape, generator=g, dtype=torch.float64) * 3
+                for r, b in res.state.betas.items()
+            },
+        )
         lb = eng.evaluate(lo, hi, cmat, None, state, splits)
         assert bool((lb <= true_min).all())
 
@@ -343,8 +377,13 @@ def test_beta_zero_equals_alpha_crown_with_fixed_splits():
     splits = _random_splits(graph, base, 5, seed=18)
     with_splits = eng.compute(lo, hi, cmat, method="alpha-crown", splits=splits)
     g = torch.Generator().manual_seed(19)
-    alphas = {r: torch.rand(a.shape, generator=g, dtype=torch.float64) for r, a in with_splits.state.alphas.items()}
-    zero_beta = AlphaState(alphas, {r: torch.zeros_like(b) for r, b in with_splits.state.betas.items()})
+    alphas = {
+        r: torch.rand(a.shape, generator=g, dtype=torch.float64)
+        for r, a in with_splits.state.alphas.items()
+    }
+    zero_beta = AlphaState(
+        alphas, {r: torch.zeros_like(b) for r, b in with_splits.state.betas.items()}
+    )
     lb_split = eng.evaluate(lo, hi, cmat, None, zero_beta, splits)
     lb_fixed = eng.evaluate(lo, hi, cmat, None, AlphaState(alphas), None, pre=with_splits.pre)
     assert torch.allclose(lb_split, lb_fixed, atol=1e-12, rtol=0)
@@ -372,8 +411,14 @@ def test_warm_start_state_select_repeat_and_reuse():
     res = eng.compute(lo, hi, cmat, method="alpha-crown")
     idx = torch.tensor([0, 0, 2])
     child = res.state.select(idx)
-    assert child.batch == 3 and res.state.repeat(2).batch == 6 and AlphaState.cat([res.state, child]).batch == 6
-    again = eng.compute(lo[idx], hi[idx], cmat, method="alpha-crown", warm=child, pre=select_pre(res.pre, idx))
+    assert (
+        child.batch == 3
+        and res.state.repeat(2).batch == 6
+        and AlphaState.cat([res.state, child]).batch == 6
+    )
+    again = eng.compute(
+        lo[idx], hi[idx], cmat, method="alpha-crown", warm=child, pre=select_pre(res.pre, idx)
+    )
     assert bool((again.lb >= res.lb[idx] - 1e-12).all())
     for j, (plo, phi) in again.pre.items():  # given pre bounds are never loosened
         assert bool((plo >= res.pre[j][0][idx]).all()) and bool((phi <= res.pre[j][1][idx]).all())
@@ -418,8 +463,16 @@ def test_x_lb_is_in_box_and_attains_linear_bound():
 def test_smooth_relaxation_sound_by_sampling(kind):
     """Sigmoid/Tanh lines enclose the function on intervals left of, right of and across 0."""
     g = torch.Generator().manual_seed(24)
-    centres = torch.cat([torch.randn(300, generator=g) * 4, torch.zeros(20), torch.randn(20, generator=g) * 30])
-    widths = torch.cat([torch.rand(300, generator=g) * 8, torch.rand(20, generator=g) * 1e-9, torch.rand(20, generator=g) * 50])
+    centres = torch.cat(
+        [torch.randn(300, generator=g) * 4, torch.zeros(20), torch.randn(20, generator=g) * 30]
+    )
+    widths = torch.cat(
+        [
+            torch.rand(300, generator=g) * 8,
+            torch.rand(20, generator=g) * 1e-9,
+            torch.rand(20, generator=g) * 50,
+        ]
+    )
     lo = (centres - widths / 2).double().unsqueeze(0)
     hi = (centres + widths / 2).double().unsqueeze(0)
     rx = smooth_relax(kind, lo, hi)
@@ -435,8 +488,14 @@ def test_smooth_relaxation_sound_by_sampling(kind):
 def test_nan_bounds_never_prove():
     """NaN in a linear bound becomes -inf."""
     a = torch.tensor([[[float("nan"), 1.0]]], dtype=torch.float64)
-    lb, _ = concretize(a, torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64),
-                       torch.ones(1, 2, dtype=torch.float64), 1e-9, 1e-12)
+    lb, _ = concretize(
+        a,
+        torch.zeros(1, 1, dtype=torch.float64),
+        torch.zeros(1, 2, dtype=torch.float64),
+        torch.ones(1, 2, dtype=torch.float64),
+        1e-9,
+        1e-12,
+    )
     assert lb.item() == float("-inf")
 
 
@@ -446,10 +505,14 @@ def test_compute_bounds_shapes_single_and_batch(tmp_path):
     shape = graph.input_shape
     lo = -np.ones(shape) * 0.1
     lb, ub = compute_bounds(graph, lo, -lo)
-    assert lb.shape == (graph.n_outputs,) and ub.shape == (graph.n_outputs,) and bool(np.all(lb <= ub))
+    assert (
+        lb.shape == (graph.n_outputs,) and ub.shape == (graph.n_outputs,) and bool(np.all(lb <= ub))
+    )
     batch_lo = np.stack([lo, lo * 2])
     for method in METHODS:
-        lb, ub = compute_bounds(graph, batch_lo, -batch_lo, method=method, C=np.ones((2, graph.n_outputs)))
+        lb, ub = compute_bounds(
+            graph, batch_lo, -batch_lo, method=method, C=np.ones((2, graph.n_outputs))
+        )
         assert lb.shape == (2, 2) and ub.shape == (2, 2) and lb.dtype == np.float64
     path = tmp_path / "mlp.onnx"
     model = MLP([3, 4, 2]).eval()

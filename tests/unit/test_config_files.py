@@ -24,10 +24,14 @@ def _changed() -> cv.VerifyConfig:
     """A config with a value changed in every section."""
     base = cv.VerifyConfig()
     return dataclasses.replace(
-        base, timeout=12.5, mode="relu-split", seed=7,
+        base,
+        timeout=12.5,
+        mode="relu-split",
+        seed=7,
         attack=dataclasses.replace(base.attack, enabled=False, restarts=3),
         milp=dataclasses.replace(base.milp, margin=2e-5),
-        bab=dataclasses.replace(base.bab, batch_size=17, branching="width"))
+        bab=dataclasses.replace(base.bab, batch_size=17, branching="width"),
+    )
 
 
 def test_dict_and_yaml_round_trip(tmp_path):
@@ -49,18 +53,24 @@ def test_partial_file_keeps_defaults(tmp_path):
     assert cv.VerifyConfig.from_yaml(tmp_path / "empty.yaml") == cv.VerifyConfig()
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"bab": {"batch_sise": 3}}, "unknown key 'bab.batch_sise' (did you mean 'batch_size'?)"),
-    ({"nonsense": 1}, "unknown key 'nonsense'"),
-    ({"bab": {"batch_size": "many"}}, "bab.batch_size: expected an integer, got 'many' (str)"),
-    ({"bab": {"batch_size": True}}, "bab.batch_size: expected an integer"),
-    ({"use_bounds": 1}, "use_bounds: expected true or false"),
-    ({"timeout": "soon"}, "timeout: expected a number"),
-    ({"attack": 3}, "attack: expected a mapping"),
-    ({"mode": "fast"}, "mode: expected one of 'auto', 'relu-split', 'input-split', 'milp', got 'fast'"),
-    ({"timeout": -1}, "timeout must be positive"),
-    (["timeout"], "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"bab": {"batch_sise": 3}}, "unknown key 'bab.batch_sise' (did you mean 'batch_size'?)"),
+        ({"nonsense": 1}, "unknown key 'nonsense'"),
+        ({"bab": {"batch_size": "many"}}, "bab.batch_size: expected an integer, got 'many' (str)"),
+        ({"bab": {"batch_size": True}}, "bab.batch_size: expected an integer"),
+        ({"use_bounds": 1}, "use_bounds: expected true or false"),
+        ({"timeout": "soon"}, "timeout: expected a number"),
+        ({"attack": 3}, "attack: expected a mapping"),
+        (
+            {"mode": "fast"},
+            "mode: expected one of 'auto', 'relu-split', 'input-split', 'milp', got 'fast'",
+        ),
+        ({"timeout": -1}, "timeout must be positive"),
+        (["timeout"], "expected a mapping"),
+    ],
+)
 def test_bad_keys_and_types_name_the_path(data, message):
     with pytest.raises(cv.InputError) as info:
         cv.VerifyConfig.from_dict(data, "my.yaml")
@@ -94,8 +104,9 @@ def test_flags_override_only_when_given(tmp_path):
     config = config_from_args(_args("--config", str(path)))
     assert (config.timeout, config.mode, config.seed, config.bab.batch_size) == (40, "milp", 3, 9)
     assert config.bab.race_milp and config.use_bounds and config.attack.enabled
-    config = config_from_args(_args("--config", str(path), "--timeout", "5", "--batch-size", "2",
-                                    "--no-attack"))
+    config = config_from_args(
+        _args("--config", str(path), "--timeout", "5", "--batch-size", "2", "--no-attack")
+    )
     assert (config.timeout, config.mode, config.seed, config.bab.batch_size) == (5, "milp", 3, 2)
     assert config.bab.race_milp and not config.attack.enabled
     assert config.attack.restarts == cv.VerifyConfig().attack.restarts
@@ -108,21 +119,44 @@ def test_every_option_of_every_subcommand_has_help():
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             parsers.extend(action.choices.values())
-    missing = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in parsers for a in p._actions
-               if not isinstance(a, argparse._SubParsersAction) and a.dest != "help"
-               and not (a.help and a.help.strip())]
+    missing = [
+        f"{p.prog} {'/'.join(a.option_strings) or a.dest}"
+        for p in parsers
+        for a in p._actions
+        if not isinstance(a, argparse._SubParsersAction)
+        and a.dest != "help"
+        and not (a.help and a.help.strip())
+    ]
     assert not missing, missing
 
 
 def test_version_and_bad_config_on_the_command_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "completeverify", "--version"], check=False, capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "completeverify", "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0 and p.stdout.strip() == f"completeverify {cv.__version__}"
     bad = tmp_path / "bad.yaml"
     bad.write_text("bab:\n  batch_sise: 4\n")
-    p = subprocess.run([sys.executable, "-m", "completeverify", "verify", str(ROOT / "examples" / "mlp.onnx"),
-                        str(ROOT / "examples" / "mlp_unsat.vnnlib"), "--config", str(bad)],
-                       check=False, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "completeverify",
+            "verify",
+            str(ROOT / "examples" / "mlp.onnx"),
+            str(ROOT / "examples" / "mlp_unsat.vnnlib"),
+            "--config",
+            str(bad),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and p.stderr.strip().startswith("error: ")
     assert "unknown key 'bab.batch_sise'" in p.stderr and "Traceback" not in p.stderr
 

@@ -30,18 +30,35 @@ def _instances():
     y0 = net.forward(x).detach().numpy().reshape(-1)
     C = np.array([[1.0, -1.0, 0.0]])
     no_pgd = AttackConfig(enabled=False)
-    out = [("example-unsat", ROOT / "examples" / "mlp.onnx", ROOT / "examples" / "mlp_unsat.vnnlib",
-            VerifyConfig(timeout=30)),
-           ("example-sat", ROOT / "examples" / "mlp.onnx", ROOT / "examples" / "mlp_sat.vnnlib",
-            VerifyConfig(timeout=30))]
+    out = [
+        (
+            "example-unsat",
+            ROOT / "examples" / "mlp.onnx",
+            ROOT / "examples" / "mlp_unsat.vnnlib",
+            VerifyConfig(timeout=30),
+        ),
+        (
+            "example-sat",
+            ROOT / "examples" / "mlp.onnx",
+            ROOT / "examples" / "mlp_sat.vnnlib",
+            VerifyConfig(timeout=30),
+        ),
+    ]
     for mode in ("relu-split", "input-split", "milp"):
         for t in (float(C[0] @ y0) - 0.6, float(C[0] @ y0) + 0.05):
             prop = vnnlib_text(lower, upper, [(C, np.array([t]))])
-            out.append((f"{mode}-{t:.2f}", net, prop, VerifyConfig(timeout=30, mode=mode, attack=no_pgd)))
+            out.append(
+                (f"{mode}-{t:.2f}", net, prop, VerifyConfig(timeout=30, mode=mode, attack=no_pgd))
+            )
     sig = smooth_net(np.random.default_rng(0), [2, 8, 2], "sigmoid")
-    out.append(("sigmoid", cv.load_onnx(smooth_onnx(sig, "sigmoid")),
-                vnnlib_text([-2, -2], [2, 2], [(np.array([[1.0, -1.0]]), np.array([-2.9]))]),
-                VerifyConfig(timeout=30, attack=no_pgd)))
+    out.append(
+        (
+            "sigmoid",
+            cv.load_onnx(smooth_onnx(sig, "sigmoid")),
+            vnnlib_text([-2, -2], [2, 2], [(np.array([[1.0, -1.0]]), np.array([-2.9]))]),
+            VerifyConfig(timeout=30, attack=no_pgd),
+        )
+    )
     return out
 
 
@@ -51,10 +68,21 @@ def _summary(r):
     return r.status, cex, r.stats.get("domains")
 
 
-@pytest.mark.parametrize("which", [0, 1, pytest.param(2, marks=pytest.mark.slow),
-                                   pytest.param(3, marks=pytest.mark.slow), 4, 5, 6, 8])
+@pytest.mark.parametrize(
+    "which",
+    [
+        0,
+        1,
+        pytest.param(2, marks=pytest.mark.slow),
+        pytest.param(3, marks=pytest.mark.slow),
+        4,
+        5,
+        6,
+        8,
+    ],
+)
 def test_forced_device_path_gives_identical_results(which):
-    for name, net, prop, cfg in _instances()[which:which + 1]:
+    for name, net, prop, cfg in _instances()[which : which + 1]:
         plain = _summary(cv.verify(net, prop, config=cfg))
         with device_scope("cpu", force=True):
             forced = _summary(cv.verify(net, prop, config=cfg))
@@ -64,7 +92,10 @@ def test_forced_device_path_gives_identical_results(which):
 def test_forced_device_path_gives_bitwise_identical_bounds():
     rng = np.random.default_rng(5)
     net = cv.load_onnx(mlp_onnx(random_mlp(rng, [4, 10, 10, 3]), input_shape=(1, 4)))
-    lo = torch.full((3, 4), -0.5, dtype=torch.float64) + 0.1 * torch.arange(3.0, dtype=torch.float64)[:, None]
+    lo = (
+        torch.full((3, 4), -0.5, dtype=torch.float64)
+        + 0.1 * torch.arange(3.0, dtype=torch.float64)[:, None]
+    )
     hi = lo + 0.7
     C = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
     for method in ("ibp", "crown", "alpha-crown"):
@@ -96,8 +127,11 @@ def test_device_option_is_validated():
     VerifyConfig(device="cuda:1")  # a valid name; availability is checked when verifying
     if not torch.cuda.is_available():
         with pytest.raises(cv.CompleteVerifyError, match="no CUDA device"):
-            cv.verify(ROOT / "examples" / "mlp.onnx", ROOT / "examples" / "mlp_unsat.vnnlib",
-                      device="cuda")
+            cv.verify(
+                ROOT / "examples" / "mlp.onnx",
+                ROOT / "examples" / "mlp_unsat.vnnlib",
+                device="cuda",
+            )
 
 
 def test_cli_device_option(capsys):

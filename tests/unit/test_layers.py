@@ -28,14 +28,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # source folder -> the package it is installed as (see [tool.setuptools] in pyproject.toml)
-PACKAGES = {"completeverify": "completeverify", "solvers": "completeverify.solvers",
-            "vnnlib": "completeverify.vnnlib"}
+PACKAGES = {
+    "completeverify": "completeverify",
+    "solvers": "completeverify.solvers",
+    "vnnlib": "completeverify.vnnlib",
+}
 LAYERS = [
     ["errors", "safe_read"],
     ["config", "config_io", "device"],
     ["solvers", "vnnlib"],
-    ["graph", "graph_opt", "spec", "onnx_builder", "onnx_ops", "onnx_guard", "onnx_order", "onnx_import", "loading",
-     "torch_import"],
+    [
+        "graph",
+        "graph_opt",
+        "spec",
+        "onnx_builder",
+        "onnx_ops",
+        "onnx_guard",
+        "onnx_order",
+        "onnx_import",
+        "loading",
+        "torch_import",
+    ],
     ["bounds"],
     ["attack", "verdict"],
     ["context"],
@@ -120,10 +133,19 @@ def _internal(target: str) -> str | None:
 def test_the_layer_table_knows_the_core_modules():
     """Every module of the core stages has a layer (a typo in LAYERS would silently exempt it)."""
     assert len(MODULES) > 40
-    core = [m for m in MODULES if not m.startswith(("completeverify.cli", "completeverify.bench"))
-            and m != "completeverify.__main__"]
-    unplaced = [m for m in core if _layer(m) == TOP and m.count(".") == 1 and
-                not (ROOT / "completeverify" / m.split(".")[1]).is_dir()]
+    core = [
+        m
+        for m in MODULES
+        if not m.startswith(("completeverify.cli", "completeverify.bench"))
+        and m != "completeverify.__main__"
+    ]
+    unplaced = [
+        m
+        for m in core
+        if _layer(m) == TOP
+        and m.count(".") == 1
+        and not (ROOT / "completeverify" / m.split(".")[1]).is_dir()
+    ]
     assert not unplaced, f"modules without a layer (add them to LAYERS): {unplaced}"
 
 
@@ -136,8 +158,10 @@ def test_lower_layers_never_import_higher_ones():
         if mod.startswith(dest + ".") and MODULES[dest].name == "__init__.py":
             continue  # a package's own __init__
         if _layer(dest) > _layer(mod):
-            bad.append(f"{MODULES[mod].relative_to(ROOT)}:{line}: {mod} (layer {_layer(mod)}) "
-                       f"imports {dest} (layer {_layer(dest)})")
+            bad.append(
+                f"{MODULES[mod].relative_to(ROOT)}:{line}: {mod} (layer {_layer(mod)}) "
+                f"imports {dest} (layer {_layer(dest)})"
+            )
     assert not bad, "\n".join(bad)
 
 
@@ -158,8 +182,12 @@ def test_solvers_and_vnnlib_import_only_layer_0_and_no_torch():
 def test_solver_backends_are_used_through_the_package_interface():
     """Outside solvers/, only the names completeverify.solvers exports (no backend modules)."""
     pkg = ast.parse(MODULES["completeverify.solvers"].read_text())
-    exported = next(ast.literal_eval(n.value) for n in pkg.body if isinstance(n, ast.Assign)
-                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets))
+    exported = next(
+        ast.literal_eval(n.value)
+        for n in pkg.body
+        if isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+    )
     bad = []
     for mod, target, name, line in IMPORTS:
         if mod.startswith("completeverify.solvers"):
@@ -172,9 +200,15 @@ def test_solver_backends_are_used_through_the_package_interface():
 
 
 def test_no_underscore_names_across_modules():
-    bad = [f"{mod}:{line} imports {target}.{name}" for mod, target, name, line in IMPORTS
-           if name is not None and name.startswith("_") and not name.startswith("__")
-           and target in MODULES and target != mod]
+    bad = [
+        f"{mod}:{line} imports {target}.{name}"
+        for mod, target, name, line in IMPORTS
+        if name is not None
+        and name.startswith("_")
+        and not name.startswith("__")
+        and target in MODULES
+        and target != mod
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -184,12 +218,14 @@ def test_no_import_cycles():
         dest = _internal(target)
         if dest is None or dest == mod:
             continue
-        inside = (mod.startswith(dest + ".") and MODULES[dest].name == "__init__.py") or \
-                 (dest.startswith(mod + ".") and MODULES[mod].name == "__init__.py")
+        inside = (mod.startswith(dest + ".") and MODULES[dest].name == "__init__.py") or (
+            dest.startswith(mod + ".") and MODULES[mod].name == "__init__.py"
+        )
         if not inside:  # a package's __init__ re-exporting its own modules is no cycle
             edges[mod].add(dest)
-    cycles = [c for c in _strongly_connected(edges)
-              if len(c) > 1 and frozenset(c) not in KNOWN_CYCLES]
+    cycles = [
+        c for c in _strongly_connected(edges) if len(c) > 1 and frozenset(c) not in KNOWN_CYCLES
+    ]
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)
 
 
@@ -236,10 +272,15 @@ def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_checks_catch_what_they_claim(tmp_path):
     """The cycle finder and the layer lookup on known inputs."""
-    comps = _strongly_connected({"completeverify.errors": {"completeverify.config"},
-                                 "completeverify.config": {"completeverify.errors"}})
+    comps = _strongly_connected(
+        {
+            "completeverify.errors": {"completeverify.config"},
+            "completeverify.config": {"completeverify.errors"},
+        }
+    )
     assert sorted(map(sorted, [c for c in comps if len(c) > 1])) == [
-        ["completeverify.config", "completeverify.errors"]]
+        ["completeverify.config", "completeverify.errors"]
+    ]
     assert _layer("completeverify.bounds.engine") < _layer("completeverify.milp.encoder")
     assert _layer("completeverify.solvers.highs") < _layer("completeverify.graph")
     assert _layer("completeverify.cli.verify") == TOP == _layer("completeverify.newpackage.x")

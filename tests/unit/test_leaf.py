@@ -53,8 +53,13 @@ def test_leaf_agrees_with_brute_force(seed):
     """Below the exact minimum the leaf proves; above it, it returns a replayed counterexample."""
     for gap, expected in ((-0.05, LeafVerdict.PROVEN), (0.05, LeafVerdict.FALSIFIED)):
         net, prop, layers = _instance(seed, gap)
-        out = exact_leaf(_problem(net, prop), get_solver("highs"), Replayer(net.onnx_model),
-                         MilpConfig(), Deadline(30))
+        out = exact_leaf(
+            _problem(net, prop),
+            get_solver("highs"),
+            Replayer(net.onnx_model),
+            MilpConfig(),
+            Deadline(30),
+        )
         assert out.verdict == expected
         if expected == LeafVerdict.FALSIFIED:
             assert out.counterexample is not None
@@ -78,8 +83,9 @@ def test_contradictory_splits_are_a_typed_empty_outcome():
     signs = np.zeros(net.nodes[relu].size, dtype=np.int64)
     signs[0] = 1  # ... but split active
     problem = LeafProblem(net, problem.case, 0, problem.poly, LOWER, UPPER, pre, {relu: signs})
-    out = exact_leaf(problem, get_solver("highs"), Replayer(net.onnx_model), MilpConfig(),
-                     Deadline(30))
+    out = exact_leaf(
+        problem, get_solver("highs"), Replayer(net.onnx_model), MilpConfig(), Deadline(30)
+    )
     assert out.verdict == LeafVerdict.EMPTY and out.counterexample is None
 
 
@@ -98,17 +104,37 @@ def test_rejected_candidate_is_polished_by_pgd(monkeypatch):
     monkeypatch.setattr(leaf_mod, "confirm", reject_solver_points)
     replayer = Replayer(net.onnx_model)
     case = prop.cases[0]
-    polish = pgd_polish(net, replayer, case, 0, [case.polytopes[0]], cv.AttackConfig(),
-                        lambda: Deadline(5), np.random.default_rng(0))
-    out = exact_leaf(_problem(net, prop), get_solver("highs"), replayer, MilpConfig(), Deadline(30),
-                     polish=polish)
+    polish = pgd_polish(
+        net,
+        replayer,
+        case,
+        0,
+        [case.polytopes[0]],
+        cv.AttackConfig(),
+        lambda: Deadline(5),
+        np.random.default_rng(0),
+    )
+    out = exact_leaf(
+        _problem(net, prop),
+        get_solver("highs"),
+        replayer,
+        MilpConfig(),
+        Deadline(30),
+        polish=polish,
+    )
     assert calls["n"] >= 3  # solve, re-solve, then the polished points
     assert out.verdict == LeafVerdict.FALSIFIED
     x = np.asarray(out.counterexample.input, dtype=np.float64).reshape(-1)
     assert forward_np(layers, x)[0] <= case.polytopes[0].d[0] + 1e-5
     calls["n"] = 0
-    out = exact_leaf(_problem(net, prop), get_solver("highs"), replayer, MilpConfig(), Deadline(30),
-                     resolve=False)
+    out = exact_leaf(
+        _problem(net, prop),
+        get_solver("highs"),
+        replayer,
+        MilpConfig(),
+        Deadline(30),
+        resolve=False,
+    )
     assert calls["n"] == 1 and out.verdict == LeafVerdict.UNKNOWN  # no re-solve, no polish
 
 

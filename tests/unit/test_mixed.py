@@ -36,7 +36,9 @@ def test_mixed_bound_is_sound_and_as_tight_as_float64(seed):
     lo, hi = torch.as_tensor(lower)[None], torch.as_tensor(upper)[None]
     ref = e64.compute(lo, hi, torch.as_tensor(C), method="alpha-crown").lb
     got = mixed.compute(lo, hi, torch.as_tensor(C))
-    assert got.lb.dtype == torch.float64 and all(v[0].dtype == torch.float64 for v in got.pre.values())
+    assert got.lb.dtype == torch.float64 and all(
+        v[0].dtype == torch.float64 for v in got.pre.values()
+    )
     m = exact_min(layers, lower, upper, [(C, np.zeros(1))])
     assert float(got.lb[0, 0]) <= m
     assert float(got.lb[0, 0]) >= float(ref[0, 0]) - 1e-4 * (1 + abs(float(ref[0, 0])))
@@ -51,7 +53,9 @@ def test_mixed_bound_with_splits_is_below_sampled_values():
     lo = torch.full((B, 4), -1.0, dtype=torch.float64)
     hi = torch.full((B, 4), 1.0, dtype=torch.float64)
     signs = torch.zeros(B, net.nodes[relu].size, dtype=torch.int8)
-    signs[torch.arange(B), torch.arange(B) % net.nodes[relu].size] = torch.tensor([1, -1] * 3, dtype=torch.int8)
+    signs[torch.arange(B), torch.arange(B) % net.nodes[relu].size] = torch.tensor(
+        [1, -1] * 3, dtype=torch.int8
+    )
     splits = Splits({relu: signs})
     C = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
     _, mixed = _engines(net, intermediate_crown=True)
@@ -85,5 +89,7 @@ def test_float32_iterate_never_decides(monkeypatch):
         return res
 
     monkeypatch.setattr(mixed.engine32, "compute", corrupt)
-    got = mixed.compute(torch.as_tensor(lower)[None], torch.as_tensor(upper)[None], torch.as_tensor(C))
+    got = mixed.compute(
+        torch.as_tensor(lower)[None], torch.as_tensor(upper)[None], torch.as_tensor(C)
+    )
     assert float(got.lb[0, 0]) <= exact_min(layers, lower, upper, [(C, np.zeros(1))])

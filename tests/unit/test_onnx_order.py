@@ -37,23 +37,31 @@ def test_reversed_node_list_imports_and_verifies_like_the_sorted_one():
     lo, hi = -np.ones(3), np.ones(3)
     la, ua = cv.compute_bounds(a, lo, hi, method="crown")
     lb, ub = cv.compute_bounds(b, lo, hi, method="crown")
-    assert np.array_equal(np.asarray(la), np.asarray(lb)) and np.array_equal(np.asarray(ua), np.asarray(ub))
+    assert np.array_equal(np.asarray(la), np.asarray(lb)) and np.array_equal(
+        np.asarray(ua), np.asarray(ub)
+    )
     x = rng.uniform(-1, 1, size=3)
     y = forward_np(layers, x)
-    assert np.all(np.asarray(lb).reshape(-1) <= y + 1e-9) and np.all(y <= np.asarray(ub).reshape(-1) + 1e-9)
+    assert np.all(np.asarray(lb).reshape(-1) <= y + 1e-9) and np.all(
+        y <= np.asarray(ub).reshape(-1) + 1e-9
+    )
 
 
 def test_order_keeps_the_file_order_where_dependencies_allow():
-    nodes = [onnx.helper.make_node("Relu", ["x"], ["a"], name="p"),
-             onnx.helper.make_node("Relu", ["x"], ["b"], name="q"),
-             onnx.helper.make_node("Add", ["c", "a"], ["y"], name="r"),
-             onnx.helper.make_node("Relu", ["b"], ["c"], name="s")]
+    nodes = [
+        onnx.helper.make_node("Relu", ["x"], ["a"], name="p"),
+        onnx.helper.make_node("Relu", ["x"], ["b"], name="q"),
+        onnx.helper.make_node("Add", ["c", "a"], ["y"], name="r"),
+        onnx.helper.make_node("Relu", ["b"], ["c"], name="s"),
+    ]
     assert evaluation_order(nodes, ["p", "q", "r", "s"], "m") == [0, 1, 3, 2]
 
 
 def test_cycle_names_its_nodes():
-    nodes = [onnx.helper.make_node("Relu", ["x"], ["a"], name="first"),
-             onnx.helper.make_node("Add", ["a", "c"], ["b"], name="left"),
-             onnx.helper.make_node("Relu", ["b"], ["c"], name="right")]
+    nodes = [
+        onnx.helper.make_node("Relu", ["x"], ["a"], name="first"),
+        onnx.helper.make_node("Add", ["a", "c"], ["b"], name="left"),
+        onnx.helper.make_node("Relu", ["b"], ["c"], name="right"),
+    ]
     with pytest.raises(ModelError, match=r"cycle \('left' -> 'right' -> 'left'\)"):
         evaluation_order(nodes, ["first", "left", "right"], "m.onnx")

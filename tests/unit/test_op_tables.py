@@ -30,16 +30,17 @@ def _supported(row: object) -> bool:
 
 def test_op_set_is_closed() -> None:
     """OPS lists exactly the op classes of graph.py, the Op union agrees, each declares caps."""
-    declared = {obj for _, obj in inspect.getmembers(g, inspect.isclass)
-                if obj.__module__ == g.__name__ and isinstance(getattr(obj, "caps", None),
-                                                               g.Capabilities)}
+    declared = {
+        obj
+        for _, obj in inspect.getmembers(g, inspect.isclass)
+        if obj.__module__ == g.__name__ and isinstance(getattr(obj, "caps", None), g.Capabilities)
+    }
     assert declared == set(OPS)
     assert set(typing.get_args(g.Op)) == set(OPS)
     assert len(set(OPS)) == len(OPS)
 
 
-@pytest.mark.parametrize("table,name", [(IBP, "IBP"), (FORWARD, "FORWARD"),
-                                        (ENCODERS, "ENCODERS")])
+@pytest.mark.parametrize("table,name", [(IBP, "IBP"), (FORWARD, "FORWARD"), (ENCODERS, "ENCODERS")])
 def test_every_op_has_a_row(table: dict, name: str) -> None:
     """IBP, FORWARD and ENCODERS have a row or NOT_SUPPORTED for every computed op."""
     need = set(OPS) if name == "ENCODERS" else set(COMPUTED)
@@ -100,16 +101,24 @@ def test_forward_supports_only_single_input_ops() -> None:
 
 # fast paths that are not capability tests: CROWN rows e_k through a Linear are rows of W
 ALLOWED = {("bounds/engine.py", "Linear")}
-STAGES = ["bounds/engine.py", "bounds/forward.py", "bounds/optimize.py", "bounds/relax.py",
-          "milp/encoder.py"]
+STAGES = [
+    "bounds/engine.py",
+    "bounds/forward.py",
+    "bounds/optimize.py",
+    "bounds/relax.py",
+    "milp/encoder.py",
+]
 
 
 @pytest.mark.parametrize("rel", STAGES)
 def test_stages_do_not_dispatch_on_op_classes(rel: str) -> None:
     """The table-driven stages never test ``isinstance(x, <op class>)`` on an op."""
-    names = {op.__name__ for op in OPS if op is not g.Input} | {"ACTIVATIONS", "ACTIVATION_OPS",
-                                                                 "AFFINE_OPS",
-                                                                 "PIECEWISE_LINEAR_OPS"}
+    names = {op.__name__ for op in OPS if op is not g.Input} | {
+        "ACTIVATIONS",
+        "ACTIVATION_OPS",
+        "AFFINE_OPS",
+        "PIECEWISE_LINEAR_OPS",
+    }
     tree = ast.parse((ROOT / rel).read_text())
     bad = []
     for node in ast.walk(tree):

@@ -11,8 +11,10 @@ pytest.importorskip("matplotlib")
 
 
 def _rows(times, statuses, timeout=300.0):
-    return [ResultRow("n.onnx", f"p{i}.vnnlib", timeout, s, t)
-            for i, (t, s) in enumerate(zip(times, statuses))]
+    return [
+        ResultRow("n.onnx", f"p{i}.vnnlib", timeout, s, t)
+        for i, (t, s) in enumerate(zip(times, statuses))
+    ]
 
 
 def test_xlim_reaches_the_timeout():

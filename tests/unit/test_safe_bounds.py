@@ -39,8 +39,9 @@ needs_highs = pytest.mark.skipif("highs" not in SOLVERS, reason="highspy not ava
 def _net(layers, lower, upper, C):
     """(graph, CROWN pre bounds as flat numpy) for an MLP given as [(W, b), ...]."""
     graph = load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
-    res = BoundEngine(graph).compute(torch.tensor(lower)[None], torch.tensor(upper)[None],
-                                     C=torch.tensor(C), method="crown")
+    res = BoundEngine(graph).compute(
+        torch.tensor(lower)[None], torch.tensor(upper)[None], C=torch.tensor(C), method="crown"
+    )
     pre = {k: (v[0][0].numpy().copy(), v[1][0].numpy().copy()) for k, v in res.pre.items()}
     return graph, pre
 
@@ -93,8 +94,13 @@ def _oracle(layers, lower, upper, signs, C, d):
     for coef, lo, hi in rows:
         h.addRow(clip(lo), clip(hi), n, np.arange(n, dtype=np.int32), coef)
     for k in range(C.shape[0]):  # C_k (ya x + yb) - t <= d_k
-        h.addRow(-inf, float(d[k] - C[k] @ yb), n + 1, np.arange(n + 1, dtype=np.int32),
-                 np.append(C[k] @ ya, -1.0))
+        h.addRow(
+            -inf,
+            float(d[k] - C[k] @ yb),
+            n + 1,
+            np.arange(n + 1, dtype=np.int32),
+            np.append(C[k] @ ya, -1.0),
+        )
     h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -206,8 +212,14 @@ def _pl_nets():
     out = []
     for model, shape in ((Conv(), (1, 1, 6, 6)), (Res(), (1, 4))):
         buf = io.BytesIO()
-        torch.onnx.export(model.eval(), (torch.zeros(*shape),), buf, dynamo=False, opset_version=13,
-                          do_constant_folding=False)
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(*shape),),
+            buf,
+            dynamo=False,
+            opset_version=13,
+            do_constant_folding=False,
+        )
         out.append(load_onnx(buf.getvalue()))
     return out
 
@@ -222,8 +234,9 @@ def test_encoding_column_bounds_are_finite_and_contain_samples(which):
     upper = lower + rng.uniform(0.0, 0.8, n)
     n_out = graph.n_outputs
     C = np.eye(n_out)[:1] - np.eye(n_out)[1:2]
-    res = BoundEngine(graph).compute(torch.tensor(lower)[None], torch.tensor(upper)[None],
-                                     C=torch.tensor(C), method="crown")
+    res = BoundEngine(graph).compute(
+        torch.tensor(lower)[None], torch.tensor(upper)[None], C=torch.tensor(C), method="crown"
+    )
     pre = {k: (v[0][0].numpy().copy(), v[1][0].numpy().copy()) for k, v in res.pre.items()}
     enc = encode(graph, lower, upper, pre, C, np.zeros(1))
     prog = enc.program
@@ -260,7 +273,10 @@ def _knife(threshold: float):
 
     The minimum sits on a degenerate vertex; unsafe iff y <= threshold, so min t = -threshold.
     """
-    layers = [(np.array([[1.0, 1.0], [1.0, -1.0]]), np.zeros(2)), (np.array([[1.0, 1.0]]), np.zeros(1))]
+    layers = [
+        (np.array([[1.0, 1.0], [1.0, -1.0]]), np.zeros(2)),
+        (np.array([[1.0, 1.0]]), np.zeros(1)),
+    ]
     lower, upper = -np.ones(2), np.ones(2)
     C = np.array([[1.0]])
     graph, pre = _net(layers, lower, upper, C)
@@ -306,6 +322,7 @@ class _Tampered:
 @needs_highs
 def test_overstated_lp_objective_is_not_trusted():
     """An LP objective off by 1e-3 (tolerance trouble) cannot prove a knife edge; the duals decide."""
+
     def inflate(_program, res):
         if res.objective is not None:
             res.objective += 1e-3
@@ -315,6 +332,7 @@ def test_overstated_lp_objective_is_not_trusted():
     enc = _knife(0.0)
     ans = solve_pair(enc, _Tampered(inflate), 30.0, MARGIN)
     assert ans.outcome != Outcome.PROVEN and ans.dual_bound <= 0.0
+
     # without duals (the documented fallback, e.g. an old backend) the claim would be taken
     def no_duals(program, res):
         res = inflate(program, res)
@@ -333,6 +351,7 @@ def _unsat_leaf():
 @needs_highs
 def test_flipped_duals_prove_nothing():
     """Row duals with the wrong sign give no proof (and a bound that is still valid)."""
+
     def flip(_program, res):
         if res.row_duals is not None:
             res.row_duals = -res.row_duals
@@ -349,7 +368,10 @@ def test_flipped_duals_prove_nothing():
 @needs_highs
 def test_infeasibility_needs_a_certificate(monkeypatch):
     """A correct Farkas ray proves an infeasible leaf; a garbage ray (injected) proves nothing."""
-    layers = [(np.array([[1.0, 1.0], [1.0, -1.0]]), np.zeros(2)), (np.array([[1.0, 1.0]]), np.zeros(1))]
+    layers = [
+        (np.array([[1.0, 1.0], [1.0, -1.0]]), np.zeros(2)),
+        (np.array([[1.0, 1.0]]), np.zeros(1)),
+    ]
     C = np.array([[1.0]])
     # z1 = x1 + x2 >= 0 and z2 = x1 - x2 >= 0 force x1 >= 0, but the box has x1 <= -0.25; each
     # column's own box is not empty (z1, z2 in [-2, 0.75]), so the solver has to find it
@@ -357,8 +379,9 @@ def test_infeasibility_needs_a_certificate(monkeypatch):
     graph, pre = _net(layers, lower2, upper2, C)
     relus = [i for i, node in enumerate(graph.nodes) if isinstance(node.op, Relu)]
     pre = {k: (np.minimum(lo, -1.0), np.maximum(hi, 1.0)) for k, (lo, hi) in pre.items()}  # loosen
-    enc = encode(graph, lower2, upper2, pre, C, np.array([0.0]),
-                 splits={relus[0]: np.array([1, 1])})
+    enc = encode(
+        graph, lower2, upper2, pre, C, np.array([0.0]), splits={relus[0]: np.array([1, 1])}
+    )
     assert not enc.program.is_mip()
     res = get_solver("highs").solve(enc.program, SolveLimits(time_limit=30))
     assert res.status == SolveStatus.INFEASIBLE

@@ -33,17 +33,32 @@ def dense(c, A, row_lower, row_upper, col_lower, col_upper, integer, offset=0.0)
     """A MilpProgram from a dense matrix (zeros dropped)."""
     A = np.asarray(A, dtype=float).reshape(len(row_lower), len(c))
     rows, cols = np.nonzero(A)
-    return MilpProgram(c=np.asarray(c, float), col_lower=np.asarray(col_lower, float),
-                       col_upper=np.asarray(col_upper, float), A_rows=rows, A_cols=cols,
-                       A_vals=A[rows, cols], row_lower=np.asarray(row_lower, float),
-                       row_upper=np.asarray(row_upper, float),
-                       integrality=np.asarray(integer, dtype=bool), offset=offset)
+    return MilpProgram(
+        c=np.asarray(c, float),
+        col_lower=np.asarray(col_lower, float),
+        col_upper=np.asarray(col_upper, float),
+        A_rows=rows,
+        A_cols=cols,
+        A_vals=A[rows, cols],
+        row_lower=np.asarray(row_lower, float),
+        row_upper=np.asarray(row_upper, float),
+        integrality=np.asarray(integer, dtype=bool),
+        offset=offset,
+    )
 
 
 def small_lp() -> MilpProgram:
     """min -x - 2y + 0.5 s.t. x + y <= 4, x - y >= -2, 0 <= x, y <= 10; optimum -6.5 at (1, 3)."""
-    return dense([-1, -2], [[1, 1], [1, -1]], [-INF, -2], [4, INF], [0, 0], [10, 10],
-                 [False, False], offset=0.5)
+    return dense(
+        [-1, -2],
+        [[1, 1], [1, -1]],
+        [-INF, -2],
+        [4, INF],
+        [0, 0],
+        [10, 10],
+        [False, False],
+        offset=0.5,
+    )
 
 
 def knapsack(n: int, m: int, seed: int) -> MilpProgram:
@@ -68,21 +83,48 @@ def brute_force(program: MilpProgram) -> float:
 def relu_program(sense: float, x_fixed: float | None = None) -> MilpProgram:
     """Big-M encoding of y = max(0, x), x in [-1, 2]; columns (x, y, d); minimise sense * y."""
     lx, ux = (-1.0, 2.0) if x_fixed is None else (x_fixed, x_fixed)
-    A = [[-1, 1, 0],    # y - x >= 0
-         [-1, 1, 1],    # y - x + d <= 1  (y <= x - l (1 - d), l = -1)
-         [0, 1, -2]]    # y - 2 d <= 0    (y <= u d, u = 2)
-    return dense([0, sense, 0], A, [0, -INF, -INF], [INF, 1, 0], [lx, 0, 0], [ux, INF, 1],
-                 [False, False, True])
+    A = [
+        [-1, 1, 0],  # y - x >= 0
+        [-1, 1, 1],  # y - x + d <= 1  (y <= x - l (1 - d), l = -1)
+        [0, 1, -2],
+    ]  # y - 2 d <= 0    (y <= u d, u = 2)
+    return dense(
+        [0, sense, 0],
+        A,
+        [0, -INF, -INF],
+        [INF, 1, 0],
+        [lx, 0, 0],
+        [ux, INF, 1],
+        [False, False, True],
+    )
 
 
 KNOWN = {
     "lp": (small_lp, -6.5),
-    "equality_rows": (lambda: dense([1, 3, 2], [[1, 1, 1], [1, 0, -1]], [1, 0], [1, 0],
-                                    [0, 0, 0], [1, 1, 1], [False] * 3), 1.5),
-    "free_vars_lp": (lambda: dense([0, 1], [[-1, 1], [1, 1]], [-3, 3], [INF, INF],
-                                   [-INF, -INF], [INF, INF], [False, False]), 0.0),
-    "free_integer": (lambda: dense([0, 1], [[-1, 1], [1, 1]], [-2.5, 2.5], [INF, INF],
-                                   [-INF, -INF], [INF, INF], [True, False]), 0.5),
+    "equality_rows": (
+        lambda: dense(
+            [1, 3, 2], [[1, 1, 1], [1, 0, -1]], [1, 0], [1, 0], [0, 0, 0], [1, 1, 1], [False] * 3
+        ),
+        1.5,
+    ),
+    "free_vars_lp": (
+        lambda: dense(
+            [0, 1], [[-1, 1], [1, 1]], [-3, 3], [INF, INF], [-INF, -INF], [INF, INF], [False, False]
+        ),
+        0.0,
+    ),
+    "free_integer": (
+        lambda: dense(
+            [0, 1],
+            [[-1, 1], [1, 1]],
+            [-2.5, 2.5],
+            [INF, INF],
+            [-INF, -INF],
+            [INF, INF],
+            [True, False],
+        ),
+        0.5,
+    ),
     "relu_min_y": (lambda: relu_program(1.0), 0.0),
     "relu_max_y": (lambda: relu_program(-1.0), -2.0),
     "relu_x_pos": (lambda: relu_program(1.0, 1.5), 1.5),
@@ -97,9 +139,18 @@ def duplicated_lp() -> MilpProgram:
     rows = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0])
     cols = np.array([0, 0, 1, 0, 1, 1, 0, 1, 1])
     vals = np.array([0.25, 0.75, 1.0, 1.0, 2.0, -3.0, 0.0, 5.0, -5.0])
-    return MilpProgram(c=base.c, col_lower=base.col_lower, col_upper=base.col_upper, A_rows=rows,
-                       A_cols=cols, A_vals=vals, row_lower=base.row_lower,
-                       row_upper=base.row_upper, integrality=base.integrality, offset=base.offset)
+    return MilpProgram(
+        c=base.c,
+        col_lower=base.col_lower,
+        col_upper=base.col_upper,
+        A_rows=rows,
+        A_cols=cols,
+        A_vals=vals,
+        row_lower=base.row_lower,
+        row_upper=base.row_upper,
+        integrality=base.integrality,
+        offset=base.offset,
+    )
 
 
 KNOWN["duplicates"] = (duplicated_lp, -6.5)
@@ -164,9 +215,18 @@ def test_unbounded(backend: str, integer: bool) -> None:
 def test_no_columns(backend: str) -> None:
     """A program without columns is decided exactly from its rows."""
     empty = np.zeros(0)
-    ok = MilpProgram(c=empty, col_lower=empty, col_upper=empty, A_rows=np.zeros(0, np.int64),
-                     A_cols=np.zeros(0, np.int64), A_vals=empty, row_lower=np.array([-1.0]),
-                     row_upper=np.array([0.0]), integrality=np.zeros(0, bool), offset=3.0)
+    ok = MilpProgram(
+        c=empty,
+        col_lower=empty,
+        col_upper=empty,
+        A_rows=np.zeros(0, np.int64),
+        A_cols=np.zeros(0, np.int64),
+        A_vals=empty,
+        row_lower=np.array([-1.0]),
+        row_upper=np.array([0.0]),
+        integrality=np.zeros(0, bool),
+        offset=3.0,
+    )
     result = get_solver(backend).solve(ok)
     assert result.status is SolveStatus.OPTIMAL and result.objective == 3.0
     ok.row_lower = np.array([0.5])
@@ -177,8 +237,9 @@ def test_no_columns(backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_isolated_columns_and_zero_objective(backend: str) -> None:
     """Columns in no row with zero cost still get values inside their bounds."""
-    program = dense([0, 1, 0], [[0, 1, 0]], [0.5], [INF], [-3, 0, 2.5], [-1, 1, 4],
-                    [True, False, True])
+    program = dense(
+        [0, 1, 0], [[0, 1, 0]], [0.5], [INF], [-3, 0, 2.5], [-1, 1, 4], [True, False, True]
+    )
     assert_optimal(program, get_solver(backend).solve(program), 0.5)
     program.c = np.zeros(3)
     assert_optimal(program, get_solver(backend).solve(program), 0.0)
@@ -192,8 +253,15 @@ def test_backends_agree_on_random_mips(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     n, m = 6, 4
     A = rng.normal(size=(m, n)).round(2)
-    program = dense(rng.normal(size=n).round(2), A, [-INF] * m, np.abs(A).sum(1) * 0.3,
-                    [-2] * n, [3] * n, rng.random(n) < 0.5)
+    program = dense(
+        rng.normal(size=n).round(2),
+        A,
+        [-INF] * m,
+        np.abs(A).sum(1) * 0.3,
+        [-2] * n,
+        [3] * n,
+        rng.random(n) < 0.5,
+    )
     limits = SolveLimits(mip_rel_gap=0.0, mip_abs_gap=1e-9)
     objectives = []
     for backend in BACKENDS:
@@ -209,8 +277,9 @@ def test_time_limit_is_never_a_verdict(backend: str) -> None:
     """A MIP that cannot finish in 0.2 s comes back *_AT_LIMIT, or OPTIMAL only within the limit."""
     program = knapsack(n=200, m=15, seed=0)
     limit = 0.2
-    result = get_solver(backend).solve(program, SolveLimits(time_limit=limit, mip_rel_gap=0.0,
-                                                            mip_abs_gap=0.0))
+    result = get_solver(backend).solve(
+        program, SolveLimits(time_limit=limit, mip_rel_gap=0.0, mip_abs_gap=0.0)
+    )
     assert result.status is not SolveStatus.INFEASIBLE
     if result.status is not SolveStatus.OPTIMAL:
         assert result.status in AT_LIMIT, result.message
@@ -248,8 +317,9 @@ def test_cancel_stops_a_running_mip() -> None:
     cancel = threading.Event()
     timer = threading.Timer(0.3, cancel.set)
     timer.start()
-    result = get_solver("highs").solve(program, SolveLimits(time_limit=60.0, mip_rel_gap=0.0, mip_abs_gap=0.0,
-                                                            cancel=cancel))
+    result = get_solver("highs").solve(
+        program, SolveLimits(time_limit=60.0, mip_rel_gap=0.0, mip_abs_gap=0.0, cancel=cancel)
+    )
     timer.cancel()
     assert result.status in AT_LIMIT, result.message
     assert result.seconds < 5.0
@@ -313,19 +383,29 @@ def test_highs_status_map_covers_every_model_status() -> None:
     from completeverify.solvers.highs import _collect
 
     program = small_lp()
-    expected_special = {"kOptimal": SolveStatus.OPTIMAL, "kInfeasible": SolveStatus.INFEASIBLE,
-                        "kUnbounded": SolveStatus.UNBOUNDED,
-                        "kUnboundedOrInfeasible": SolveStatus.UNBOUNDED}
+    expected_special = {
+        "kOptimal": SolveStatus.OPTIMAL,
+        "kInfeasible": SolveStatus.INFEASIBLE,
+        "kUnbounded": SolveStatus.UNBOUNDED,
+        "kUnboundedOrInfeasible": SolveStatus.UNBOUNDED,
+    }
     for name in highspy.HighsModelStatus.__members__:
         for has_x in (False, True):
             fake = SimpleNamespace(
                 getModelStatus=lambda name=name: SimpleNamespace(name=name),
                 getInfo=lambda has_x=has_x: SimpleNamespace(
-                    primal_solution_status=2 if has_x else 0, objective_function_value=-6.5,
-                    mip_dual_bound=-7.0, mip_node_count=0),
+                    primal_solution_status=2 if has_x else 0,
+                    objective_function_value=-6.5,
+                    mip_dual_bound=-7.0,
+                    mip_node_count=0,
+                ),
                 getSolution=lambda has_x=has_x: SimpleNamespace(
-                    value_valid=has_x, col_value=[1.0, 3.0], dual_valid=has_x,
-                    row_dual=[-1.5, 0.5], col_dual=[0.0, 0.0]),
+                    value_valid=has_x,
+                    col_value=[1.0, 3.0],
+                    dual_valid=has_x,
+                    row_dual=[-1.5, 0.5],
+                    col_dual=[0.0, 0.0],
+                ),
             )
             result = _collect(fake, program, SimpleNamespace(name="kOk"), None, 0.0)
             if name in expected_special:
@@ -334,11 +414,15 @@ def test_highs_status_map_covers_every_model_status() -> None:
                     want = SolveStatus.ERROR
                 assert result.status is want, name
             else:
-                assert result.status not in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE,
-                                             SolveStatus.UNBOUNDED), name
+                assert result.status not in (
+                    SolveStatus.OPTIMAL,
+                    SolveStatus.INFEASIBLE,
+                    SolveStatus.UNBOUNDED,
+                ), name
                 if result.status is not SolveStatus.ERROR:
-                    assert result.status is (SolveStatus.FEASIBLE_AT_LIMIT if has_x
-                                              else SolveStatus.NO_SOLUTION_AT_LIMIT), name
+                    assert result.status is (
+                        SolveStatus.FEASIBLE_AT_LIMIT if has_x else SolveStatus.NO_SOLUTION_AT_LIMIT
+                    ), name
                 else:
                     assert name in result.message
 
@@ -349,22 +433,46 @@ def test_pulp_time_limit_is_not_optimal() -> None:
 
     program = small_lp()
     prob = SimpleNamespace(status=1, sol_status=2)
-    result = _interpret(program, SolveLimits(time_limit=10), prob,
-                        "Stopped on time - objective value -7.0", [1.0, 3.0], time.perf_counter())
+    result = _interpret(
+        program,
+        SolveLimits(time_limit=10),
+        prob,
+        "Stopped on time - objective value -7.0",
+        [1.0, 3.0],
+        time.perf_counter(),
+    )
     assert result.status is SolveStatus.FEASIBLE_AT_LIMIT and result.dual_bound is None
     # CBC says optimal but the wall time reached the limit: not trusted.
     started = time.perf_counter() - 11.0
     optimal = SimpleNamespace(status=1, sol_status=1)
-    result = _interpret(program, SolveLimits(time_limit=10), optimal,
-                        "Optimal - objective value -7.0", [1.0, 3.0], started)
+    result = _interpret(
+        program,
+        SolveLimits(time_limit=10),
+        optimal,
+        "Optimal - objective value -7.0",
+        [1.0, 3.0],
+        started,
+    )
     assert result.status is SolveStatus.FEASIBLE_AT_LIMIT
     infeasible = SimpleNamespace(status=-1, sol_status=-1)
-    result = _interpret(program, SolveLimits(time_limit=10), infeasible,
-                        "Infeasible - objective value 0", [None, None], started)
+    result = _interpret(
+        program,
+        SolveLimits(time_limit=10),
+        infeasible,
+        "Infeasible - objective value 0",
+        [None, None],
+        started,
+    )
     assert result.status is SolveStatus.NO_SOLUTION_AT_LIMIT
     # An 'optimal' whose x violates the program is an error, not a verdict.
-    result = _interpret(program, SolveLimits(), optimal, "Optimal - objective value -7.0",
-                        [5.0, 5.0], time.perf_counter())
+    result = _interpret(
+        program,
+        SolveLimits(),
+        optimal,
+        "Optimal - objective value -7.0",
+        [5.0, 5.0],
+        time.perf_counter(),
+    )
     assert result.status is SolveStatus.ERROR
 
 
@@ -387,8 +495,11 @@ def test_highs_dual_sign_convention() -> None:
     result = get_solver("highs").solve(small_lp())
     assert result.row_duals is not None
     assert result.row_duals[0] < 0 < result.row_duals[1]  # x + y <= 4 ; x - y >= -2
-    np.testing.assert_allclose(result.col_duals, small_lp().c - np.array(
-        [[1, 1], [1, -1]]).T @ result.row_duals, atol=1e-12)
+    np.testing.assert_allclose(
+        result.col_duals,
+        small_lp().c - np.array([[1, 1], [1, -1]]).T @ result.row_duals,
+        atol=1e-12,
+    )
 
 
 @needs_highs
@@ -402,8 +513,16 @@ def test_safe_bound_random_lp(seed: int) -> None:
     activity = A @ center
     lower = np.where(rng.random(m) < 0.5, activity - rng.random(m), -INF)
     upper = np.where(np.isinf(lower) | (rng.random(m) < 0.5), activity + rng.random(m), INF)
-    program = dense(rng.normal(size=n), A, lower, upper, [-2] * n, [2] * n, [False] * n,
-                    offset=float(rng.normal()))
+    program = dense(
+        rng.normal(size=n),
+        A,
+        lower,
+        upper,
+        [-2] * n,
+        [2] * n,
+        [False] * n,
+        offset=float(rng.normal()),
+    )
     result = get_solver("highs").solve(program)
     assert result.status is SolveStatus.OPTIMAL
     optimum = result.objective
@@ -445,18 +564,21 @@ def test_safe_bound_rounding_allowance() -> None:
     assert bound < -6.5 and bound > -6.5 - 1e-9
 
 
-@pytest.mark.parametrize("mutate, fragment", [
-    (lambda p: setattr(p, "c", np.array([np.nan, 1.0])), "c"),
-    (lambda p: setattr(p, "A_vals", np.array([1.0, np.inf, 1.0, -1.0])), "A_vals"),
-    (lambda p: setattr(p, "col_lower", np.array([0.0, np.nan])), "col_lower"),
-    (lambda p: setattr(p, "row_upper", np.array([4.0])), "row_upper"),
-    (lambda p: setattr(p, "integrality", np.array([True])), "integrality"),
-    (lambda p: setattr(p, "A_cols", np.array([0, 1, 0, 2])), "A_cols"),
-    (lambda p: setattr(p, "col_lower", np.array([0.0, 11.0])), "lower > upper"),
-    (lambda p: setattr(p, "row_lower", np.array([INF, -2.0])), "+inf"),
-    (lambda p: setattr(p, "offset", INF), "offset"),
-    (lambda p: setattr(p, "names", ["a"]), "names"),
-])
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda p: setattr(p, "c", np.array([np.nan, 1.0])), "c"),
+        (lambda p: setattr(p, "A_vals", np.array([1.0, np.inf, 1.0, -1.0])), "A_vals"),
+        (lambda p: setattr(p, "col_lower", np.array([0.0, np.nan])), "col_lower"),
+        (lambda p: setattr(p, "row_upper", np.array([4.0])), "row_upper"),
+        (lambda p: setattr(p, "integrality", np.array([True])), "integrality"),
+        (lambda p: setattr(p, "A_cols", np.array([0, 1, 0, 2])), "A_cols"),
+        (lambda p: setattr(p, "col_lower", np.array([0.0, 11.0])), "lower > upper"),
+        (lambda p: setattr(p, "row_lower", np.array([INF, -2.0])), "+inf"),
+        (lambda p: setattr(p, "offset", INF), "offset"),
+        (lambda p: setattr(p, "names", ["a"]), "names"),
+    ],
+)
 def test_validate_rejects(mutate, fragment: str) -> None:
     """validate() names the offending field for NaN, infinities, shapes and bound order."""
     program = small_lp()
@@ -467,8 +589,17 @@ def test_validate_rejects(mutate, fragment: str) -> None:
 
 def test_validate_accepts_and_coerces() -> None:
     """Lists and integer arrays are coerced to the documented dtypes."""
-    program = MilpProgram(c=[1, 2], col_lower=[0, 0], col_upper=[1, 1], A_rows=[0], A_cols=[1],
-                          A_vals=[3], row_lower=[0], row_upper=[2], integrality=[0, 1])
+    program = MilpProgram(
+        c=[1, 2],
+        col_lower=[0, 0],
+        col_upper=[1, 1],
+        A_rows=[0],
+        A_cols=[1],
+        A_vals=[3],
+        row_lower=[0],
+        row_upper=[2],
+        integrality=[0, 1],
+    )
     program.validate()
     assert program.num_cols() == 2 and program.num_rows() == 1
     assert program.integrality.dtype == np.bool_ and program.A_rows.dtype == np.int64
@@ -493,23 +624,29 @@ def test_get_solver_errors() -> None:
 
 def test_limits_validate() -> None:
     """Nonsensical limits are rejected."""
-    for bad in (SolveLimits(time_limit=-1), SolveLimits(threads=0),
-                SolveLimits(mip_rel_gap=float("nan")), SolveLimits(stop_above=float("nan"))):
+    for bad in (
+        SolveLimits(time_limit=-1),
+        SolveLimits(threads=0),
+        SolveLimits(mip_rel_gap=float("nan")),
+        SolveLimits(stop_above=float("nan")),
+    ):
         with pytest.raises(SolverError):
             bad.validate()
 
 
 def test_import_is_cheap_and_silent() -> None:
     """Importing the package loads neither highspy, pulp nor torch; HiGHS prints no banner."""
-    code = ("import sys, numpy as np, completeverify\n"
-            "before = set(sys.modules)\n"
-            "import completeverify.solvers as s\n"
-            "new = set(sys.modules) - before\n"
-            "assert not {'highspy', 'pulp', 'torch'} & new, new\n"
-            "if 'highs' in s.available_solvers():\n"
-            "    p = s.MilpProgram(c=[1.0], col_lower=[0.0], col_upper=[1.0], A_rows=[],\n"
-            "        A_cols=[], A_vals=[], row_lower=[], row_upper=[], integrality=[False])\n"
-            "    assert s.get_solver('highs').solve(p).status is s.SolveStatus.OPTIMAL\n")
+    code = (
+        "import sys, numpy as np, completeverify\n"
+        "before = set(sys.modules)\n"
+        "import completeverify.solvers as s\n"
+        "new = set(sys.modules) - before\n"
+        "assert not {'highspy', 'pulp', 'torch'} & new, new\n"
+        "if 'highs' in s.available_solvers():\n"
+        "    p = s.MilpProgram(c=[1.0], col_lower=[0.0], col_upper=[1.0], A_rows=[],\n"
+        "        A_cols=[], A_vals=[], row_lower=[], row_upper=[], integrality=[False])\n"
+        "    assert s.get_solver('highs').solve(p).status is s.SolveStatus.OPTIMAL\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""

@@ -25,8 +25,9 @@ def _setup(seed: int, sizes: list[int], radius: float = 1.0):
     graph = load_onnx(mlp_onnx(layers, input_shape=(1, sizes[0])))
     centre = rng.uniform(-0.5, 0.5, sizes[0])
     lower, upper = centre - radius, centre + radius
-    res = BoundEngine(graph).compute(torch.tensor(lower)[None], torch.tensor(upper)[None],
-                                     C=torch.eye(sizes[-1]), method="crown")
+    res = BoundEngine(graph).compute(
+        torch.tensor(lower)[None], torch.tensor(upper)[None], C=torch.eye(sizes[-1]), method="crown"
+    )
     pre = {k: (v[0][0].numpy().copy(), v[1][0].numpy().copy()) for k, v in res.pre.items()}
     return layers, graph, lower, upper, pre
 
@@ -66,7 +67,7 @@ def _exact_range(layers, lower, upper, layer: int) -> tuple[np.ndarray, np.ndarr
         pos = 0
         for w, b in layers[:layer]:
             pa, pb = w @ A, w @ a + b
-            s = np.array(pattern[pos:pos + w.shape[0]], dtype=float)
+            s = np.array(pattern[pos : pos + w.shape[0]], dtype=float)
             pos += w.shape[0]
             for i in range(w.shape[0]):
                 rows.append((pa[i], -pb[i], inf) if s[i] else (pa[i], -inf, -pb[i]))
@@ -219,8 +220,12 @@ def test_splits_restrict_the_domain_soundly() -> None:
     """With split constraints the bounds hold on the split domain and split neurons are not solved."""
     layers, graph, lower, upper, pre = _setup(8, [3, 8, 8, 4, 1])
     j0, j1 = relu_layers(graph)[:2]
-    relu0 = next(i for i, n in enumerate(graph.nodes) if isinstance(n.op, Relu) and n.inputs[0] == j0)
-    relu1 = next(i for i, n in enumerate(graph.nodes) if isinstance(n.op, Relu) and n.inputs[0] == j1)
+    relu0 = next(
+        i for i, n in enumerate(graph.nodes) if isinstance(n.op, Relu) and n.inputs[0] == j0
+    )
+    relu1 = next(
+        i for i, n in enumerate(graph.nodes) if isinstance(n.op, Relu) and n.inputs[0] == j1
+    )
     unst0 = np.nonzero((pre[j0][0] < 0) & (pre[j0][1] > 0))[0]
     unst1 = np.nonzero((pre[j1][0] < 0) & (pre[j1][1] > 0))[0]
     assert unst0.size >= 2 and unst1.size >= 1
@@ -228,7 +233,9 @@ def test_splits_restrict_the_domain_soundly() -> None:
     s0[unst0[0]], s0[unst0[1]] = 1, -1
     s1 = np.zeros(8, dtype=np.int64)
     s1[unst1[0]] = 1
-    new = tighten_bounds(graph, lower, upper, pre, layers=2, relax="milp", splits={relu0: s0, relu1: s1})
+    new = tighten_bounds(
+        graph, lower, upper, pre, layers=2, relax="milp", splits={relu0: s0, relu1: s1}
+    )
     assert new[j1][0][unst1[0]] == pre[j1][0][unst1[0]]  # split-fixed: left alone
     x = _samples(np.random.default_rng(1), lower, upper, 20000)
     z0, z1 = _pre_values(layers, x)[:2]
@@ -244,7 +251,9 @@ def test_expired_deadline_and_zero_layers_change_nothing() -> None:
     _, graph, lower, upper, pre = _setup(0, [4, 10, 10, 2])
     for kwargs in ({"deadline": Deadline(0.0)}, {"layers": 0}):
         stats: list[LayerStats] = []
-        new = tighten_bounds(graph, lower, upper, pre, layers=kwargs.pop("layers", 2), stats=stats, **kwargs)
+        new = tighten_bounds(
+            graph, lower, upper, pre, layers=kwargs.pop("layers", 2), stats=stats, **kwargs
+        )
         for k in pre:
             assert np.array_equal(new[k][0], pre[k][0]) and np.array_equal(new[k][1], pre[k][1])
             assert new[k][0] is not pre[k][0]
@@ -254,8 +263,9 @@ def test_expired_deadline_and_zero_layers_change_nothing() -> None:
 def test_torch_pre_accepted_and_bad_relax_rejected() -> None:
     """pre straight from BoundEngine ((1, size) tensors) works; an unknown relax is an error."""
     _, graph, lower, upper, _ = _setup(0, [4, 10, 10, 2])
-    res = BoundEngine(graph).compute(torch.tensor(lower)[None], torch.tensor(upper)[None],
-                                     C=torch.eye(2), method="crown")
+    res = BoundEngine(graph).compute(
+        torch.tensor(lower)[None], torch.tensor(upper)[None], C=torch.eye(2), method="crown"
+    )
     new = tighten_bounds(graph, lower, upper, res.pre, layers=2)
     for k, (lo, hi) in res.pre.items():
         assert new[k][0].shape == (graph.nodes[k].size,)

@@ -46,7 +46,9 @@ def _res() -> nn.Module:
 def _mlp() -> nn.Module:
     """A seeded tiny float64 MLP."""
     torch.manual_seed(1)
-    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    return nn.Sequential(
+        nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)
+    ).double()
 
 
 @pytest.mark.parametrize("method", ["ibp", "crown"])
@@ -59,8 +61,9 @@ def test_training_mode_agrees_with_sound_mode(method: str, dtype: torch.dtype) -
     cmat = torch.eye(3, dtype=torch.float64)
     sound = BoundEngine(tr.graph).compute(x - 0.05, x + 0.05, cmat, method=method, need_ub=True)
     eng = BoundEngine(tr.graph, BoundConfig(sound=False, dtype=dtype), tr.live_params(dtype))
-    fast = eng.compute((x - 0.05).to(dtype), (x + 0.05).to(dtype), cmat.to(dtype), method=method,
-                       need_ub=True)
+    fast = eng.compute(
+        (x - 0.05).to(dtype), (x + 0.05).to(dtype), cmat.to(dtype), method=method, need_ub=True
+    )
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     assert fast.lb.dtype == dtype and fast.lb.requires_grad
     assert torch.allclose(fast.lb.double(), sound.lb, atol=tol)
@@ -79,7 +82,9 @@ def test_training_bounds_contain_sampled_outputs(method: str) -> None:
     eps = 0.08
     lb = margin_lower(model, x, y, eps, method, beta=0.5, dtype=torch.float64)
     for _ in range(200):
-        xs = (x + eps * (2 * torch.rand(x.shape, dtype=torch.float64, generator=gen) - 1)).clamp(0, 1)
+        xs = (x + eps * (2 * torch.rand(x.shape, dtype=torch.float64, generator=gen) - 1)).clamp(
+            0, 1
+        )
         with torch.no_grad():
             out = model(xs)
         margins = out.gather(1, y[:, None]) - out
@@ -126,7 +131,9 @@ def test_losses_order_and_verified_error() -> None:
     assert ibp >= pgd - 1e-5 and ibp >= clean - 1e-5 and crown <= ibp + 1e-5
     adv = pgd_attack(model, x, y, 0.05)
     assert float((adv - x).abs().max()) <= 0.05 + 1e-6 and float(adv.min()) >= 0
-    errs = {m: cv.verified_error(model, x, y, 0.05, method=m) for m in ("ibp", "crown-ibp", "crown")}
+    errs = {
+        m: cv.verified_error(model, x, y, 0.05, method=m) for m in ("ibp", "crown-ibp", "crown")
+    }
     assert 0 <= errs["crown"] <= errs["crown-ibp"] <= errs["ibp"] <= 1
     with torch.no_grad():
         clean_err = float((model(x).argmax(1) != y).float().mean())
@@ -147,7 +154,7 @@ def test_a_few_steps_decrease_the_loss(method: str) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
     gen = torch.Generator().manual_seed(6)
     x = torch.rand(32, 1, 4, 4, generator=gen)
-    y = (x.reshape(32, -1)[:, :3].argmax(1))
+    y = x.reshape(32, -1)[:, :3].argmax(1)
     bm = BoundedModule(model, (1, 4, 4))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -196,8 +203,24 @@ def test_train_cli_exports_onnx_that_verify_reads(tmp_path, capsys) -> None:
     y = (x[:, 0] > x[:, 1]).astype(np.int64)
     np.savez(tmp_path / "toy.npz", x=x, y=y)
     out = tmp_path / "m.onnx"
-    rc = main(["train", str(tmp_path / "toy.npz"), "--arch", "mlp", "--method", "crown-ibp",
-               "--eps", "0.05", "--epochs", "3", "--out", str(out), "--no-progress", "--json"])
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "toy.npz"),
+            "--arch",
+            "mlp",
+            "--method",
+            "crown-ibp",
+            "--eps",
+            "0.05",
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+        ]
+    )
     assert rc == 0 and out.is_file()
     assert "crown" in capsys.readouterr().out
     g = cv.load_onnx(str(out))
@@ -205,8 +228,10 @@ def test_train_cli_exports_onnx_that_verify_reads(tmp_path, capsys) -> None:
     lo, hi = np.clip(x[0] - 0.01, 0, 1), np.clip(x[0] + 0.01, 0, 1)
     text = "".join(f"(declare-const X_{i} Real)\n" for i in range(6))
     text += "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
-    text += "".join(f"(assert (>= X_{i} {float(lo[i])!r}))\n(assert (<= X_{i} {float(hi[i])!r}))\n"
-                    for i in range(6))
+    text += "".join(
+        f"(assert (>= X_{i} {float(lo[i])!r}))\n(assert (<= X_{i} {float(hi[i])!r}))\n"
+        for i in range(6)
+    )
     text += "(assert (>= Y_0 Y_1))\n"
     assert cv.verify(str(out), text, timeout=20).status in (cv.Status.SAT, cv.Status.UNSAT)
     assert main(["train", "nope", "--out", str(out)]) == 2

@@ -65,12 +65,15 @@ def test_single_box_and_output_row():
 
 
 def test_constants_on_either_side():
-    text = decl(2, 2) + """
+    text = (
+        decl(2, 2)
+        + """
 (assert (<= 0.25 X_0)) (assert (>= 0.75 X_0))
 (assert (>= X_1 -1)) (assert (<= X_1 1))
 (assert (<= 1 Y_0))
 (assert (>= 2 Y_1))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     np.testing.assert_array_equal(case.lower, [0.25, -1])
     np.testing.assert_array_equal(case.upper, [0.75, 1])
@@ -129,11 +132,14 @@ def test_tabs_crlf_and_bom():
 
 def test_strict_comparisons_are_non_strict_and_routed_correctly():
     # nnv PR #319: '>' must give a LOWER bound, '<' an UPPER bound.
-    text = decl(2, 2) + """
+    text = (
+        decl(2, 2)
+        + """
 (assert (> X_0 -1)) (assert (< X_0 1))
 (assert (< -2 X_1)) (assert (> 2 X_1))
 (assert (> Y_0 3)) (assert (< Y_1 4))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     np.testing.assert_array_equal(case.lower, [-1, -2])
     np.testing.assert_array_equal(case.upper, [1, 2])
@@ -141,12 +147,16 @@ def test_strict_comparisons_are_non_strict_and_routed_correctly():
 
 
 def test_unary_and_binary_minus_plus():
-    text = decl(1, 3) + unit_box(1) + """
+    text = (
+        decl(1, 3)
+        + unit_box(1)
+        + """
 (assert (<= Y_0 (- 3)))
 (assert (>= (- Y_1) 1))
 (assert (<= (- Y_0 Y_1 Y_2) (+ 1 0.5)))
 (assert (<= (+ Y_2 (- 2)) 0))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     assert rows(case.polytopes[0]) == [
         ([1.0, 0.0, 0.0], -3.0),
@@ -157,12 +167,15 @@ def test_unary_and_binary_minus_plus():
 
 
 def test_multiplication_terms():
-    text = decl(2, 2) + """
+    text = (
+        decl(2, 2)
+        + """
 (assert (<= (* 2 X_0) 1)) (assert (<= (* -1 X_0) 1))
 (assert (>= (* X_1 4) 1)) (assert (<= X_1 1))
 (assert (<= (+ (* 2 Y_0) (* Y_1 -3)) 1))
 (assert (<= (* 2 3 Y_0) (* 0.5 4)))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     np.testing.assert_array_equal(case.lower, [-1, 0.25])
     np.testing.assert_array_equal(case.upper, [0.5, 1])
@@ -206,9 +219,13 @@ def test_single_disjunct_or_and_unit_clauses():
 
 
 def test_nested_and_or_both_ways():
-    text = decl(1, 3) + unit_box(1) + """
+    text = (
+        decl(1, 3)
+        + unit_box(1)
+        + """
 (assert (and (or (and (<= Y_0 0) (or (<= Y_1 0) (<= Y_2 0))) (>= Y_0 5)) (<= Y_2 9)))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     assert [rows(p) for p in case.polytopes] == [
         [([1, 0, 0], 0.0), ([0, 1, 0], 0.0), ([0, 0, 1], 9.0)],
@@ -220,10 +237,14 @@ def test_nested_and_or_both_ways():
 def test_constraint_after_or_conjoins():
     # nnv PR #315: the assert after the or must be ANDed into every disjunct,
     # not appended as one more disjunct.
-    text = decl(1, 3) + unit_box(1) + """
+    text = (
+        decl(1, 3)
+        + unit_box(1)
+        + """
 (assert (or (<= Y_0 0) (<= Y_1 0)))
 (assert (<= Y_2 5))
 """
+    )
     (case,) = parse_vnnlib(text).cases
     assert [rows(p) for p in case.polytopes] == [
         [([1, 0, 0], 0.0), ([0, 0, 1], 5.0)],
@@ -236,12 +257,15 @@ def test_constraint_after_or_conjoins():
 
 def test_input_bounds_do_not_leak_between_disjuncts():
     # nnv PR #335: each disjunct's input constraints define its own box.
-    text = decl(2, 2) + """
+    text = (
+        decl(2, 2)
+        + """
 (assert (or
   (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1) (<= Y_0 0))
   (and (>= X_0 2) (<= X_0 3) (>= X_1 -1) (<= X_1 5) (<= Y_1 0))
 ))
 """
+    )
     first, second = parse_vnnlib(text).cases
     np.testing.assert_array_equal(first.lower, [0, 0])
     np.testing.assert_array_equal(first.upper, [1, 1])
@@ -250,18 +274,24 @@ def test_input_bounds_do_not_leak_between_disjuncts():
     assert [rows(p) for p in first.polytopes] == [[([1, 0], 0.0)]]
     assert [rows(p) for p in second.polytopes] == [[([0, 1], 0.0)]]
     # X_1 bounded only in the first disjunct: the second must not inherit it.
-    leaky = decl(2, 1) + """(assert (>= X_0 0)) (assert (<= X_0 1))
+    leaky = (
+        decl(2, 1)
+        + """(assert (>= X_0 0)) (assert (<= X_0 1))
 (assert (or (and (>= X_1 0) (<= X_1 1)) (and (<= Y_0 0) (>= X_1 7))))"""
+    )
     err = error_of(leaky)
     assert "X_1 has no upper bound" in str(err) and (err.line, err.column) == (5, 46)
 
 
 def test_cross_product_of_box_or_and_output_or_groups_cases():
     # The shape of ACAS Xu property 6: two boxes times four output disjuncts.
-    text = decl(1, 3) + """
+    text = (
+        decl(1, 3)
+        + """
 (assert (or (and (>= X_0 0) (<= X_0 1)) (and (>= X_0 2) (<= X_0 3))))
 (assert (or (<= Y_1 Y_0) (<= Y_2 Y_0)))
 """
+    )
     prop = parse_vnnlib(text)
     assert [(c.lower[0], c.upper[0]) for c in prop.cases] == [(0, 1), (2, 3)]
     for case in prop.cases:
@@ -278,7 +308,9 @@ def test_term_without_output_atoms_is_fully_unsafe():
 
 
 def test_equal_boxes_grouped_and_duplicates_dropped():
-    text = decl(1, 2) + """
+    text = (
+        decl(1, 2)
+        + """
 (assert (or
   (and (>= X_0 0) (<= X_0 1) (<= Y_0 0))
   (and (>= X_0 4) (<= X_0 5) (<= Y_0 0))
@@ -286,16 +318,20 @@ def test_equal_boxes_grouped_and_duplicates_dropped():
   (and (>= X_0 0) (<= X_0 1) (<= Y_0 0))
   (and (>= X_0 0) (<= X_0 1) (<= Y_0 0) (<= Y_0 0))
 ))"""
+    )
     first, second = parse_vnnlib(text).cases
     assert [rows(p) for p in first.polytopes] == [[([1, 0], 0.0)], [([0, 1], 0.0)]]
     assert [rows(p) for p in second.polytopes] == [[([1, 0], 0.0)]]
 
 
 def test_tightest_bound_wins_and_zero_width_box_allowed():
-    text = decl(2, 1) + """
+    text = (
+        decl(2, 1)
+        + """
 (assert (>= X_0 -5)) (assert (>= X_0 0.5)) (assert (<= X_0 9)) (assert (<= X_0 0.5))
 (assert (>= X_1 1)) (assert (<= X_1 2)) (assert (<= X_1 1.5))
 (assert (<= Y_0 0))"""
+    )
     (case,) = parse_vnnlib(text).cases
     np.testing.assert_array_equal(case.lower, [0.5, 1])
     np.testing.assert_array_equal(case.upper, [0.5, 1.5])

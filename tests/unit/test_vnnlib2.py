@@ -30,7 +30,9 @@ def v2(body: str, n: int = 3, m: int = 2) -> str:
 
 def v1(body: str, n: int = 3, m: int = 2) -> str:
     """The same body in 1.0 (X[i] -> X_i)."""
-    decls = [f"(declare-const X_{i} Real)" for i in range(n)] + [f"(declare-const Y_{j} Real)" for j in range(m)]
+    decls = [f"(declare-const X_{i} Real)" for i in range(n)] + [
+        f"(declare-const Y_{j} Real)" for j in range(m)
+    ]
     return "\n".join(decls) + "\n" + re.sub(r"\b([XY])\[(\d+)\]", r"\1_\2", body)
 
 
@@ -48,19 +50,22 @@ def test_detect_version():
         parse_vnnlib("(vnnlib-version <3.0>)\n")
 
 
-@pytest.mark.parametrize("body", [
-    "(assert (<= Y[0] Y[1]))",
-    "(assert (< Y[0] 0.5))",
-    "(assert (>= Y[1] -0.5))",
-    "(assert (> Y[1] 0.5))",
-    "(assert (== Y[0] 0.25))",
-    "(assert (<= (+ Y[0] (* 2.0 Y[1])) 1.0))",
-    "(assert (<= (- Y[0] Y[1] 0.25) 0.5))",
-    "(assert (<= (- Y[0]) 0.5))",
-    "(assert (or (<= Y[0] 0.0) (and (>= Y[1] 1.0) (<= Y[0] 3.0))))",
-    "(assert (or (<= Y[0] 0.0) (<= Y[1] 0.0)))\n(assert (or (>= Y[0] -1.0) (>= Y[1] -2.0)))",
-    "(assert (<= Y[0] 0.50000000000000000001))",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "(assert (<= Y[0] Y[1]))",
+        "(assert (< Y[0] 0.5))",
+        "(assert (>= Y[1] -0.5))",
+        "(assert (> Y[1] 0.5))",
+        "(assert (== Y[0] 0.25))",
+        "(assert (<= (+ Y[0] (* 2.0 Y[1])) 1.0))",
+        "(assert (<= (- Y[0] Y[1] 0.25) 0.5))",
+        "(assert (<= (- Y[0]) 0.5))",
+        "(assert (or (<= Y[0] 0.0) (and (>= Y[1] 1.0) (<= Y[0] 3.0))))",
+        "(assert (or (<= Y[0] 0.0) (<= Y[1] 0.0)))\n(assert (or (>= Y[0] -1.0) (>= Y[1] -2.0)))",
+        "(assert (<= Y[0] 0.50000000000000000001))",
+    ],
+)
 def test_each_construct_matches_its_1_0_twin(body):
     prop2 = parse_vnnlib(v2(BOX + body + "\n"), n_inputs=3, n_outputs=2)
     prop1 = parse_vnnlib(v1(BOX + body.replace("==", "=") + "\n"), n_inputs=3, n_outputs=2)
@@ -69,9 +74,11 @@ def test_each_construct_matches_its_1_0_twin(body):
 
 def test_separate_asserts_with_or_are_combined():
     """ACAS Xu prop_6 shape: the input box is a union written as its own assert."""
-    body = ("(assert (and (>= X[1] 0.0) (<= X[1] 0.5) (>= X[2] 0.0) (<= X[2] 0.5)))\n"
-            "(assert (or (and (>= X[0] -1.0) (<= X[0] -0.5)) (and (>= X[0] 0.5) (<= X[0] 1.0))))\n"
-            "(assert (or (<= (- Y[0] Y[1]) 0.0) (<= Y[0] -3.0)))\n")
+    body = (
+        "(assert (and (>= X[1] 0.0) (<= X[1] 0.5) (>= X[2] 0.0) (<= X[2] 0.5)))\n"
+        "(assert (or (and (>= X[0] -1.0) (<= X[0] -0.5)) (and (>= X[0] 0.5) (<= X[0] 1.0))))\n"
+        "(assert (or (<= (- Y[0] Y[1]) 0.0) (<= Y[0] -3.0)))\n"
+    )
     prop = parse_vnnlib(v2(body))
     assert len(prop.cases) == 2 and all(len(c.polytopes) == 2 for c in prop.cases)
     assert sorted(c.lower[0] for c in prop.cases) == [-1.0, 0.5]
@@ -79,33 +86,63 @@ def test_separate_asserts_with_or_are_combined():
 
 
 def test_multidimensional_indices_are_flattened_in_c_order():
-    text = ("(vnnlib-version <2.0>)\n(declare-network N (declare-input X float64 [1,2,2]) "
-            "(declare-output Y float64 [2,1]))\n"
-            "(assert (and (>= X[0,0,0] 0.0) (<= X[0,0,0] 1.0) (>= X[0,0,1] 2.0) (<= X[0,0,1] 3.0)"
-            " (>= X[0,1,0] 4.0) (<= X[0,1,0] 5.0) (>= X[0,1,1] 6.0) (<= X[0,1,1] 7.0)))\n"
-            "(assert (<= Y[1,0] 0.0))\n")
+    text = (
+        "(vnnlib-version <2.0>)\n(declare-network N (declare-input X float64 [1,2,2]) "
+        "(declare-output Y float64 [2,1]))\n"
+        "(assert (and (>= X[0,0,0] 0.0) (<= X[0,0,0] 1.0) (>= X[0,0,1] 2.0) (<= X[0,0,1] 3.0)"
+        " (>= X[0,1,0] 4.0) (<= X[0,1,0] 5.0) (>= X[0,1,1] 6.0) (<= X[0,1,1] 7.0)))\n"
+        "(assert (<= Y[1,0] 0.0))\n"
+    )
     (case,) = parse_vnnlib(text).cases
     assert case.lower.tolist() == [0, 2, 4, 6] and case.upper.tolist() == [1, 3, 5, 7]
     assert case.polytopes[0].C.tolist() == [[0.0, 1.0]]
 
 
-@pytest.mark.parametrize("text, message", [
-    (("(vnnlib-version <2.0>)\n(declare-network A (declare-input X float32 [2]) (declare-output Y float32 [1]))\n"
-     "(declare-network B (declare-input X2 float32 [2]) (declare-output Y2 float32 [1]))\n(assert (<= Y[0] Y2[0]))"),
-     "a property over 2 networks ('A', 'B')"),
-    (("(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-hidden H float32 [2] \"h\")"
-     " (declare-output Y float32 [1]))\n(assert (<= H[0] 0.5))"), "declare-hidden 'H'"),
-    (("(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-input Z float32 [2])"
-     " (declare-output Y float32 [1]))\n(assert (<= Y[0] 0.5))"), "with 2 inputs"),
-    (("(vnnlib-version <2.0>)\n(declare-network N (declare-input X int8 [2]) (declare-output Y float32 [1]))\n"
-     "(assert (<= X[0] 1))"), "element type I8"),
-    (v2(BOX + "(assert (!= Y[0] 0.5))\n"), "'!='"),
-    (v2("(assert (<= X[0] 1e-5))\n"), "write 0.00001 (not 1e-5)"),
-    (v2("(assert (<= X[0] 1))\n"), "1.0 (not 1)"),
-    (v2("(assert (<= X[7] 1.0))\n"), "out of bounds"),
-    (v2("(assert (<= X[0] 1.0))\n(assert (<= Y[0] 1.0))\n"), ":2:0: VNN-LIB 2.0: X[0] has no lower bound"),
-    (v2(BOX + "(assert (and (>= X[0] 2.0) (<= Y[0] 1.0)))\n"), ":4:0: VNN-LIB 2.0: empty input box: X[0]"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            (
+                "(vnnlib-version <2.0>)\n(declare-network A (declare-input X float32 [2]) (declare-output Y float32 [1]))\n"
+                "(declare-network B (declare-input X2 float32 [2]) (declare-output Y2 float32 [1]))\n(assert (<= Y[0] Y2[0]))"
+            ),
+            "a property over 2 networks ('A', 'B')",
+        ),
+        (
+            (
+                '(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-hidden H float32 [2] "h")'
+                " (declare-output Y float32 [1]))\n(assert (<= H[0] 0.5))"
+            ),
+            "declare-hidden 'H'",
+        ),
+        (
+            (
+                "(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-input Z float32 [2])"
+                " (declare-output Y float32 [1]))\n(assert (<= Y[0] 0.5))"
+            ),
+            "with 2 inputs",
+        ),
+        (
+            (
+                "(vnnlib-version <2.0>)\n(declare-network N (declare-input X int8 [2]) (declare-output Y float32 [1]))\n"
+                "(assert (<= X[0] 1))"
+            ),
+            "element type I8",
+        ),
+        (v2(BOX + "(assert (!= Y[0] 0.5))\n"), "'!='"),
+        (v2("(assert (<= X[0] 1e-5))\n"), "write 0.00001 (not 1e-5)"),
+        (v2("(assert (<= X[0] 1))\n"), "1.0 (not 1)"),
+        (v2("(assert (<= X[7] 1.0))\n"), "out of bounds"),
+        (
+            v2("(assert (<= X[0] 1.0))\n(assert (<= Y[0] 1.0))\n"),
+            ":2:0: VNN-LIB 2.0: X[0] has no lower bound",
+        ),
+        (
+            v2(BOX + "(assert (and (>= X[0] 2.0) (<= Y[0] 1.0)))\n"),
+            ":4:0: VNN-LIB 2.0: empty input box: X[0]",
+        ),
+    ],
+)
 def test_unsupported_and_bad_input_name_the_construct(text, message):
     with pytest.raises(PropertyError) as info:
         parse_vnnlib(text, "p.vnnlib")
@@ -122,7 +159,9 @@ def test_sizes_are_checked_against_the_network():
 def test_shipped_2_0_property_verifies_end_to_end(kind):
     net = ROOT / "examples" / "mlp.onnx"
     two = ROOT / "examples" / f"mlp_{kind}_v2.vnnlib"
-    assert cv.load_vnnlib(two).cases == cv.load_vnnlib(ROOT / "examples" / f"mlp_{kind}.vnnlib").cases
+    assert (
+        cv.load_vnnlib(two).cases == cv.load_vnnlib(ROOT / "examples" / f"mlp_{kind}.vnnlib").cases
+    )
     result = cv.verify(net, two, timeout=60)
     assert result.status.value == kind
     if kind == "sat":
@@ -131,10 +170,18 @@ def test_shipped_2_0_property_verifies_end_to_end(kind):
 
 def test_the_pypi_package_is_found_from_the_repository_root():
     """Run from the root, `import vnnlib` is this repository's folder; 2.0 must still work."""
-    code = ("import vnnlib, completeverify.vnnlib as v; "
-            "p = v.load_vnnlib('examples/mlp_unsat_v2.vnnlib'); print(len(p.cases), vnnlib.__file__)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=False)
+    code = (
+        "import vnnlib, completeverify.vnnlib as v; "
+        "p = v.load_vnnlib('examples/mlp_unsat_v2.vnnlib'); print(len(p.cases), vnnlib.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("1 ")
 
@@ -155,13 +202,19 @@ def test_random_properties_read_the_same_in_1_0_and_2_0(data):
     polytopes = []
     for _ in range(data.draw(st.integers(1, 3))):
         rows = data.draw(st.integers(1, 3))
-        C = np.array([[data.draw(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0])) for _ in range(m)]
-                      for _ in range(rows)])
+        C = np.array(
+            [
+                [data.draw(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0])) for _ in range(m)]
+                for _ in range(rows)
+            ]
+        )
         C[:, 0] = np.where(C[:, 0] == 0, 1.0, C[:, 0])
         polytopes.append((C, np.array([data.draw(num) for _ in range(rows)])))
     one = parse_vnnlib(vnnlib_text(np.array(lower), np.array(upper), polytopes))
-    box = " ".join(f"(>= X[{i}] {_num(lo)}) (<= X[{i}] {_num(hi)})"
-                   for i, (lo, hi) in enumerate(zip(lower, upper)))
+    box = " ".join(
+        f"(>= X[{i}] {_num(lo)}) (<= X[{i}] {_num(hi)})"
+        for i, (lo, hi) in enumerate(zip(lower, upper))
+    )
     terms = []
     for C, d in polytopes:
         atoms = []

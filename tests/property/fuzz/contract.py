@@ -22,10 +22,17 @@ from completeverify.errors import CompleteVerifyError
 MAX_SECONDS = 5.0
 MAX_RSS_MB = int(os.environ.get("CV_FUZZ_RSS_MB", "1024"))  # peak growth over the baseline
 # small limits keep each input cheap; the limits themselves are what is being tested
-LIMITS = Limits(max_file_bytes=8 << 20, max_decompressed_bytes=32 << 20,
-                max_tensor_elements=1 << 20, max_activation_elements=1 << 20,
-                max_parameters=1 << 22, max_nodes=2_000, max_property_bytes=1 << 20,
-                max_disjuncts=10_000, max_nesting_depth=2_000)
+LIMITS = Limits(
+    max_file_bytes=8 << 20,
+    max_decompressed_bytes=32 << 20,
+    max_tensor_elements=1 << 20,
+    max_activation_elements=1 << 20,
+    max_parameters=1 << 22,
+    max_nodes=2_000,
+    max_property_bytes=1 << 20,
+    max_disjuncts=10_000,
+    max_nesting_depth=2_000,
+)
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 SPLIT = b"\n#--property--#\n"  # separates the model and the property in a CLI input
@@ -72,11 +79,18 @@ def one_vnnlib(data: bytes) -> None:
         """Decode like load_vnnlib, then parse."""
         raw = data
         if raw[:2] == GZIP_MAGIC:
-            raw = gunzip_limited(raw, lambda m: PropertyError(m, "<fuzz>"),
-                                 max_decompressed_bytes=LIMITS.max_property_bytes,
-                                 max_compression_ratio=LIMITS.max_compression_ratio)
-        parse_vnnlib(raw.decode("utf-8", errors="replace"), "<fuzz>",
-                     max_disjuncts=LIMITS.max_disjuncts, max_depth=LIMITS.max_nesting_depth)
+            raw = gunzip_limited(
+                raw,
+                lambda m: PropertyError(m, "<fuzz>"),
+                max_decompressed_bytes=LIMITS.max_property_bytes,
+                max_compression_ratio=LIMITS.max_compression_ratio,
+            )
+        parse_vnnlib(
+            raw.decode("utf-8", errors="replace"),
+            "<fuzz>",
+            max_disjuncts=LIMITS.max_disjuncts,
+            max_depth=LIMITS.max_nesting_depth,
+        )
 
     check(run, "load_vnnlib")
 
@@ -118,11 +132,51 @@ def one_cli(data: bytes) -> None:
         check(run, "cli verify")
 
 
-OPS = ("Add", "Sub", "Mul", "Div", "Neg", "MatMul", "Gemm", "Relu", "Sigmoid", "Tanh", "Flatten",
-       "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Gather", "Concat", "Pad",
-       "Identity", "Dropout", "Cast", "Conv", "BatchNormalization", "MaxPool", "AveragePool",
-       "GlobalAveragePool", "Clip", "Constant", "ConstantOfShape", "Range", "Equal", "Where",
-       "Expand", "ReduceProd", "ReduceSum", "Sqrt", "Pow", "Min", "Max", "Shape", "Size", "If")
+OPS = (
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Neg",
+    "MatMul",
+    "Gemm",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Slice",
+    "Gather",
+    "Concat",
+    "Pad",
+    "Identity",
+    "Dropout",
+    "Cast",
+    "Conv",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Clip",
+    "Constant",
+    "ConstantOfShape",
+    "Range",
+    "Equal",
+    "Where",
+    "Expand",
+    "ReduceProd",
+    "ReduceSum",
+    "Sqrt",
+    "Pow",
+    "Min",
+    "Max",
+    "Shape",
+    "Size",
+    "If",
+)
 
 
 class _Bytes:
@@ -178,12 +232,26 @@ def mutate_model(data: bytes) -> bytes:
                 t.raw_data = t.raw_data[: r.take(len(t.raw_data) + 1)]
         elif what == 4 and g.node:  # an integer attribute
             node = g.node[r.take(len(g.node))]
-            name = ("axis", "transB", "transA", "group", "keepdims", "perm", "pads", "strides",
-                    "kernel_shape", "to")[r.take(10)]
+            name = (
+                "axis",
+                "transB",
+                "transA",
+                "group",
+                "keepdims",
+                "perm",
+                "pads",
+                "strides",
+                "kernel_shape",
+                "to",
+            )[r.take(10)]
             if name in ("perm", "pads", "strides", "kernel_shape"):
-                node.attribute.append(onnx.helper.make_attribute(
-                    name, [r.signed() for _ in range(r.take(5))],
-                    attr_type=onnx.AttributeProto.INTS))
+                node.attribute.append(
+                    onnx.helper.make_attribute(
+                        name,
+                        [r.signed() for _ in range(r.take(5))],
+                        attr_type=onnx.AttributeProto.INTS,
+                    )
+                )
             else:
                 node.attribute.append(onnx.helper.make_attribute(name, r.signed()))
         elif what == 5:  # the input's declared shape
@@ -200,8 +268,9 @@ def mutate_model(data: bytes) -> bytes:
             m.opset_import[0].version = (7, 9, 11, 13, 17, 18, 21, 22, 99, 0)[r.take(10)]
         elif what == 8 and g.node:  # a new node on a random tensor
             names = [i.name for i in g.input] + [o for n in g.node for o in n.output]
-            node = onnx.helper.make_node(OPS[r.take(len(OPS))], [names[r.take(len(names))]],
-                                         [f"t{r.take(256)}"])
+            node = onnx.helper.make_node(
+                OPS[r.take(len(OPS))], [names[r.take(len(names))]], [f"t{r.take(256)}"]
+            )
             g.node.insert(r.take(len(g.node) + 1), node)
     return m.SerializeToString()
 
@@ -221,8 +290,7 @@ def one_onnx_struct(data: bytes) -> None:
     check(lambda: load_onnx(model, limits=LIMITS), "load_onnx (structured)")
 
 
-HARNESSES = {"vnnlib": one_vnnlib, "onnx": one_onnx, "onnx_struct": one_onnx_struct,
-             "cli": one_cli}
+HARNESSES = {"vnnlib": one_vnnlib, "onnx": one_onnx, "onnx_struct": one_onnx_struct, "cli": one_cli}
 
 
 def seeds(name: str) -> list[bytes]:
