@@ -13,7 +13,6 @@ import torch
 from onnx import helper
 
 import completeverify as cv
-from completeverify.errors import ModelError
 
 from nets import mlp_onnx, random_mlp
 
@@ -194,12 +193,7 @@ def test_cnn_with_residual_block_from_onnx_export():
 
 def test_torch_module_gives_the_bounds_of_its_onnx_export():
     module = _resnet()
-    try:
-        net = cv.BoundedNetwork(module, torch.zeros(1, 1, 5, 5))
-    except ModelError as exc:
-        if "not supported yet" in str(exc):
-            pytest.skip("load_torch is not merged into this branch yet")
-        raise
+    net = cv.BoundedNetwork(module, torch.zeros(1, 1, 5, 5))
     buf = io.BytesIO()
     torch.onnx.export(module, (torch.zeros(1, 1, 5, 5),), buf, dynamo=False)
     ref = cv.BoundedNetwork(buf.getvalue())
