@@ -403,6 +403,23 @@ class Graph:
             self.source,
         )
 
+    def live_nodes(self) -> list[int]:
+        """Sorted indices of the input (node 0), the output and every node the output reads."""
+        live = {len(self.nodes) - 1, 0}
+        for i in range(len(self.nodes) - 1, -1, -1):
+            if i in live:
+                live.update(self.nodes[i].inputs)
+        return sorted(live)
+
+    def restricted(self, keep: list[int]) -> "Graph":
+        """The graph on the nodes ``keep`` (sorted; input and output among them), renumbered."""
+        remap = {old: new for new, old in enumerate(keep)}
+        nodes = tuple(
+            Node(n.name, n.op, tuple(remap[j] for j in n.inputs), n.shape)
+            for n in (self.nodes[i] for i in keep)
+        )
+        return self.with_nodes(nodes)
+
     def is_piecewise_linear(self) -> bool:
         """True when every op is affine or piecewise linear (the MILP is exact)."""
         return all(n.op.caps.piecewise_linear for n in self.nodes)

@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from .config import Limits
 from .errors import CompleteVerifyError, ModelError, UnsupportedOperatorError
-from .graph import Graph, Input, Node, Reshape, Shape, numel
+from .graph import Graph, Input, Reshape, Shape, numel
 from .graph_opt import simplify
 from .onnx_builder import Builder, Value, Var, fold_constant, node_attrs
 from .onnx_guard import (
@@ -435,23 +435,7 @@ def import_model(
 
 def _prune(graph: Graph) -> Graph:
     """Drop nodes the output does not depend on."""
-    live = {len(graph.nodes) - 1}
-    for i in range(len(graph.nodes) - 1, -1, -1):
-        if i in live:
-            live.update(graph.nodes[i].inputs)
-    live.add(0)
-    keep = sorted(live)
-    remap = {old: new for new, old in enumerate(keep)}
-    nodes = tuple(
-        Node(
-            graph.nodes[i].name,
-            graph.nodes[i].op,
-            tuple(remap[j] for j in graph.nodes[i].inputs),
-            graph.nodes[i].shape,
-        )
-        for i in keep
-    )
-    return graph.with_nodes(nodes)
+    return graph.restricted(graph.live_nodes())
 
 
 def load_onnx(

@@ -313,22 +313,8 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
 
 def _prune(graph: Graph, bindings: list) -> tuple[Graph, tuple]:
     """Drop nodes the output does not depend on (keeping bindings aligned)."""
-    live = {len(graph.nodes) - 1, 0}
-    for i in range(len(graph.nodes) - 1, -1, -1):
-        if i in live:
-            live.update(graph.nodes[i].inputs)
-    keep = sorted(live)
-    remap = {old: new for new, old in enumerate(keep)}
-    nodes = tuple(
-        Node(
-            graph.nodes[i].name,
-            graph.nodes[i].op,
-            tuple(remap[j] for j in graph.nodes[i].inputs),
-            graph.nodes[i].shape,
-        )
-        for i in keep
-    )
-    return graph.with_nodes(nodes), tuple(bindings[i] for i in keep)
+    keep = graph.live_nodes()
+    return graph.restricted(keep), tuple(bindings[i] for i in keep)
 
 
 def export_onnx(module: nn.Module, example_input: Any) -> bytes:
