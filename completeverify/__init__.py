@@ -151,7 +151,8 @@ def certify(
     radius: bool = False,
     **kwargs,
 ):
-    """Per-input verdicts per eps, PGD vs certified accuracy -> CertifyReport; see robustness.certify."""
+    """Per-input verdicts per eps, PGD vs certified accuracy -> CertifyReport; see
+    robustness.certify."""
     from .robustness.certify import certify as _certify
 
     return _certify(

@@ -64,7 +64,8 @@ class Domain:
 
     @property
     def key(self) -> float:
-        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is > 0)."""
+        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is >
+        0)."""
         vals = [float(self.lb[s].max()) for p, s in enumerate(self.slices) if bool(self.open[p])]
         v = min(vals) if vals else math.inf
         return v if not math.isnan(v) else -math.inf
@@ -237,7 +238,8 @@ class _Search:
 
     # ------------------------------------------------------------------ bounding
     def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
-        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the BoundResult."""
+        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the
+        BoundResult."""
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
         split_keys = sorted({r for d in doms for r in d.splits})
@@ -419,7 +421,8 @@ class _Search:
     def process(
         self, doms: list[Domain], queue: _Queue, root: bool = False
     ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
-        """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a verdict."""
+        """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a
+        verdict."""
         open_in = torch.stack([d.open for d in doms])  # (B, P)
         live = open_in.any(0)
         rows = torch.cat(
@@ -732,7 +735,8 @@ class _Search:
         )
 
     def _give_up(self, race, undecided: BabOutcome) -> BabOutcome:
-        """The search cannot finish: wait for the racing MILP (until the deadline) before saying so."""
+        """The search cannot finish: wait for the racing MILP (until the deadline) before saying
+        so."""
         if race is None:
             return undecided
         race.thread.join(self.deadline.remaining())
@@ -789,5 +793,6 @@ def relu_split_joint(
 def relu_split(
     run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline
 ) -> BabOutcome:
-    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact leaves)."""
+    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact
+    leaves)."""
     return relu_split_joint(run, case_index, [poly_index], pre, deadline)

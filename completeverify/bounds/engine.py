@@ -419,7 +419,8 @@ class BoundEngine:
         x0: torch.Tensor,
         deadline: float | None,
     ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
-        """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per row."""
+        """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per
+        row."""
         return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
 
     def evaluate(
@@ -433,7 +434,8 @@ class BoundEngine:
         pre: dict | None = None,
         refine: Refinement = Refinement(),
     ) -> torch.Tensor:
-        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
+        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with
+        CROWN)."""
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])

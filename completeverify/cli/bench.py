@@ -97,7 +97,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
 
 
 class _Progress:
-    """A tqdm bar with decided/sat/unsat/unknown counts; plain lines on stderr when not a terminal."""
+    """A tqdm bar with decided/sat/unsat/unknown counts; plain lines on stderr when not a
+    terminal."""
 
     def __init__(self, total: int) -> None:
         """Remember the suite size; the bar starts in ``start``."""
@@ -154,7 +155,8 @@ class _Progress:
 
 
 def _interrupt_on_sigterm():
-    """Make SIGTERM behave like Ctrl-C (running instances are killed, finished rows kept); returns the old handler."""
+    """Make SIGTERM behave like Ctrl-C (running instances are killed, finished rows kept); returns
+    the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
 

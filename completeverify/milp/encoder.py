@@ -213,7 +213,8 @@ def _affine(
 
 
 def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Sparse matrix of a convolution: (out_index, in_index, weight) triplets and the output size."""
+    """Sparse matrix of a convolution: (out_index, in_index, weight) triplets and the output
+    size."""
     c, h, w = op.in_chw
     idx = torch.arange(c * h * w, dtype=torch.float64).reshape(1, c, h, w) + 1.0  # 0 marks padding
     idx = op.pad_input(idx)

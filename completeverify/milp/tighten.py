@@ -229,7 +229,8 @@ class _LpSession:
 def _milp_lower_bound(
     program: MilpProgram, col: int, sign: float, time_limit: float, early_unstable: bool
 ) -> float:
-    """A lower bound on min sign * x_col over the MILP from HiGHS's proven dual bound (-inf if none)."""
+    """A lower bound on min sign * x_col over the MILP from HiGHS's proven dual bound (-inf if
+    none)."""
     c = np.zeros(program.num_cols())
     c[col] = sign
     limits = SolveLimits(

@@ -1,4 +1,5 @@
-"""completeverify bench / plot: suite reading, one process per instance (fork and spawn), resume, timeouts, Dask, plots."""
+"""completeverify bench / plot: suite reading, one process per instance (fork and spawn), resume,
+timeouts, Dask, plots."""
 
 from __future__ import annotations
 
@@ -403,7 +404,7 @@ def test_results_writer_rejects_foreign_csv(tmp_path):
     assert good.read_text().splitlines()[0] == ",".join(COLUMNS)
 
 
-# ---------------------------------------------------------------- the real verifier on the tiny suite
+# ------------------------------------------------------------ the real verifier on the tiny suite
 
 
 @pytest.fixture(scope="module")

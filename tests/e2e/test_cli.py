@@ -154,7 +154,8 @@ def test_shape_mismatch_and_bad_options(tmp_path):
 
 
 def test_branch_and_bound_knobs():
-    """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit 2."""
+    """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit
+    2."""
     p = run(
         "verify",
         NET,

@@ -1,4 +1,5 @@
-"""End-to-end verdicts on tiny networks whose answers are known by construction or by brute force."""
+"""End-to-end verdicts on tiny networks whose answers are known by construction or by brute
+force."""
 
 from __future__ import annotations
 
