@@ -606,7 +606,8 @@ def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path, isolati
     import subprocess
 
     out = tmp_path / "r.csv"
-    mark = f"CV_BENCH_TEST_MARK={tmp_path}"  # inherited by the runner, the fork server and every verifier
+    # inherited by the runner, the fork server and every verifier
+    mark = f"CV_BENCH_TEST_MARK={tmp_path}"
     argv = [
         sys.executable,
         "-m",
