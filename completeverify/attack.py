@@ -36,7 +36,8 @@ def pgd_batch(
     step_size: float,
     deadline: Deadline,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sign-gradient descent on spec_loss from starts x0 (K, n) inside boxes lo, hi ((n,) or (K, n)).
+    """Sign-gradient descent on spec_loss from starts x0 (K, n)
+    inside boxes lo, hi ((n,) or (K, n)).
 
     Returns the best point and loss per start: (K, n), (K,).
     """

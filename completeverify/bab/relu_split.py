@@ -41,9 +41,9 @@ Box = tuple[torch.Tensor, torch.Tensor]
 CANDIDATE_SLACK = 1e-6  # graph-forward pre-filter before a (decisive) ONNX replay
 REPLAYS_PER_ROUND = 3
 LOG_EVERY_S = 2.0
-SPLIT_SIGNS = (1, -1)
+SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
-ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)  # the two children of a split: pre-activation >= 0, <= 0
+ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)
 
 
 @dataclass
@@ -181,7 +181,8 @@ class _Search:
         self._solver = None
 
     def optimise_pre(self, pre: dict[int, Box]) -> dict[int, Box]:
-        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation node.
+        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation
+        node.
 
         Each unstable neuron of node j is bounded from below and above by alpha-CROWN on the
         network cut at j (a sound bound of that node's value), with the already tightened bounds
@@ -321,7 +322,8 @@ class _Search:
         cancel: threading.Event | None = None,
         rng: np.random.Generator | None = None,
     ) -> tuple[str, Counterexample | None]:
-        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'.
+        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' |
+        'timeout'.
 
         cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
         PGD polishing (a thread other than the search's passes its own).
@@ -679,7 +681,9 @@ class _Search:
             else:
                 stall += 1
             if race is not None:
-                pass  # the MILP already runs on the other core: the search keeps going (depth-first past the cap)
+                # the MILP already runs on the other core: the search keeps going (depth-first
+                # past the cap)
+                pass
             elif self.cfg.milp_handoff_domains and len(queue) > self.cfg.milp_handoff_domains:
                 return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
             elif self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
@@ -709,7 +713,8 @@ class _Search:
             if time.monotonic() - last_log > LOG_EVERY_S:
                 last_log = time.monotonic()
                 log.info(
-                    "relu_split: %d domains done, queue %d%s, global lower bound %.5g, %d leaves, %.1f s left",
+                    "relu_split: %d domains done, queue %d%s, global lower bound %.5g,"
+                    " %d leaves, %.1f s left",
                     self.done,
                     len(queue),
                     " (depth-first)" if queue.depth_first else "",

@@ -1,4 +1,5 @@
-"""A pre-imported fork server: import completeverify and torch once, then fork one child per instance.
+"""A pre-imported fork server: import completeverify and torch once, then fork one child per
+instance.
 
 ``completeverify bench`` (isolation ``fork``, the default for local runs)
 starts ``python -m completeverify.bench.forkserver`` once.  That process

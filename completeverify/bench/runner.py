@@ -301,7 +301,8 @@ def job_argv(job: Job) -> list[str]:
 
 
 def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
-    """Run one instance in its own process group with a hard timeout; never raises for the instance's faults.
+    """Run one instance in its own process group with a hard timeout; never raises for the
+    instance's faults.
 
     Without a launcher (as on Dask workers) the verifier is a fresh interpreter.
     """

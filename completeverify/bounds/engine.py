@@ -1,4 +1,5 @@
-"""The bound engine: IBP, CROWN (one reverse-topological walk per bounded node) and alpha/beta-CROWN.
+"""The bound engine: IBP, CROWN (one reverse-topological walk per bounded node) and
+alpha/beta-CROWN.
 
 Float safety: every tensor that decides a verdict is float64.  Arithmetic bounds are widened by
 ``config.float_rel * magnitude + config.float_abs`` (intervals per op; linear bounds at the
@@ -294,7 +295,8 @@ class BoundEngine:
     def activation_coefficients(
         self, pre: dict[int, Box], rows: torch.Tensor
     ) -> dict[int, torch.Tensor]:
-        """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
+        """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row
+        per box.
 
         pre: bounds (B, size) of every activation's input node; rows: (B, n_out).  Uses the
         default (unoptimised) slopes; branching heuristics read these.

@@ -173,7 +173,8 @@ def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
 
     expected = read_expected(opts.expected) if opts.expected else None
     print(
-        f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
+        f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in"
+        f" {opts.out}; "
         f"rerun the same command to resume"
     )
     print(
@@ -243,7 +244,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         cactus_plot(
             [(Path(args.out).stem, outcome.rows)],
             args.plot,
-            title=f"completeverify on {Path(args.instances).resolve().parent.name}/{Path(args.instances).stem}",
+            title=(
+                f"completeverify on {Path(args.instances).resolve().parent.name}"
+                f"/{Path(args.instances).stem}"
+            ),
         )
         print(f"cactus plot: {args.plot}")
     if outcome.summary.wrong:

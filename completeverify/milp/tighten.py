@@ -274,7 +274,8 @@ def tighten_bounds(
     widening: float = 1e-7,
     stats: list[LayerStats] | None = None,
 ) -> PreBounds:
-    """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are LP/MILP-tightened.
+    """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are
+    LP/MILP-tightened.
 
     relax: "lp" (big-M rows, integrality dropped) or "milp" (LP first, then the exact MILP for
     neurons the LP leaves unstable).  Only unstable neurons whose sign no split fixes are solved;
