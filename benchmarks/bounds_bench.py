@@ -1,6 +1,7 @@
 """Time IBP / CROWN / alpha-CROWN on real benchmark boxes and print the bounds side by side.
 
-Usage: python benchmarks/bounds_bench.py [--root /work/shared/benchmarks] [--n 2] [--families acasxu mnist_fc oval21]
+Usage: python benchmarks/bounds_bench.py [--root /work/shared/benchmarks] [--n 2]
+       [--families acasxu mnist_fc oval21]
 
 For each instance (first --n rows of <family>/instances.csv) the first input box of the
 property is bounded; the spec rows are the margins d - C y of each unsafe polytope
@@ -64,7 +65,8 @@ def bench_instance(
         f"({graph.n_inputs} inputs, {len(graph.nodes)} nodes, {cspec.shape[0]} spec rows)"
     )
     print(
-        f"{'method':<12} {'t_out[s]':>9} {'t_spec[s]':>9}  {'min spec lb':>12}  out lb / ub (first 5)"
+        f"{'method':<12} {'t_out[s]':>9} {'t_spec[s]':>9}  {'min spec lb':>12}"
+        "  out lb / ub (first 5)"
     )
     for method in METHODS:
         reps = 1 if method == "alpha-crown" else 2

@@ -79,7 +79,8 @@ def main() -> int:
     bad = 0
     table = []
     print(
-        f"{'instance':58s} {'expected':8s} {'cpu':>16s} {'gpu':>16s} {'dom/s cpu':>10s} {'dom/s gpu':>10s}"
+        f"{'instance':58s} {'expected':8s} {'cpu':>16s} {'gpu':>16s}"
+        f" {'dom/s cpu':>10s} {'dom/s gpu':>10s}"
     )
     for k, (onnx_rel, prop_rel, _timeout) in enumerate(rows):
         expected = truth[k].get("consensus", "?") if k < len(truth) else "?"
@@ -98,13 +99,15 @@ def main() -> int:
         name = f"{Path(onnx_rel).stem}/{Path(prop_rel).stem}"[:58]
         flag = "  WRONG" if wrong else ("  DISAGREE" if disagree else "")
         print(
-            f"{name:58s} {expected:8s} {s_c:>8s} {t_c:6.1f} s {s_g:>8s} {t_g:6.1f} s {rate[0]} {rate[1]}{flag}"
+            f"{name:58s} {expected:8s} {s_c:>8s} {t_c:6.1f} s {s_g:>8s} {t_g:6.1f} s"
+            f" {rate[0]} {rate[1]}{flag}"
         )
         table.append([name, expected, s_c, f"{t_c:.2f}", s_g, f"{t_g:.2f}"])
     for device, col in (("cpu", 2), ("gpu", 4)):
         dec = [r for r in table if r[col] in DECIDED]
         print(
-            f"{device}: decided {len(dec)}/{len(table)} in {sum(float(r[col + 1]) for r in dec):.1f} s"
+            f"{device}: decided {len(dec)}/{len(table)}"
+            f" in {sum(float(r[col + 1]) for r in dec):.1f} s"
         )
     if args.csv:
         with args.csv.open("w", newline="") as fh:

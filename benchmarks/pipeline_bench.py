@@ -109,7 +109,8 @@ def main() -> int:
             wrong = sum(w for _, _, w in results)
             secs = [t for _, t, _ in results]
             print(
-                f"{fam:<12}{name:<10}{n:>4}{sat + unsat:>9}{sat:>5}{unsat:>7}{n - sat - unsat:>8}{wrong:>7}"
+                f"{fam:<12}{name:<10}{n:>4}{sat + unsat:>9}{sat:>5}{unsat:>7}"
+                f"{n - sat - unsat:>8}{wrong:>7}"
                 f"{sum(secs):>10.1f}{statistics.median(secs) if secs else 0:>10.1f}",
                 flush=True,
             )

@@ -1,4 +1,5 @@
-"""Time LP- and MILP-refined intermediate bounds on real benchmark boxes and count what they stabilise.
+"""Time LP- and MILP-refined intermediate bounds on real benchmark boxes
+and count what they stabilise.
 
 Usage: python benchmarks/tighten_bench.py [--root /work/shared/benchmarks] [--layers 2]
        [--time-per-neuron 1.0] [--budget 300] [--cases family:net.onnx:prop.vnnlib ...]
@@ -62,7 +63,8 @@ def _row(s: LayerStats) -> str:
     """One table row for a layer."""
     flag = "" if s.complete else "  (deadline)"
     return (
-        f"    node {s.node:3d}  size {s.size:4d}  unstable {s.unstable_before:4d} -> {s.unstable_after:4d}"
+        f"    node {s.node:3d}  size {s.size:4d}"
+        f"  unstable {s.unstable_before:4d} -> {s.unstable_after:4d}"
         f"  {s.seconds:8.2f}s  lp {s.lp_solves:4d}  milp {s.milp_solves:4d}{flag}"
     )
 
@@ -79,7 +81,8 @@ def run_case(root: Path, spec: str, layers: int, per_neuron: float, budget: floa
     pre = _crown_pre(engine, lower, upper, graph.n_outputs)
     keys = relu_layers(graph)
     print(
-        f"{family}/{net} {prop}: CROWN {time.perf_counter() - t0:.2f}s, unstable per layer {_unstable(pre, keys)}"
+        f"{family}/{net} {prop}: CROWN {time.perf_counter() - t0:.2f}s,"
+        f" unstable per layer {_unstable(pre, keys)}"
     )
     for relax in ("lp", "milp"):
         stats: list[LayerStats] = []
@@ -119,13 +122,14 @@ def run_case(root: Path, spec: str, layers: int, per_neuron: float, budget: floa
         solves = sum(s.lp_solves for s in stats)
         secs = time.perf_counter() - t0
         print(
-            f"  lp reuse={reuse!s:5}: {secs:.2f}s for {solves} LPs ({1000 * secs / max(solves, 1):.1f} ms each)"
+            f"  lp reuse={reuse!s:5}: {secs:.2f}s for {solves} LPs"
+            f" ({1000 * secs / max(solves, 1):.1f} ms each)"
         )
 
 
 def main() -> None:
     """Parse arguments and run every case."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--root", type=Path, default=Path("/work/shared/benchmarks"))
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--time-per-neuron", type=float, default=1.0)

@@ -44,7 +44,8 @@ def box_property(x: np.ndarray, label: int, n_out: int, eps: float) -> str:
 def exact(
     graph: Graph, model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eps: float, timeout: float
 ) -> dict[str, float]:
-    """Exact certified accuracy, undecided / falsified counts and mean seconds per verified input."""
+    """Exact certified accuracy, undecided / falsified counts and mean seconds per verified
+    input."""
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).argmax(1).numpy()
     certified = undecided = falsified = 0
@@ -88,7 +89,8 @@ def main() -> None:
     xt, yt = data.x_test[:n], data.y_test[:n]
     rows = []
     header = (
-        "| arch | training (train eps) | eps | clean | PGD | IBP-verified | CROWN-verified | exact certified "
+        "| arch | training (train eps) | eps | clean | PGD | IBP-verified | CROWN-verified "
+        "| exact certified "
         "| undecided | falsified | verify s/input | unstable ReLUs | train s |"
     )
     lines = [header, "|" + "---|" * 13]

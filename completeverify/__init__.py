@@ -89,7 +89,8 @@ def compute_bounds(
     example_input=None,
     input_set=None,
 ):
-    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see bounds.compute_bounds.
+    """Sound bounds (lb, ub) of the outputs (or of C @ y) over the box [lower, upper]; see
+    bounds.compute_bounds.
 
     The one-call form of BoundedNetwork(net, example_input).compute_bounds; config: a BoundConfig.
     ``net`` may be a torch module; its input shape is ``example_input`` or else lower's shape.
@@ -151,7 +152,8 @@ def certify(
     radius: bool = False,
     **kwargs,
 ):
-    """Per-input verdicts per eps, PGD vs certified accuracy -> CertifyReport; see robustness.certify."""
+    """Per-input verdicts per eps, PGD vs certified accuracy -> CertifyReport; see
+    robustness.certify."""
     from .robustness.certify import certify as _certify
 
     return _certify(

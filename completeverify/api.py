@@ -18,7 +18,8 @@ PropLike = Union[str, os.PathLike, Property]
 def load_vnnlib(
     source: PropLike, net: Graph | None = None, limits: Limits | None = None
 ) -> Property:
-    """Read a VNNLIB property (path or .vnnlib.gz; or a Property), checked against ``net`` if given."""
+    """Read a VNNLIB property (path or .vnnlib.gz; or a Property), checked against ``net`` if
+    given."""
     if isinstance(source, Property):
         return source
     n_in = net.n_inputs if net is not None else None

@@ -36,7 +36,8 @@ def pgd_batch(
     step_size: float,
     deadline: Deadline,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sign-gradient descent on spec_loss from starts x0 (K, n) inside boxes lo, hi ((n,) or (K, n)).
+    """Sign-gradient descent on spec_loss from starts x0 (K, n)
+    inside boxes lo, hi ((n,) or (K, n)).
 
     Returns the best point and loss per start: (K, n), (K,).
     """
@@ -73,7 +74,8 @@ def pgd(
     rng: np.random.Generator,
     extra_starts: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Run PGD inside the box; returns candidate flat inputs sorted by loss (best first), shape (K, n_in)."""
+    """Run PGD inside the box; returns candidate flat inputs sorted by loss (best first), shape (K,
+    n_in)."""
     dtype = torch.float32 if graph.input_dtype == "float32" else torch.float64
     lo = torch.as_tensor(lower, dtype=dtype)
     hi = torch.as_tensor(upper, dtype=dtype)

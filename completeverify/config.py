@@ -70,8 +70,9 @@ class BabConfig:
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
     )
-    # recompute intermediate bounds with CROWN in every sub-domain; off by default: beta-CROWN on the
-    # root's intermediate bounds reached the same domain counts 1.7-2.4x faster (oval21, mnist_fc)
+    # recompute intermediate bounds with CROWN in every sub-domain; off by default: beta-CROWN on
+    # the root's intermediate bounds reached the same domain counts 1.7-2.4x faster (oval21,
+    # mnist_fc)
     intermediate_refine: bool = False
     reuse_pre: bool = (
         True  # ... only for the nodes after the latest split (the parent's bounds hold before it)
@@ -158,7 +159,8 @@ class VerifyConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "VerifyConfig":
-        """A config from a nested dict (missing keys: defaults); unknown keys and bad types raise."""
+        """A config from a nested dict (missing keys: defaults); unknown keys and bad types
+        raise."""
         from .config_io import config_from_dict
 
         return config_from_dict(cls, data, source)

@@ -136,7 +136,8 @@ def _from_mapping(cls: type[T], data: Any, source: str, path: str) -> T:
 
 
 def config_from_dict(cls: type[T], data: Any, source: str = "<dict>") -> T:
-    """The config dataclass ``cls`` built from a (nested) dict; unknown keys and wrong types raise."""
+    """The config dataclass ``cls`` built from a (nested) dict; unknown keys and wrong types
+    raise."""
     return _from_mapping(cls, data, source, "")
 
 

@@ -17,7 +17,8 @@ MAX_FUSED_ENTRIES = 20_000_000
 
 
 def _per_channel(values: np.ndarray, channels: int) -> np.ndarray | None:
-    """The per-channel constants of a (1, C, ...) Scale parameter, or None if they vary inside a channel."""
+    """The per-channel constants of a (1, C, ...) Scale parameter, or None if they vary inside a
+    channel."""
     v = values.reshape(channels, -1)
     return v[:, 0] if np.all(v == v[:, :1]) else None
 

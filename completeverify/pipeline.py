@@ -30,12 +30,14 @@ def check_sizes(graph: Graph, prop: Property) -> None:
     """The property's X/Y counts must match the network."""
     if prop.n_inputs != graph.n_inputs:
         raise PropertyError(
-            f"property declares {prop.n_inputs} inputs (X_*), network '{graph.source}' has {graph.n_inputs}",
+            f"property declares {prop.n_inputs} inputs (X_*),"
+            f" network '{graph.source}' has {graph.n_inputs}",
             prop.source,
         )
     if prop.n_outputs != graph.n_outputs:
         raise PropertyError(
-            f"property declares {prop.n_outputs} outputs (Y_*), network '{graph.source}' has {graph.n_outputs}",
+            f"property declares {prop.n_outputs} outputs (Y_*),"
+            f" network '{graph.source}' has {graph.n_outputs}",
             prop.source,
         )
 

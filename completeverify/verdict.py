@@ -148,7 +148,8 @@ class Replayer:
         )
 
     def cast_into_box(self, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        """x clipped into [lower, upper] and cast to the model dtype, staying inside where representable."""
+        """x clipped into [lower, upper] and cast to the model dtype, staying inside where
+        representable."""
         x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), lower, upper)
         xc = x.astype(self.dtype)
         inf = np.array(np.inf, dtype=self.dtype)
@@ -173,7 +174,8 @@ def violates(y: np.ndarray, polytopes) -> int:
 def confirm(
     replayer: Replayer, x: np.ndarray, case, case_index: int = 0
 ) -> Optional[Counterexample]:
-    """Replay x in the ONNX model; return a Counterexample only if it really violates the property."""
+    """Replay x in the ONNX model; return a Counterexample only if it really violates the
+    property."""
     xc = replayer.cast_into_box(x, case.lower, case.upper)
     flat = xc.astype(np.float64).reshape(-1)
     outside = (flat < case.lower) | (flat > case.upper)

@@ -130,7 +130,8 @@ def _set_options(h: Any, program: MilpProgram, limits: SolveLimits) -> None:
 
 
 class _EarlyStop:
-    """MIP interrupt callback that stops on stop_above (dual bound), stop_below (primal) or cancel."""
+    """MIP interrupt callback that stops on stop_above (dual bound), stop_below (primal) or
+    cancel."""
 
     def __init__(
         self, stop_above: float | None, stop_below: float | None, cancel: Any = None

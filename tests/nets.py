@@ -91,7 +91,8 @@ def vnnlib_text(lower, upper, polytopes: list[tuple[np.ndarray, np.ndarray]]) ->
 
 
 def exact_min(layers, lower, upper, polytopes) -> float:
-    """min over the box of min over polytopes of max_k (C_k y - d_k), by pattern enumeration + LP."""
+    """min over the box of min over polytopes of max_k (C_k y - d_k), by pattern enumeration +
+    LP."""
     import highspy
 
     hidden = [w.shape[0] for w, _ in layers[:-1]]

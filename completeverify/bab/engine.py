@@ -1,4 +1,5 @@
-"""Branch-and-bound driver: chooses input splitting, ReLU splitting or the plain MILP per problem."""
+"""Branch-and-bound driver: chooses input splitting, ReLU splitting or the plain MILP per
+problem."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def _settle(
 def decide_pairs(
     run: VerifyContext, pairs: list[Pair], milp_stage: MilpStage
 ) -> tuple[Counterexample | None, bool]:
-    """Decide the (case, polytope) pairs that bounds left open; returns (counterexample, all_decided)."""
+    """Decide the (case, polytope) pairs that bounds left open; returns (counterexample,
+    all_decided)."""
     mode = choose_mode(run)
     if mode == "milp" or not pairs:
         return milp_stage(run, pairs)

@@ -7,9 +7,9 @@ CROWN call, drops the domains on which every polytope is proven unreachable
 (box centres and the minimisers of the linear lower bounds) as counterexamples,
 and bisects the rest (see _branch_dims): along the input with the largest
 gradient-times-width "smear" at the centre and, where it differs, also along the
-input with the largest |A_j| x width_j of the linear lower bound that matters most.  A domain that becomes
-tiny, or keeps at most LEAF_UNSTABLE unstable ReLUs, is decided by the exact MILP
-on its box, so completeness never depends on the boxes shrinking to points.
+input with the largest |A_j| x width_j of the linear lower bound that matters most.
+A domain that becomes tiny, or keeps at most LEAF_UNSTABLE unstable ReLUs, is decided by
+the exact MILP on its box, so completeness never depends on the boxes shrinking to points.
 """
 
 from __future__ import annotations
@@ -198,7 +198,8 @@ def input_split(
 ) -> dict[int, BabOutcome]:
     """Decide the given polytopes of one case by splitting its input box.
 
-    milp_leaf(lower, upper, poly_index, pre) -> BabOutcome decides one polytope exactly on a small box
+    milp_leaf(lower, upper, poly_index, pre) -> BabOutcome decides one polytope exactly on a small
+    box
     (pre: the domain's sound intermediate bounds, or None to compute them).
     Returns an outcome per polytope index.
     """

@@ -36,7 +36,8 @@ class MilpRace:
     """One background thread deciding the open polytopes of a search by MILP, one after another."""
 
     def __init__(self, search, root_pre: dict, polys: list[int]) -> None:
-        """search: the _Search (for exact()); root_pre: flat numpy bounds; polys: positions to decide."""
+        """search: the _Search (for exact()); root_pre: flat numpy bounds; polys: positions to
+        decide."""
         self.search = search
         self.root_pre = root_pre
         self.polys = list(polys)

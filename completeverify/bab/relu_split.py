@@ -41,9 +41,9 @@ Box = tuple[torch.Tensor, torch.Tensor]
 CANDIDATE_SLACK = 1e-6  # graph-forward pre-filter before a (decisive) ONNX replay
 REPLAYS_PER_ROUND = 3
 LOG_EVERY_S = 2.0
-SPLIT_SIGNS = (1, -1)
+SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
-ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)  # the two children of a split: pre-activation >= 0, <= 0
+ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Domain:
 
     @property
     def key(self) -> float:
-        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is > 0)."""
+        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is >
+        0)."""
         vals = [float(self.lb[s].max()) for p, s in enumerate(self.slices) if bool(self.open[p])]
         v = min(vals) if vals else math.inf
         return v if not math.isnan(v) else -math.inf
@@ -180,7 +181,8 @@ class _Search:
         self._solver = None
 
     def optimise_pre(self, pre: dict[int, Box]) -> dict[int, Box]:
-        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation node.
+        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation
+        node.
 
         Each unstable neuron of node j is bounded from below and above by alpha-CROWN on the
         network cut at j (a sound bound of that node's value), with the already tightened bounds
@@ -237,7 +239,8 @@ class _Search:
 
     # ------------------------------------------------------------------ bounding
     def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
-        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the BoundResult."""
+        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the
+        BoundResult."""
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
         split_keys = sorted({r for d in doms for r in d.splits})
@@ -319,7 +322,8 @@ class _Search:
         cancel: threading.Event | None = None,
         rng: np.random.Generator | None = None,
     ) -> tuple[str, Counterexample | None]:
-        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' | 'timeout'.
+        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' |
+        'timeout'.
 
         cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
         PGD polishing (a thread other than the search's passes its own).
@@ -419,7 +423,8 @@ class _Search:
     def process(
         self, doms: list[Domain], queue: _Queue, root: bool = False
     ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
-        """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a verdict."""
+        """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a
+        verdict."""
         open_in = torch.stack([d.open for d in doms])  # (B, P)
         live = open_in.any(0)
         rows = torch.cat(
@@ -676,7 +681,9 @@ class _Search:
             else:
                 stall += 1
             if race is not None:
-                pass  # the MILP already runs on the other core: the search keeps going (depth-first past the cap)
+                # the MILP already runs on the other core: the search keeps going (depth-first
+                # past the cap)
+                pass
             elif self.cfg.milp_handoff_domains and len(queue) > self.cfg.milp_handoff_domains:
                 return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
             elif self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
@@ -706,7 +713,8 @@ class _Search:
             if time.monotonic() - last_log > LOG_EVERY_S:
                 last_log = time.monotonic()
                 log.info(
-                    "relu_split: %d domains done, queue %d%s, global lower bound %.5g, %d leaves, %.1f s left",
+                    "relu_split: %d domains done, queue %d%s, global lower bound %.5g,"
+                    " %d leaves, %.1f s left",
                     self.done,
                     len(queue),
                     " (depth-first)" if queue.depth_first else "",
@@ -732,7 +740,8 @@ class _Search:
         )
 
     def _give_up(self, race, undecided: BabOutcome) -> BabOutcome:
-        """The search cannot finish: wait for the racing MILP (until the deadline) before saying so."""
+        """The search cannot finish: wait for the racing MILP (until the deadline) before saying
+        so."""
         if race is None:
             return undecided
         race.thread.join(self.deadline.remaining())
@@ -789,5 +798,6 @@ def relu_split_joint(
 def relu_split(
     run, case_index: int, poly_index: int, pre: dict | None, deadline: Deadline
 ) -> BabOutcome:
-    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact leaves)."""
+    """Decide one (case, polytope) pair by ReLU-splitting branch and bound (beta-CROWN + exact
+    leaves)."""
     return relu_split_joint(run, case_index, [poly_index], pre, deadline)

@@ -1,4 +1,5 @@
-"""A pre-imported fork server: import completeverify and torch once, then fork one child per instance.
+"""A pre-imported fork server: import completeverify and torch once, then fork one child per
+instance.
 
 ``completeverify bench`` (isolation ``fork``, the default for local runs)
 starts ``python -m completeverify.bench.forkserver`` once.  That process
@@ -114,7 +115,8 @@ def _native_threads() -> Optional[int]:
 
 
 def preload() -> tuple[list[str], list[str]]:
-    """Import the heavy modules and completeverify's own; returns (imported, failed) module names."""
+    """Import the heavy modules and completeverify's own; returns (imported, failed) module
+    names."""
     done, failed = [], []
 
     def load(name: str) -> None:
@@ -356,7 +358,8 @@ def fork_target(argv: Sequence[str]) -> Optional[tuple[list[str], list[str]]]:
 
 
 class ForkedChild:
-    """One instance forked by the server; the runner waits on it, kills its group and reads its output."""
+    """One instance forked by the server; the runner waits on it, kills its group and reads its
+    output."""
 
     def __init__(self, ident: int, stdout: Path, stderr: Path) -> None:
         """A request not yet answered."""
@@ -389,7 +392,8 @@ class ForkedChild:
         self._exited.set()
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        """The exit code; ``subprocess.TimeoutExpired`` after ``timeout``, ForkServerError if the server died."""
+        """The exit code; ``subprocess.TimeoutExpired`` after ``timeout``, ForkServerError if the
+        server died."""
         if not self._exited.wait(timeout):
             raise subprocess.TimeoutExpired(f"forked child {self.pid}", timeout or 0.0)
         if self.returncode is None:
@@ -439,7 +443,8 @@ class ForkServer:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> "ForkServer":
-        """Start the server and wait until it has imported everything; ForkServerError if it cannot."""
+        """Start the server and wait until it has imported everything; ForkServerError if it
+        cannot."""
         self._tmp = Path(tempfile.mkdtemp(prefix="cv-bench-fork-"))
         self._stderr = tempfile.TemporaryFile(dir=self._tmp)
         try:

@@ -46,7 +46,8 @@ def default_labels(paths: Sequence[Path]) -> list[str]:
 def cactus_plot(
     series: Sequence[tuple[str, Sequence[ResultRow]]], out: str | Path, title: Optional[str] = None
 ) -> Path:
-    """Draw the overlaid cactus plot of ``(label, rows)`` series to a PNG (or any matplotlib format)."""
+    """Draw the overlaid cactus plot of ``(label, rows)`` series to a PNG (or any matplotlib
+    format)."""
     try:
         import matplotlib
 

@@ -212,13 +212,15 @@ class Launcher:
             server.close()
 
     def stop(self) -> None:
-        """The run is interrupted: kill every running child; children started from now on are killed at once."""
+        """The run is interrupted: kill every running child; children started from now on are killed
+        at once."""
         with _LIVE_LOCK:
             self.stopping = True
         kill_all()
 
     def launch(self, argv: Sequence[str]):
-        """Start one verifier process in a new session: a ForkedChild or a _Spawned; OSError if it cannot."""
+        """Start one verifier process in a new session: a ForkedChild or a _Spawned; OSError if it
+        cannot."""
         server = self.server
         target = fork_target(argv) if server is not None else None
         if server is not None and target is not None:
@@ -299,7 +301,8 @@ def job_argv(job: Job) -> list[str]:
 
 
 def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
-    """Run one instance in its own process group with a hard timeout; never raises for the instance's faults.
+    """Run one instance in its own process group with a hard timeout; never raises for the
+    instance's faults.
 
     Without a launcher (as on Dask workers) the verifier is a fresh interpreter.
     """
@@ -349,7 +352,8 @@ def run_job(job: Job, launcher: Optional[Launcher] = None) -> ResultRow:
 
 
 def run_sequential(jobs: Sequence[Job], isolation: str = DEFAULT_ISOLATION) -> Iterator[ResultRow]:
-    """One job after the other (driven by one worker thread, so an interrupt never lands inside a start)."""
+    """One job after the other (driven by one worker thread, so an interrupt never lands inside a
+    start)."""
     return run_pool(jobs, 1, isolation)
 
 

@@ -111,7 +111,8 @@ def normalize_key(onnx: str, vnnlib: str) -> tuple[str, str]:
 
 
 def read_expected(path: str | Path) -> dict[tuple[str, str], str]:
-    """The ``consensus`` verdict of every row of a ``ground_truth.csv``, keyed by normalized (onnx, vnnlib)."""
+    """The ``consensus`` verdict of every row of a ``ground_truth.csv``, keyed by normalized (onnx,
+    vnnlib)."""
     path = Path(path)
     rows = _read_rows(path)
     if not rows:

@@ -23,7 +23,8 @@ def _bw_linear(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> St
 
 
 def _bw_conv(node: Node, in_nodes: list[Node], p: dict, a: torch.Tensor) -> Step:
-    """Transposed convolution of A reshaped to (B*M, C_out, Ho, Wo), cropped to the unpadded input."""
+    """Transposed convolution of A reshaped to (B*M, C_out, Ho, Wo), cropped to the unpadded
+    input."""
     op = cast(Conv, node.op)
     b, m, _ = a.shape
     c_out = p["weight"].shape[0]

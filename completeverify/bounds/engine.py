@@ -1,4 +1,5 @@
-"""The bound engine: IBP, CROWN (one reverse-topological walk per bounded node) and alpha/beta-CROWN.
+"""The bound engine: IBP, CROWN (one reverse-topological walk per bounded node) and
+alpha/beta-CROWN.
 
 Float safety: every tensor that decides a verdict is float64.  Arithmetic bounds are widened by
 ``config.float_rel * magnitude + config.float_abs`` (intervals per op; linear bounds at the
@@ -294,7 +295,8 @@ class BoundEngine:
     def activation_coefficients(
         self, pre: dict[int, Box], rows: torch.Tensor
     ) -> dict[int, torch.Tensor]:
-        """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row per box.
+        """CROWN backward coefficients (B, size) reaching each activation's output, for one spec row
+        per box.
 
         pre: bounds (B, size) of every activation's input node; rows: (B, n_out).  Uses the
         default (unoptimised) slopes; branching heuristics read these.
@@ -419,7 +421,8 @@ class BoundEngine:
         x0: torch.Tensor,
         deadline: float | None,
     ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
-        """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per row."""
+        """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per
+        row."""
         return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
 
     def evaluate(
@@ -433,7 +436,8 @@ class BoundEngine:
         pre: dict | None = None,
         refine: Refinement = Refinement(),
     ) -> torch.Tensor:
-        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with CROWN)."""
+        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with
+        CROWN)."""
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])

@@ -92,7 +92,8 @@ class Ball:
     def lower_bound(
         self, a: torch.Tensor, bias: torch.Tensor, rel: float = 1e-9, abs_: float = 1e-12
     ) -> torch.Tensor:
-        """Sound lower bound (B, M) of min over the set of a @ x + bias; a (B, M, n), bias (B, M)."""
+        """Sound lower bound (B, M) of min over the set of a @ x + bias; a (B, M, n), bias (B,
+        M)."""
         return concretize_set(a, bias, self, rel, abs_)
 
 

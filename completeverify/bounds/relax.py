@@ -141,8 +141,9 @@ def _upper_line(
     """An upper line of an S-shaped f (convex for z < 0, concave for z > 0) on [lo, hi], lo < hi.
 
     u <= 0: the chord.  l >= 0: the tangent at the midpoint.  l < 0 < u: the chord when its
-    slope is <= f'(u) (chord minus f is concave left of 0 and convex right of 0), else the tangent at a point d >= 0 whose line passes above (l, f(l)),
-    found by bisection (the line through d is valid whenever it lies above f at l).
+    slope is <= f'(u) (chord minus f is concave left of 0 and convex right of 0), else the tangent
+    at a point d >= 0 whose line passes above (l, f(l)), found by bisection (the line through d
+    is valid whenever it lies above f at l).
     """
     fl, fu = f(lo), f(hi)
     chord_k = (fu - fl) / (hi - lo)

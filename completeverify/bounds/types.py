@@ -101,8 +101,9 @@ class BoundResult:
     coeffs: torch.Tensor | None = (
         None  # (B, m, n_in) input coefficients of each row's linear lower bound
     )
-    # (A0 (B, M, n_in), bias (B, M)) of the CROWN walk at the default slopes, M = m (2m with need_ub:
-    # rows m.. bound -C y): C y + c0 >= A0 x + bias on the box, before the float margin (not IBP)
+    # (A0 (B, M, n_in), bias (B, M)) of the CROWN walk at the default slopes, M = m (2m with
+    # need_ub: rows m.. bound -C y): C y + c0 >= A0 x + bias on the box, before the float margin
+    # (not IBP)
     linear: tuple[torch.Tensor, torch.Tensor] | None = None
 
 

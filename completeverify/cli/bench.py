@@ -97,7 +97,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
 
 
 class _Progress:
-    """A tqdm bar with decided/sat/unsat/unknown counts; plain lines on stderr when not a terminal."""
+    """A tqdm bar with decided/sat/unsat/unknown counts; plain lines on stderr when not a
+    terminal."""
 
     def __init__(self, total: int) -> None:
         """Remember the suite size; the bar starts in ``start``."""
@@ -154,7 +155,8 @@ class _Progress:
 
 
 def _interrupt_on_sigterm():
-    """Make SIGTERM behave like Ctrl-C (running instances are killed, finished rows kept); returns the old handler."""
+    """Make SIGTERM behave like Ctrl-C (running instances are killed, finished rows kept); returns
+    the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
@@ -171,7 +173,8 @@ def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
 
     expected = read_expected(opts.expected) if opts.expected else None
     print(
-        f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in {opts.out}; "
+        f"interrupted: {len(progress.rows)} of {progress.total} instances have a row in"
+        f" {opts.out}; "
         f"rerun the same command to resume"
     )
     print(
@@ -241,7 +244,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         cactus_plot(
             [(Path(args.out).stem, outcome.rows)],
             args.plot,
-            title=f"completeverify on {Path(args.instances).resolve().parent.name}/{Path(args.instances).stem}",
+            title=(
+                f"completeverify on {Path(args.instances).resolve().parent.name}"
+                f"/{Path(args.instances).stem}"
+            ),
         )
         print(f"cactus plot: {args.plot}")
     if outcome.summary.wrong:

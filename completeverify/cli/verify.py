@@ -118,7 +118,8 @@ def run_verify(args) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> VerifyConfig:
-    """The run's VerifyConfig: the --config file (or the defaults), then the flags actually given."""
+    """The run's VerifyConfig: the --config file (or the defaults), then the flags actually
+    given."""
     from dataclasses import replace
 
     from ..config import VerifyConfig

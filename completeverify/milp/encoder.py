@@ -191,7 +191,8 @@ def _affine(
     const,
     rel: float,
 ) -> None:
-    """Rows out_r - sum_k vals_k x[in_cols_k] = const_r (rows_k == r); box out by interval arithmetic.
+    """Rows out_r - sum_k vals_k x[in_cols_k] = const_r (rows_k == r); box out by interval
+    arithmetic.
 
     The box is implied by the rows and the input columns' bounds (widened outward), so it never
     cuts off a point of the program; it makes every column bounded, which the rigorous LP bound
@@ -213,7 +214,8 @@ def _affine(
 
 
 def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Sparse matrix of a convolution: (out_index, in_index, weight) triplets and the output size."""
+    """Sparse matrix of a convolution: (out_index, in_index, weight) triplets and the output
+    size."""
     c, h, w = op.in_chw
     idx = torch.arange(c * h * w, dtype=torch.float64).reshape(1, c, h, w) + 1.0  # 0 marks padding
     idx = op.pad_input(idx)
@@ -571,7 +573,8 @@ def encode(
             {type(n.op).__name__ for n, r in zip(graph.nodes, rows) if isinstance(r, NotSupported)}
         )
         raise ModelError(
-            f"{graph.source}: the exact MILP supports piecewise-linear networks only (found {', '.join(bad)})"
+            f"{graph.source}: the exact MILP supports piecewise-linear networks only"
+            f" (found {', '.join(bad)})"
         )
     p = _Program()
     zero = p.new_cols(0.0, 0.0, 1)[0]

@@ -229,7 +229,8 @@ class _LpSession:
 def _milp_lower_bound(
     program: MilpProgram, col: int, sign: float, time_limit: float, early_unstable: bool
 ) -> float:
-    """A lower bound on min sign * x_col over the MILP from HiGHS's proven dual bound (-inf if none)."""
+    """A lower bound on min sign * x_col over the MILP from HiGHS's proven dual bound (-inf if
+    none)."""
     c = np.zeros(program.num_cols())
     c[col] = sign
     limits = SolveLimits(
@@ -273,7 +274,8 @@ def tighten_bounds(
     widening: float = 1e-7,
     stats: list[LayerStats] | None = None,
 ) -> PreBounds:
-    """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are LP/MILP-tightened.
+    """A new pre dict (flat float64 numpy arrays) whose first ``layers`` ReLU layers are
+    LP/MILP-tightened.
 
     relax: "lp" (big-M rows, integrality dropped) or "milp" (LP first, then the exact MILP for
     neurons the LP leaves unstable).  Only unstable neurons whose sign no split fixes are solved;

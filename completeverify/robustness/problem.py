@@ -185,7 +185,8 @@ def crown_certified(
 def crown_radius(
     prob: Problem, norm: str, r_max: float, deadline: Deadline, steps: int = 14
 ) -> float:
-    """Largest radius (to a bisection tolerance) the bound engine certifies; a proven lower bound."""
+    """Largest radius (to a bisection tolerance) the bound engine certifies; a proven lower
+    bound."""
     if prob.prediction != prob.label:
         return 0.0
     engine = BoundEngine(prob.graph)

@@ -285,7 +285,8 @@ def test_torch_export(case, opset):
     make, shape = TORCH_CASES[case]
     module = make()
     module(torch.rand(*shape))  # materialise lazy layers
-    # export() already compared with torch; the reference evaluator is wrong on BatchNormalization < 14
+    # export() already compared with torch; the reference evaluator is wrong on
+    # BatchNormalization < 14
     check(export(module, shape, opset), refs=BOTH if opset >= 14 else ORT_ONLY)
 
 
@@ -1026,7 +1027,8 @@ def test_fusion_keeps_bottlenecks():
 
 
 def test_fused_layers_never_grow():
-    """No fused Linear is larger than the largest Linear/Gather it replaced (slices stay Gathers)."""
+    """No fused Linear is larger than the largest Linear/Gather it replaced (slices stay
+    Gathers)."""
     rng = np.random.default_rng(14)
     nodes = [
         helper.make_node("Slice", ["x", "s", "e", "a"], ["sl"]),

@@ -1,4 +1,5 @@
-"""ReLU-splitting branch and bound against an independent brute-force oracle (tests/nets.exact_min)."""
+"""ReLU-splitting branch and bound against an independent brute-force oracle
+(tests/nets.exact_min)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ GAPS = [-0.05, -0.02, -0.01, 0.01, 0.02, 0.05]
 
 @functools.lru_cache(maxsize=None)
 def instance(seed: int, n_rows: int = 1):
-    """A random MLP, its box, the spec rows C and the exact minimum of max_k (C y)_k over the box."""
+    """A random MLP, its box, the spec rows C and the exact minimum of max_k (C y)_k over the
+    box."""
     rng = np.random.default_rng(1000 + seed)
     layers = random_mlp(rng, SIZES)
     lower = rng.uniform(-WIDTH, 0, size=SIZES[0]).round(3)
@@ -72,7 +74,8 @@ def solve(
 
 
 def assert_agrees(out, inst) -> None:
-    """PROVEN iff the exact minimum of max_k (C y - d)_k is > 0; a FALSIFIED carries a true counterexample."""
+    """PROVEN iff the exact minimum of max_k (C y - d)_k is > 0; a FALSIFIED carries a true
+    counterexample."""
     layers, lower, upper, C, d, m = inst
     unsafe_exists = m - d[0] <= 0
     if unsafe_exists:
@@ -142,7 +145,8 @@ def test_search_variants_agree(bab, gap):
 
 
 def test_depth_first_switch_and_hard_limit(caplog):
-    """Past max_domains the queue goes depth-first; with no memory at all it stops (OPEN), never grows on."""
+    """Past max_domains the queue goes depth-first; with no memory at all it stops (OPEN), never
+    grows on."""
     caplog.set_level("DEBUG", logger=rs.__name__)
     out, inst = solve(2, -0.02, bab=BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0))
     assert_agrees(out, inst)
@@ -157,7 +161,8 @@ def test_depth_first_switch_and_hard_limit(caplog):
 
 
 def test_one_relu_knife_edge_is_falsified():
-    """y = 2 relu(x) - x = |x| on [-1, 1]; unsafe iff y <= 0, i.e. only at x = 0: the leaf LP finds it."""
+    """y = 2 relu(x) - x = |x| on [-1, 1]; unsafe iff y <= 0, i.e. only at x = 0: the leaf LP finds
+    it."""
     w1 = np.array([[1.0], [1.0]])
     b1 = np.array([0.0, 2.0])  # the second ReLU is stable (x + 2 > 0): one unstable ReLU
     w2 = np.array([[2.0, -1.0]])
@@ -203,7 +208,8 @@ def test_injected_wrong_split_sign_is_caught(monkeypatch):
 
 
 def test_injected_relaxation_without_bias_is_caught(monkeypatch):
-    """A ReLU relaxation that drops its upper line's intercept overstates the bounds: some sat instance is PROVEN."""
+    """A ReLU relaxation that drops its upper line's intercept overstates the bounds: some sat
+    instance is PROVEN."""
     from completeverify.bounds import relax
 
     original = relax.ReluRelax.backward
@@ -224,7 +230,8 @@ def row_minima(seed: int) -> tuple[float, float]:
 
 
 def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()):
-    """relu_split_joint on a case with one single-row polytope per gap (row k threshold = its minimum + gap)."""
+    """relu_split_joint on a case with one single-row polytope per gap (row k threshold = its
+    minimum + gap)."""
     layers, lower, upper, C, _ = instance(seed, 2)
     mins = row_minima(seed)
     polys = [(C[k % 2 : k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
@@ -251,7 +258,8 @@ def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()
     "bab", [BabConfig(), BabConfig(batch_size=2, root_pre_iters=0)], ids=["default", "small"]
 )
 def test_joint_search_agrees_with_oracle(seed, gaps, bab):
-    """Several polytopes searched together: PROVEN iff none is reachable; a counterexample lies in a reachable one."""
+    """Several polytopes searched together: PROVEN iff none is reachable; a counterexample lies in a
+    reachable one."""
     out, (layers, lower, upper, polys) = solve_joint(seed, gaps, bab)
     if all(g < 0 for g in gaps):
         assert out.verdict == BabVerdict.PROVEN, (out.verdict, out.note)
@@ -265,7 +273,8 @@ def test_joint_search_agrees_with_oracle(seed, gaps, bab):
 
 
 def test_joint_search_closes_polytopes_per_domain(caplog):
-    """An easy and a hard unreachable polytope together: the joint search proves both (and logs them together)."""
+    """An easy and a hard unreachable polytope together: the joint search proves both (and logs them
+    together)."""
     caplog.set_level("INFO", logger=rs.__name__)
     out, _ = solve_joint(0, (-0.5, -0.01))
     assert out.verdict == BabVerdict.PROVEN

@@ -1,4 +1,5 @@
-"""completeverify bench / plot: suite reading, one process per instance (fork and spawn), resume, timeouts, Dask, plots."""
+"""completeverify bench / plot: suite reading, one process per instance (fork and spawn), resume,
+timeouts, Dask, plots."""
 
 from __future__ import annotations
 
@@ -403,7 +404,7 @@ def test_results_writer_rejects_foreign_csv(tmp_path):
     assert good.read_text().splitlines()[0] == ",".join(COLUMNS)
 
 
-# ---------------------------------------------------------------- the real verifier on the tiny suite
+# ------------------------------------------------------------ the real verifier on the tiny suite
 
 
 @pytest.fixture(scope="module")
@@ -605,7 +606,8 @@ def test_cli_interrupted_by_sigterm_then_resumed_loses_nothing(tmp_path, isolati
     import subprocess
 
     out = tmp_path / "r.csv"
-    mark = f"CV_BENCH_TEST_MARK={tmp_path}"  # inherited by the runner, the fork server and every verifier
+    # inherited by the runner, the fork server and every verifier
+    mark = f"CV_BENCH_TEST_MARK={tmp_path}"
     argv = [
         sys.executable,
         "-m",

@@ -110,7 +110,8 @@ def test_bad_network_is_one_line_exit_2(kind, tmp_path):
         ("(declare-const X_0 Real)\n(assert (<= X_0 1)", "1:"),  # unbalanced
         (
             "".join(
-                f"(declare-const X_{i} Real)\n(assert (<= X_{i} 1))\n(assert (>= X_{i} {2 if i == 3 else 0}))\n"
+                f"(declare-const X_{i} Real)\n(assert (<= X_{i} 1))\n"
+                f"(assert (>= X_{i} {2 if i == 3 else 0}))\n"
                 for i in range(5)
             )
             + "".join(f"(declare-const Y_{j} Real)\n" for j in range(3))
@@ -154,7 +155,8 @@ def test_shape_mismatch_and_bad_options(tmp_path):
 
 
 def test_branch_and_bound_knobs():
-    """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit 2."""
+    """--mode relu-split with --race-milp and --batch-size gives the same verdicts; bad values exit
+    2."""
     p = run(
         "verify",
         NET,

@@ -96,7 +96,8 @@ def test_pattern_lp_point_is_deep_inside_the_violation_region(seed):
 
 
 def test_open_search_keeps_going_until_a_verdict(monkeypatch):
-    """A MILP that never decides (every answer a bogus candidate) used to end in an early unknown."""
+    """A MILP that never decides (every answer a bogus candidate) used to end in an early
+    unknown."""
     from completeverify.milp import decide, leaf
 
     rng = np.random.default_rng(7)

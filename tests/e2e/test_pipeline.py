@@ -1,4 +1,5 @@
-"""End-to-end verdicts on tiny networks whose answers are known by construction or by brute force."""
+"""End-to-end verdicts on tiny networks whose answers are known by construction or by brute
+force."""
 
 from __future__ import annotations
 
@@ -227,7 +228,8 @@ def test_zero_width_dimension_at_a_value_float32_cannot_represent():
 
 @pytest.mark.parametrize("mode", ["milp", "input-split", "relu-split"])
 def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
-    """If the encoder ever found sound bounds empty on the (non-empty) box, no stage would read it as unsat.
+    """If the encoder ever found sound bounds empty on the (non-empty) box, no stage would read it
+    as unsat.
 
     The instance is sat (threshold above the exact minimum) and PGD is off, so an unsat here
     could only come from an "empty bounds" error taken as a proof.  ReLU splitting is checked

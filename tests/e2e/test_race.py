@@ -43,7 +43,8 @@ def _solve(seed: int, gap: float, race: bool, timeout: float = 30.0):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("gap", GAPS)
 def test_race_alone_decides_correctly(monkeypatch, seed, gap):
-    """With the search stuck, the racing MILP decides every instance, in agreement with the oracle."""
+    """With the search stuck, the racing MILP decides every instance, in agreement with the
+    oracle."""
     _stuck_search(monkeypatch)
     out, inst = _solve(seed, gap, race=True)
     if "milp race" not in out.note and out.domains <= 1:
@@ -53,7 +54,8 @@ def test_race_alone_decides_correctly(monkeypatch, seed, gap):
 
 
 def test_without_race_the_stuck_search_times_out(monkeypatch):
-    """The control for the test above: the same stuck search alone decides only what its root does."""
+    """The control for the test above: the same stuck search alone decides only what its root
+    does."""
     _stuck_search(monkeypatch)
     verdicts = [_solve(seed, -0.02, race=False, timeout=1.0)[0].verdict for seed in range(4)]
     assert BabVerdict.TIMEOUT in verdicts

@@ -132,7 +132,8 @@ def test_hard_timeout_writes_timeout(tmp_path):
 
 @pytest.mark.slow
 def test_install_tool_makes_its_own_venv_once(tmp_path):
-    """A fresh venv (seeing the system's torch, so nothing large is downloaded), then a no-op rerun."""
+    """A fresh venv (seeing the system's torch, so nothing large is downloaded), then a no-op
+    rerun."""
     env = dict(os.environ)
     env.pop("COMPLETEVERIFY_PYTHON", None)
     env.update(

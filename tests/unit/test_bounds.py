@@ -1,4 +1,5 @@
-"""Tests of the bound engine against mathematical oracles (sampling, exact linear bounds, brute force)."""
+"""Tests of the bound engine against mathematical oracles (sampling, exact linear bounds, brute
+force)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ class MLP(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """Conv (stride 2, padding), BatchNorm, Pad, grouped Conv, MaxPool, AvgPool, Flatten, Tanh, Sigmoid."""
+    """Conv (stride 2, padding), BatchNorm, Pad, grouped Conv, MaxPool, AvgPool, Flatten, Tanh,
+    Sigmoid."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +105,8 @@ class ResNet(nn.Module):
 
 
 class StridedConvNet(nn.Module):
-    """Strided conv whose output padding is needed in the backward step, then MaxPool with padding."""
+    """Strided conv whose output padding is needed in the backward step, then MaxPool with
+    padding."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -247,7 +250,8 @@ def _affine_exact(graph, lo, hi, cmat, c0):
 
 
 def test_linear_network_bounds_are_exact():
-    """On an affine network CROWN / alpha-CROWN are exact to 1e-9 (float margins off); IBP on one layer."""
+    """On an affine network CROWN / alpha-CROWN are exact to 1e-9 (float margins off); IBP on one
+    layer."""
     torch.manual_seed(5)
     graph = _export(LinearConvNet(), (1, 1, 5, 5))
     lo, hi = _box(graph, 3, seed=6)
@@ -271,7 +275,8 @@ def test_linear_network_bounds_are_exact():
 
 
 def test_spec_with_true_minimum_zero_is_never_proven():
-    """A spec whose true minimum is exactly 0 gets lb <= 0 (linear optimum and relu(z) - relu(z))."""
+    """A spec whose true minimum is exactly 0 gets lb <= 0 (linear optimum and relu(z) -
+    relu(z))."""
     torch.manual_seed(9)
     graph = _export(MLP([3, 5]), (1, 3))
     lo, hi = _box(graph, 4, seed=10)
@@ -319,7 +324,8 @@ def _random_splits(graph, res, batch: int, seed: int) -> Splits:
 
 
 def _split_min(graph, lo, hi, cmat, splits: Splits, n: int = 20000):
-    """Sampled minimum of each spec row over the points satisfying the splits ((B, m); inf if none)."""
+    """Sampled minimum of each spec row over the points satisfying the splits ((B, m); inf if
+    none)."""
     xs = _samples(graph, lo, hi, n, seed=13)
     vals = _outputs(graph, xs)
     ok = torch.ones(xs.shape[:2], dtype=torch.bool)
@@ -334,7 +340,8 @@ def _split_min(graph, lo, hi, cmat, splits: Splits, n: int = 20000):
 
 
 def test_beta_crown_sound_on_split_domains():
-    """With splits, CROWN / alpha / beta-CROWN and any beta >= 0 stay below the brute-force minimum."""
+    """With splits, CROWN / alpha / beta-CROWN and any beta >= 0 stay below the brute-force
+    minimum."""
     graph = _tiny()
     eng = BoundEngine(graph, BoundConfig(alpha_iters=15, beta_lr=0.2))
     lo, hi = _box(graph, 6, seed=14, eps=0.8)

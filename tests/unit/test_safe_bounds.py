@@ -321,7 +321,8 @@ class _Tampered:
 
 @needs_highs
 def test_overstated_lp_objective_is_not_trusted():
-    """An LP objective off by 1e-3 (tolerance trouble) cannot prove a knife edge; the duals decide."""
+    """An LP objective off by 1e-3 (tolerance trouble) cannot prove a knife edge; the duals
+    decide."""
 
     def inflate(_program, res):
         if res.objective is not None:
@@ -450,7 +451,8 @@ def _mlp_pair(seed: int, gap: float, leaf: bool):
 @pytest.mark.parametrize("solver_name", SOLVERS)
 @pytest.mark.parametrize("seed", range(3))
 def test_solve_pair_proves_unsat_and_finds_sat_leaves(solver_name, seed):
-    """LP leaves: min t = 0.05 is PROVEN (bound <= objective), min t = -0.05 gives a true candidate."""
+    """LP leaves: min t = 0.05 is PROVEN (bound <= objective), min t = -0.05 gives a true
+    candidate."""
     solver = get_solver(solver_name)
     enc, layers = _mlp_pair(seed, -0.05, leaf=True)
     ans = solve_pair(enc, solver, 30.0, MARGIN)

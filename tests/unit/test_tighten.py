@@ -1,4 +1,5 @@
-"""LP/MILP-refined intermediate bounds: never looser, sound on samples, exact (MILP) on tiny nets."""
+"""LP/MILP-refined intermediate bounds: never looser, sound on samples, exact (MILP) on tiny
+nets."""
 
 from __future__ import annotations
 
@@ -125,7 +126,8 @@ def test_never_looser_and_sound_on_samples(relax: str, seed: int) -> None:
 
 
 def test_milp_matches_enumeration_on_tiny_net() -> None:
-    """MILP bounds are sound and, where the neuron stays unstable, equal the exact range to ~1e-6."""
+    """MILP bounds are sound and, where the neuron stays unstable, equal the exact range to
+    ~1e-6."""
     layers, graph, lower, upper, pre = _setup(3, [2, 4, 4, 3, 1], radius=1.5)
     new = tighten_bounds(graph, lower, upper, pre, layers=3, relax="milp", time_per_neuron=10.0)
     lp = tighten_bounds(graph, lower, upper, pre, layers=3, relax="lp")
@@ -147,7 +149,8 @@ def test_milp_matches_enumeration_on_tiny_net() -> None:
 
 
 def test_first_layer_lp_is_exact() -> None:
-    """On the first layer the LP is the exact interval of an affine map (up to the float margins)."""
+    """On the first layer the LP is the exact interval of an affine map (up to the float
+    margins)."""
     layers, graph, lower, upper, pre = _setup(5, [3, 6, 4, 1])
     new = tighten_bounds(graph, lower, upper, pre, layers=1, relax="lp")
     j = relu_layers(graph)[0]
@@ -161,7 +164,8 @@ def test_first_layer_lp_is_exact() -> None:
 
 
 def test_strictly_tighter_than_crown_and_milp_tighter_than_lp() -> None:
-    """On a seeded net where CROWN is loose, the LP improves some neuron; the MILP is at least as tight."""
+    """On a seeded net where CROWN is loose, the LP improves some neuron; the MILP is at least as
+    tight."""
     layers, graph, lower, upper, pre = _setup(11, [4, 12, 12, 12, 2])
     lp = tighten_bounds(graph, lower, upper, pre, layers=3, relax="lp")
     gain = max(float(np.max(lp[j][0] - pre[j][0])) for j in relu_layers(graph))
@@ -177,7 +181,8 @@ def test_strictly_tighter_than_crown_and_milp_tighter_than_lp() -> None:
 
 
 def test_garbage_duals_never_unsound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bounds come from the duals by weak duality, so even random duals (or a wrong solver) stay sound."""
+    """Bounds come from the duals by weak duality, so even random duals (or a wrong solver) stay
+    sound."""
     layers, graph, lower, upper, pre = _setup(2, [4, 10, 10, 8, 2])
     rng = np.random.default_rng(7)
 
@@ -217,7 +222,8 @@ def test_reuse_matches_rebuild() -> None:
 
 
 def test_splits_restrict_the_domain_soundly() -> None:
-    """With split constraints the bounds hold on the split domain and split neurons are not solved."""
+    """With split constraints the bounds hold on the split domain and split neurons are not
+    solved."""
     layers, graph, lower, upper, pre = _setup(8, [3, 8, 8, 4, 1])
     j0, j1 = relu_layers(graph)[:2]
     relu0 = next(

@@ -20,7 +20,10 @@ from completeverify.vnnlib import detect_version, parse_vnnlib
 from nets import vnnlib_text
 
 ROOT = REPO
-HEAD = "(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [{n}]) (declare-output Y float32 [{m}]))\n"
+HEAD = (
+    "(vnnlib-version <2.0>)\n"
+    "(declare-network N (declare-input X float32 [{n}]) (declare-output Y float32 [{m}]))\n"
+)
 
 
 def v2(body: str, n: int = 3, m: int = 2) -> str:
@@ -36,7 +39,10 @@ def v1(body: str, n: int = 3, m: int = 2) -> str:
     return "\n".join(decls) + "\n" + re.sub(r"\b([XY])\[(\d+)\]", r"\1_\2", body)
 
 
-BOX = "(assert (and (>= X[0] -1.0) (<= X[0] 1.0) (>= X[1] 0.0) (<= X[1] 0.5) (>= X[2] -0.25) (<= X[2] 0.25)))\n"
+BOX = (
+    "(assert (and (>= X[0] -1.0) (<= X[0] 1.0) (>= X[1] 0.0) (<= X[1] 0.5)"
+    " (>= X[2] -0.25) (<= X[2] 0.25)))\n"
+)
 
 
 def test_detect_version():
@@ -103,28 +109,36 @@ def test_multidimensional_indices_are_flattened_in_c_order():
     [
         (
             (
-                "(vnnlib-version <2.0>)\n(declare-network A (declare-input X float32 [2]) (declare-output Y float32 [1]))\n"
-                "(declare-network B (declare-input X2 float32 [2]) (declare-output Y2 float32 [1]))\n(assert (<= Y[0] Y2[0]))"
+                "(vnnlib-version <2.0>)\n"
+                "(declare-network A (declare-input X float32 [2]) (declare-output Y float32 [1]))\n"
+                "(declare-network B (declare-input X2 float32 [2])"
+                " (declare-output Y2 float32 [1]))\n"
+                "(assert (<= Y[0] Y2[0]))"
             ),
             "a property over 2 networks ('A', 'B')",
         ),
         (
             (
-                '(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-hidden H float32 [2] "h")'
+                "(vnnlib-version <2.0>)\n"
+                "(declare-network N (declare-input X float32 [2])"
+                ' (declare-hidden H float32 [2] "h")'
                 " (declare-output Y float32 [1]))\n(assert (<= H[0] 0.5))"
             ),
             "declare-hidden 'H'",
         ),
         (
             (
-                "(vnnlib-version <2.0>)\n(declare-network N (declare-input X float32 [2]) (declare-input Z float32 [2])"
+                "(vnnlib-version <2.0>)\n"
+                "(declare-network N (declare-input X float32 [2])"
+                " (declare-input Z float32 [2])"
                 " (declare-output Y float32 [1]))\n(assert (<= Y[0] 0.5))"
             ),
             "with 2 inputs",
         ),
         (
             (
-                "(vnnlib-version <2.0>)\n(declare-network N (declare-input X int8 [2]) (declare-output Y float32 [1]))\n"
+                "(vnnlib-version <2.0>)\n"
+                "(declare-network N (declare-input X int8 [2]) (declare-output Y float32 [1]))\n"
                 "(assert (<= X[0] 1))"
             ),
             "element type I8",

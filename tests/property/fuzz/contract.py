@@ -1,7 +1,8 @@
 """The contract every fuzz harness checks, shared by the atheris and hypothesis drivers.
 
 One input passes when the call returns or raises a CompleteVerifyError, within
-``MAX_SECONDS`` of CPU time (wall-clock hangs are libFuzzer's ``-timeout``) and without the process's peak memory passing ``MAX_RSS_MB``.
+``MAX_SECONDS`` of CPU time (wall-clock hangs are libFuzzer's ``-timeout``) and without the
+process's peak memory passing ``MAX_RSS_MB``.
 Anything else raises ``ContractBroken`` (atheris then saves the input as a crash).
 """
 
