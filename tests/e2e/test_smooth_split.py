@@ -4,58 +4,16 @@ fail, sat only from replay, and never a verdict that a dense grid contradicts.""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 import completeverify as cv
 from completeverify.bounds import BoundEngine
 from completeverify.config import AttackConfig, BabConfig, VerifyConfig
 
-from nets import vnnlib_text
-
-ACTS = {
-    "sigmoid": ("Sigmoid", lambda z: 1 / (1 + np.exp(-z)), 0.25),
-    "tanh": ("Tanh", np.tanh, 1.0),
-}
-
-
-def smooth_net(rng: np.random.Generator, sizes: list[int], act: str, scale: float = 2.5):
-    """Layers (w (out, in), b) float32-representable, with a strong first layer (curved region)."""
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        w = rng.normal(size=(b, a)) * (scale if i == 0 else 1.0) / np.sqrt(a)
-        bias = rng.normal(size=b) * 0.5
-        f32 = (w.astype(np.float32), bias.astype(np.float32))
-        layers.append((f32[0].astype(np.float64), f32[1].astype(np.float64)))
-    return layers
-
-
-def smooth_onnx(layers, act: str) -> onnx.ModelProto:
-    """Gemm + activation per hidden layer, a final Gemm; input (1, n)."""
-    nodes, inits, cur = [], [], "x"
-    for i, (w, b) in enumerate(layers):
-        inits += [
-            numpy_helper.from_array(w.astype(np.float32), f"W{i}"),
-            numpy_helper.from_array(b.astype(np.float32), f"B{i}"),
-        ]
-        last = i == len(layers) - 1
-        out = "y" if last else f"z{i}"
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], [out], transB=1))
-        if not last:
-            nodes.append(helper.make_node(ACTS[act][0], [out], [f"h{i}"]))
-            cur = f"h{i}"
-    n_in, n_out = layers[0][0].shape[1], layers[-1][0].shape[0]
-    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])
-    y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])
-    g = helper.make_graph(nodes, "smooth", [x_info], [y_info], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    return m
+from nets import ACTS, smooth_net, smooth_onnx, vnnlib_text
 
 
 def forward(layers, act: str, x: np.ndarray) -> np.ndarray:

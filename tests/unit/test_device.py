@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 from paths import REPO
-from test_smooth_split import smooth_net, smooth_onnx
 
 import completeverify as cv
 from completeverify.bounds import BoundEngine
 from completeverify.config import AttackConfig, VerifyConfig
 from completeverify.device import device_scope
 
-from nets import mlp_onnx, random_mlp, vnnlib_text
+from nets import mlp_onnx, random_mlp, smooth_net, smooth_onnx, vnnlib_text
 
 ROOT = REPO
 
