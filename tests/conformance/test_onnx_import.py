@@ -379,12 +379,17 @@ def test_matmul_vector_input(opset):
     )
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("op", ("Add", "Sub", "Mul", "Div"))
-@pytest.mark.parametrize("const_first", (False, True))
+@pytest.mark.parametrize(
+    "opset, op, const_first",
+    [  # constant / variable is not piecewise linear: no Div with the constant first
+        (o, op, c)
+        for o in OPSETS
+        for op in ("Add", "Sub", "Mul", "Div")
+        for c in (False, True)
+        if not (op == "Div" and c)
+    ],
+)
 def test_elementwise_by_constant(opset, op, const_first):
-    if op == "Div" and const_first:
-        pytest.skip("constant / variable is not piecewise linear")
     rng = np.random.default_rng(3)
     for cshape in ((), (3, 1), (1, 3, 4), (2, 1, 3, 1)):  # scalar, broadcasting, widening the rank
         c = const(rng, *cshape, positive=op == "Div")
@@ -537,13 +542,18 @@ SLICES = [  # starts, ends, axes, steps on a (1, 4, 6) input
 ]
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("case", range(len(SLICES)))
+@pytest.mark.parametrize(
+    "opset, case",
+    [  # steps and negative axes exist from opset 10
+        (o, k)
+        for o in OPSETS
+        for k, (_, _, axes, steps) in enumerate(SLICES)
+        if o >= 10 or (all(s == 1 for s in steps) and all(a >= 0 for a in axes))
+    ],
+)
 def test_slice(opset, case):
     starts, ends, axes, steps = SLICES[case]
     if opset < 10:
-        if any(s != 1 for s in steps) or any(a < 0 for a in axes):
-            pytest.skip("steps and negative axes need opset >= 10")
         nodes = [helper.make_node("Slice", ["x"], ["y"], starts=starts, ends=ends, axes=axes)]
         inits = {}
     else:
@@ -569,13 +579,15 @@ def test_gather_cast_neg(opset):
 PADS = [[0, 1, 2, 0, 0, 1, 0, 1], [0, 0, 1, 1, 0, 0, 1, 1], [0, 0, -1, 2, 0, 0, 1, -2]]
 
 
-@pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("mode", ("constant", "edge", "reflect"))
-@pytest.mark.parametrize("case", range(len(PADS)))
+@pytest.mark.parametrize(
+    "opset, case",
+    [  # negative pads are checked from opset 11
+        (o, k) for o in OPSETS for k, pads in enumerate(PADS) if o >= 11 or min(pads) >= 0
+    ],
+)
 def test_pad(opset, mode, case):
     pads = PADS[case]
-    if opset < 11 and min(pads) < 0:
-        pytest.skip("negative pads are checked from opset 11")
     if opset < 11:
         node = helper.make_node("Pad", ["x"], ["y"], pads=pads, mode=mode, value=0.5)
         inits = {}
@@ -596,23 +608,28 @@ def test_pad_axes(opset):
     check(make_model([node], (1, 2, 3, 4), inits=inits, opset=opset))
 
 
-@pytest.mark.parametrize("opset", OPSETS)
+CLIP_BOUNDS = (
+    (-0.5, 0.5),
+    (None, 0.3),
+    (-0.2, None),
+    (None, None),
+    (0.4, -0.1),
+    (-3.4028234663852886e38, 0.3),
+    (-0.2, np.inf),
+)
+
+
 @pytest.mark.parametrize(
-    "bounds",
-    (
-        (-0.5, 0.5),
-        (None, 0.3),
-        (-0.2, None),
-        (None, None),
-        (0.4, -0.1),
-        (-3.4028234663852886e38, 0.3),
-        (-0.2, np.inf),
-    ),
+    "opset, bounds",
+    [  # min > max is rejected by onnxruntime before opset 11
+        (o, b)
+        for o in OPSETS
+        for b in CLIP_BOUNDS
+        if o >= 11 or b[0] is None or b[1] is None or b[0] <= b[1]
+    ],
 )
 def test_clip(opset, bounds):
     lo, hi = bounds
-    if opset < 11 and lo is not None and hi is not None and lo > hi:
-        pytest.skip("min > max is rejected by onnxruntime before opset 11")
     if opset < 11:
         attrs = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
         node = helper.make_node("Clip", ["x"], ["y"], **attrs)
@@ -722,17 +739,19 @@ POOLS = [  # attributes for a (1, 2, 7, 6) input
 ]
 
 
-def _pool_case_ok(op: str, attrs: dict, opset: int) -> bool:
-    """Whether the op accepts these attributes at this opset."""
+def _pool_case_ok(attrs: dict, opset: int) -> bool:
+    """Whether MaxPool / AveragePool accept these attributes at this opset."""
     return not (attrs.get("ceil_mode") and opset < 10) and not ("dilations" in attrs and opset < 19)
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("case", range(len(POOLS)))
+def _pool_cases() -> list[tuple[int, int]]:
+    """(opset, case) for every POOLS case the op accepts at that opset."""
+    return [(o, k) for o in OPSETS for k, attrs in enumerate(POOLS) if _pool_case_ok(attrs, o)]
+
+
+@pytest.mark.parametrize("opset, case", _pool_cases())
 def test_maxpool(opset, case):
     attrs = POOLS[case]
-    if not _pool_case_ok("MaxPool", attrs, opset):
-        pytest.skip("attribute not in this opset")
     check(
         make_model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)], (1, 2, 7, 6), opset=opset)
     )
@@ -746,13 +765,10 @@ def test_maxpool_dilated(opset):
     check(make_model([node], (1, 2, 7, 6), opset=opset))
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("case", range(len(POOLS)))
+@pytest.mark.parametrize("opset, case", _pool_cases())
 @pytest.mark.parametrize("include_pad", (0, 1))
 def test_averagepool(opset, case, include_pad):
     attrs = POOLS[case]
-    if not _pool_case_ok("AveragePool", attrs, opset):
-        pytest.skip("attribute not in this opset")
     # onnx's reference evaluator mis-divides windows that overhang in ceil mode with padding
     # (it disagrees with onnxruntime and torch); the torch-exported CNNs cover this case too
     refs = ORT_ONLY if attrs.get("ceil_mode") and any(attrs.get("pads", [])) else BOTH
