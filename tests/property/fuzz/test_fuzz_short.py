@@ -71,9 +71,6 @@ def test_short_seeded_fuzz_run(harness, tmp_path):
     assert "Done" in proc.stderr, tail
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("atheris") is not None, reason="atheris runs the short campaign"
-)
 @pytest.mark.parametrize("harness", sorted(SHORT_RUN))
 def test_short_hypothesis_run(harness):
     hypothesis = pytest.importorskip("hypothesis")
