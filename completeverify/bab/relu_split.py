@@ -15,13 +15,10 @@ that stops improving hands the whole pair to the exact MILP on the tightest root
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import itertools
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,6 +30,7 @@ from ..config import Deadline
 from ..graph import Conv
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
+from .domains import Domain, DomainQueue
 from .types import BabOutcome, BabVerdict
 
 log = logging.getLogger(__name__)
@@ -44,85 +42,6 @@ LOG_EVERY_S = 2.0
 SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
 ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)
-
-
-@dataclass
-class Domain:
-    """One sub-domain: split signs, intermediate bounds, warm-start state and its row bounds."""
-
-    lb: torch.Tensor  # (m,) valid lower bounds of C y - d on the domain (inherited from ancestors)
-    depth: int
-    splits: dict[int, torch.Tensor]  # relu node -> int8 (size,) of +1 / -1 / 0
-    pre: dict[int, Box]  # pre-activation node -> (lower (size,), upper (size,)) float64
-    alphas: dict[int, torch.Tensor]  # relu node -> (m, size) float32
-    betas: dict[int, torch.Tensor]
-    open: torch.Tensor  # (P,) bool: polytopes not yet excluded on this domain
-    slices: tuple[slice, ...]  # each polytope's rows (shared by all domains of a search)
-    split_pre: int = (
-        -1
-    )  # pre-activation node of the latest split (-1: none); earlier nodes keep their bounds
-
-    @property
-    def key(self) -> float:
-        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is >
-        0)."""
-        vals = [float(self.lb[s].max()) for p, s in enumerate(self.slices) if bool(self.open[p])]
-        v = min(vals) if vals else math.inf
-        return v if not math.isnan(v) else -math.inf
-
-    def nbytes(self) -> int:
-        """Approximate memory held by this domain's own tensors."""
-        ts = list(self.splits.values()) + [t for b in self.pre.values() for t in b] + [self.open]
-        ts += list(self.alphas.values()) + list(self.betas.values())
-        return sum(t.element_size() * t.numel() for t in ts)
-
-
-class _Queue:
-    """Best-first heap of domains that switches to deepest-first past a size cap."""
-
-    def __init__(self) -> None:
-        """An empty best-first queue."""
-        self.heap: list[tuple[float, float, int, Domain]] = []
-        self.count = itertools.count()
-        self.depth_first = False
-
-    def _entry(self, d: Domain) -> tuple[float, float, int, Domain]:
-        """Heap key: (lower bound, -depth) best-first, (-depth, lower bound) depth-first."""
-        if self.depth_first:
-            return (-d.depth, d.key, next(self.count), d)
-        return (d.key, -d.depth, next(self.count), d)
-
-    def push(self, d: Domain) -> None:
-        """Add one domain."""
-        heapq.heappush(self.heap, self._entry(d))
-
-    def pop_batch(self, n: int) -> list[Domain]:
-        """Up to n domains in priority order."""
-        return [heapq.heappop(self.heap)[3] for _ in range(min(n, len(self.heap)))]
-
-    def set_depth_first(self, flag: bool) -> None:
-        """Switch the order (re-keys the heap when it changes)."""
-        if flag != self.depth_first:
-            log.debug(
-                "relu_split: queue of %d goes %s",
-                len(self.heap),
-                "depth-first" if flag else "best-first",
-            )
-            self.depth_first = flag
-            self.heap = [self._entry(e[3]) for e in self.heap]
-            heapq.heapify(self.heap)
-
-    def global_lb(self) -> float:
-        """Smallest domain bound in the queue (+inf when empty)."""
-        if not self.heap:
-            return math.inf
-        if not self.depth_first:
-            return self.heap[0][0]
-        return min(e[1] for e in self.heap)
-
-    def __len__(self) -> int:
-        """Number of queued domains."""
-        return len(self.heap)
 
 
 class _Search:
@@ -421,7 +340,7 @@ class _Search:
 
     # ------------------------------------------------------------------ one batch
     def process(
-        self, doms: list[Domain], queue: _Queue, root: bool = False
+        self, doms: list[Domain], queue: DomainQueue, root: bool = False
     ) -> tuple[str, Counterexample | None, list[int], torch.Tensor | None]:
         """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a
         verdict."""
@@ -626,7 +545,7 @@ class _Search:
             torch.ones(self.P, dtype=torch.bool),
             self.slices,
         )
-        queue = _Queue()
+        queue = DomainQueue()
         verdict, cex, _, _ = self.process([root], queue, root=True)
         self.root_open = torch.zeros(self.P, dtype=torch.bool)
         for e in queue.heap:
@@ -662,7 +581,7 @@ class _Search:
             self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]
         ).start()
 
-    def _loop(self, queue: _Queue, race) -> BabOutcome:
+    def _loop(self, queue: DomainQueue, race) -> BabOutcome:
         """Pop, bound and branch until the queue is empty or a verdict is reached."""
         cap = self._cap(queue)
         best_glb, stall, rounds, per_domain = -math.inf, 0, 0, 0.0
@@ -757,7 +676,7 @@ class _Search:
         fit = int(self.deadline.remaining() / (1.25 * per_domain))
         return max(1, min(self.cfg.batch_size, fit))
 
-    def _cap(self, queue: _Queue) -> int:
+    def _cap(self, queue: DomainQueue) -> int:
         """Queue size past which the search goes depth-first (max_domains or the memory budget)."""
         sample = next((e[3] for e in queue.heap), None)
         per = max(

@@ -147,7 +147,7 @@ def test_search_variants_agree(bab, gap):
 def test_depth_first_switch_and_hard_limit(caplog):
     """Past max_domains the queue goes depth-first; with no memory at all it stops (OPEN), never
     grows on."""
-    caplog.set_level("DEBUG", logger=rs.__name__)
+    caplog.set_level("DEBUG", logger="completeverify.bab.domains")  # the queue logs its switch
     out, inst = solve(2, -0.02, bab=BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0))
     assert_agrees(out, inst)
     assert any("depth-first" in r.getMessage() for r in caplog.records)

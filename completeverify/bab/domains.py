@@ -1,0 +1,97 @@
+"""The sub-domains of ReLU-splitting branch and bound and the queue that orders them.
+
+A sub-domain is the input box plus sign constraints on some ReLU pre-activations, with the
+bounds and warm-start state its parent handed down (bab/relu_split.py creates and bounds them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+Box = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Domain:
+    """One sub-domain: split signs, intermediate bounds, warm-start state and its row bounds."""
+
+    lb: torch.Tensor  # (m,) valid lower bounds of C y - d on the domain (inherited from ancestors)
+    depth: int
+    splits: dict[int, torch.Tensor]  # relu node -> int8 (size,) of +1 / -1 / 0
+    pre: dict[int, Box]  # pre-activation node -> (lower (size,), upper (size,)) float64
+    alphas: dict[int, torch.Tensor]  # relu node -> (m, size) float32
+    betas: dict[int, torch.Tensor]
+    open: torch.Tensor  # (P,) bool: polytopes not yet excluded on this domain
+    slices: tuple[slice, ...]  # each polytope's rows (shared by all domains of a search)
+    # pre-activation node of the latest split (-1: none); earlier nodes keep their bounds
+    split_pre: int = -1
+
+    @property
+    def key(self) -> float:
+        """The domain's bound: min over its open polytopes of max_k lb_k (closed once this is >
+        0)."""
+        vals = [float(self.lb[s].max()) for p, s in enumerate(self.slices) if bool(self.open[p])]
+        v = min(vals) if vals else math.inf
+        return v if not math.isnan(v) else -math.inf
+
+    def nbytes(self) -> int:
+        """Approximate memory held by this domain's own tensors."""
+        ts = list(self.splits.values()) + [t for b in self.pre.values() for t in b] + [self.open]
+        ts += list(self.alphas.values()) + list(self.betas.values())
+        return sum(t.element_size() * t.numel() for t in ts)
+
+
+class DomainQueue:
+    """Best-first heap of domains that switches to deepest-first past a size cap."""
+
+    def __init__(self) -> None:
+        """An empty best-first queue."""
+        self.heap: list[tuple[float, float, int, Domain]] = []
+        self.count = itertools.count()
+        self.depth_first = False
+
+    def _entry(self, d: Domain) -> tuple[float, float, int, Domain]:
+        """Heap key: (lower bound, -depth) best-first, (-depth, lower bound) depth-first."""
+        if self.depth_first:
+            return (-d.depth, d.key, next(self.count), d)
+        return (d.key, -d.depth, next(self.count), d)
+
+    def push(self, d: Domain) -> None:
+        """Add one domain."""
+        heapq.heappush(self.heap, self._entry(d))
+
+    def pop_batch(self, n: int) -> list[Domain]:
+        """Up to n domains in priority order."""
+        return [heapq.heappop(self.heap)[3] for _ in range(min(n, len(self.heap)))]
+
+    def set_depth_first(self, flag: bool) -> None:
+        """Switch the order (re-keys the heap when it changes)."""
+        if flag != self.depth_first:
+            log.debug(
+                "relu_split: queue of %d goes %s",
+                len(self.heap),
+                "depth-first" if flag else "best-first",
+            )
+            self.depth_first = flag
+            self.heap = [self._entry(e[3]) for e in self.heap]
+            heapq.heapify(self.heap)
+
+    def global_lb(self) -> float:
+        """Smallest domain bound in the queue (+inf when empty)."""
+        if not self.heap:
+            return math.inf
+        if not self.depth_first:
+            return self.heap[0][0]
+        return min(e[1] for e in self.heap)
+
+    def __len__(self) -> int:
+        """Number of queued domains."""
+        return len(self.heap)
