@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args
 
 import numpy as np
 import torch
@@ -317,21 +317,7 @@ Op = Union[
     Tanh,
     MaxPool,
 ]
-OPS: tuple[Any, ...] = (
-    Input,
-    Linear,
-    Conv,
-    Scale,
-    Gather,
-    Reshape,
-    Add,
-    Concat,
-    Relu,
-    LeakyRelu,
-    Sigmoid,
-    Tanh,
-    MaxPool,
-)  # the closed op set (classes with .caps)
+OPS: tuple[Any, ...] = get_args(Op)  # the closed op set (classes with .caps)
 AFFINE_OPS = tuple(o for o in OPS if o.caps.affine)
 PIECEWISE_LINEAR_OPS = tuple(o for o in OPS if o.caps.piecewise_linear and o is not Input)
 ACTIVATION_OPS = tuple(o for o in OPS if o.caps.activation)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+NORMS = ("linf", "l1", "l2", "l0")  # the threat models of radius and certify
 
 
 class ArgumentParser(argparse.ArgumentParser):

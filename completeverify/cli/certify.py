@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .args import EXIT_OK, CliInputError, existing_parent, positive_float, positive_int
+from .args import EXIT_OK, NORMS, CliInputError, existing_parent, positive_float, positive_int
 
 
 def _eps_list(text: str) -> list[float]:
@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--norm",
-        choices=["linf", "l1", "l2", "l0"],
+        choices=NORMS,
         default="linf",
         help="threat model of every eps (default linf)",
     )

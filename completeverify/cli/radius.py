@@ -6,7 +6,7 @@ import json
 import math
 import sys
 
-from .args import EXIT_OK, CliInputError, positive_float
+from .args import EXIT_OK, NORMS, CliInputError, positive_float
 
 
 def add_parser(sub) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--norm",
-        choices=["linf", "l1", "l2", "l0"],
+        choices=NORMS,
         default="linf",
         help="threat model; l0 counts changed features (each anywhere in the domain)",
     )
