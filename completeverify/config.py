@@ -63,6 +63,10 @@ class BabConfig:
     # at the centre; "coef": |A_j| x width of the linear lower bound that matters most; "both":
     # the smear choice, and the coef choice too where they differ (see _branch_dims)
     input_branching: InputBranching = "both"
+    # input splitting: alpha-CROWN steps for the domains CROWN leaves open (0: CROWN only),
+    # once this many domains have been bounded (easy instances stay on CROWN alone)
+    input_alpha_iters: int = 10
+    input_alpha_after: int = 1024
     # ReLU splitting (bab/relu_split.py)
     branching: ReluBranching = (
         "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
@@ -211,6 +215,8 @@ class VerifyConfig:
                 f"unknown smooth branching '{self.bab.smooth_branching}' "
                 f"(choose from {', '.join(SMOOTH_BRANCHINGS)})"
             )
+        if self.bab.input_alpha_iters < 0 or self.bab.input_alpha_after < 0:
+            raise InputError("bab.input_alpha_iters and bab.input_alpha_after must be >= 0")
         from .device import check_device_name
 
         check_device_name(self.device)

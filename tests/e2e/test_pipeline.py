@@ -266,3 +266,34 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
         assert search.exact({}, {}, 0) == ("unknown", None)
         return
     assert cv.verify(net, prop, config=config).status != cv.Status.UNSAT
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("gap", [-0.003, 0.003])
+def test_input_split_alpha_stage_agrees_with_brute_force(seed, gap):
+    # alpha-CROWN on the domains CROWN leaves open, from the first domain on: a wrong slope or a
+    # misindexed intermediate bound there would turn the sat cases (gap > 0) into unsat
+    from completeverify.config import BabConfig
+
+    rng = np.random.default_rng(300 + seed)
+    layers = random_mlp(rng, [3, 6, 5, 3])
+    lower, upper = -np.ones(3), np.ones(3)
+    C = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])
+    m = exact_min(layers, lower, upper, [(C, np.zeros(2))])
+    polys = [(C, np.full(2, m + gap))]
+    model = mlp_onnx(layers, input_shape=(1, 3))
+    net = cv.load_onnx(model)
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
+    runs = {}
+    for iters in (0, 10):
+        bab = BabConfig(input_alpha_iters=iters, input_alpha_after=0)
+        config = no_attack(timeout=60, mode="input-split", bab=bab, use_bounds=False)
+        r = cv.verify(net, prop, config=config)
+        assert r.status == (cv.Status.SAT if gap > 0 else cv.Status.UNSAT), r.message
+        if r.status == cv.Status.SAT:
+            assert replay_ok(model, prop, r)
+        runs[iters] = r.stats
+    assert runs[0].get("input_split_alpha_domains", 0) == 0
+    assert runs[0]["input_split_domains"] > 0
+    # the stage ran, on at most the domains CROWN bounded
+    assert 0 < runs[10]["input_split_alpha_domains"] <= runs[10]["input_split_domains"]
