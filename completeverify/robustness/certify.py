@@ -315,11 +315,6 @@ def certify(
     if workers > 1 and len(args) > 1:
         import multiprocessing as mp
 
-        import torch
-
-        # alpha-CROWN's first Adam imports torch._dynamo (seconds): once here, not per worker
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
         ctx = mp.get_context("fork")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(graph, job)) as pool:
             for row in pool.imap_unordered(_work, args):

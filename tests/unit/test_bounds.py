@@ -526,3 +526,28 @@ def test_compute_bounds_shapes_single_and_batch(tmp_path):
     torch.onnx.export(model, (torch.zeros(1, 3),), str(path), dynamo=False)
     lb, ub = compute_bounds(str(path), np.zeros((1, 3)), np.ones((1, 3)), method="crown")
     assert lb.shape == (2,)
+
+
+def test_hand_written_adam_matches_torch_adam():
+    # bounds/optimize.Adam replaces torch.optim.Adam (whose first use imports torch's compiler
+    # stack); it must take the same steps, including per-group learning rates and their decay
+    from completeverify.bounds.optimize import Adam
+
+    gen = torch.Generator().manual_seed(0)
+    targets = [torch.randn(3, 4, generator=gen, dtype=torch.float64) for _ in range(2)]
+    ours = [torch.zeros(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    ref = [torch.zeros(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    opt = Adam([([ours[0]], 0.1), ([ours[1]], 0.05)])
+    ref_opt = torch.optim.Adam([{"params": [ref[0]], "lr": 0.1}, {"params": [ref[1]], "lr": 0.05}])
+    for _ in range(25):
+        for ps, o in ((ours, opt), (ref, ref_opt)):
+            loss = sum(((p - t) ** 4).sum() for p, t in zip(ps, targets))
+            o.zero_grad()
+            loss.backward()
+            o.step()
+        opt.decay(0.98)
+        for g in ref_opt.param_groups:
+            g["lr"] *= 0.98
+    for a, b in zip(ours, ref):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert not torch.allclose(ours[0], torch.zeros_like(ours[0]))
