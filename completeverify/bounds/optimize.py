@@ -159,7 +159,8 @@ class Adam:
 
     def __init__(self, groups: list[tuple[list[torch.Tensor], float]]) -> None:
         """groups: (tensors, learning rate) pairs; the tensors must require grad."""
-        self.groups = [[list(ts), lr] for ts, lr in groups]
+        self.params = [list(ts) for ts, _ in groups]
+        self.lrs = [float(lr) for _, lr in groups]
         self.moments = {
             id(t): (torch.zeros_like(t), torch.zeros_like(t)) for ts, _ in groups for t in ts
         }
@@ -171,7 +172,7 @@ class Adam:
         c1 = 1 - self.BETA1**self.steps
         c2_sqrt = (1 - self.BETA2**self.steps) ** 0.5
         with torch.no_grad():
-            for ts, lr in self.groups:
+            for ts, lr in zip(self.params, self.lrs):
                 for t in ts:
                     g = t.grad
                     if g is None:
@@ -183,14 +184,13 @@ class Adam:
 
     def zero_grad(self) -> None:
         """Drop the tensors' gradients."""
-        for ts, _ in self.groups:
+        for ts in self.params:
             for t in ts:
                 t.grad = None
 
     def decay(self, factor: float) -> None:
         """Multiply every learning rate by factor."""
-        for group in self.groups:
-            group[1] *= factor
+        self.lrs = [lr * factor for lr in self.lrs]
 
 
 def optimize_alpha_beta(
