@@ -131,14 +131,15 @@ def test_every_option_of_every_subcommand_has_help():
 
 
 def test_version_and_bad_config_on_the_command_line(tmp_path):
-    p = subprocess.run(
-        [sys.executable, "-m", "completeverify", "--version"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert p.returncode == 0 and p.stdout.strip() == f"completeverify {cv.__version__}"
+    for module in ("completeverify", "completeverify.cli"):  # both run the command line
+        p = subprocess.run(
+            [sys.executable, "-m", module, "--version"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0 and p.stdout.strip() == f"completeverify {cv.__version__}"
     bad = tmp_path / "bad.yaml"
     bad.write_text("bab:\n  batch_sise: 4\n")
     p = subprocess.run(
