@@ -3,7 +3,8 @@
 Domains are sub-boxes of one case's input box.  Each round pops a batch of the
 worst domains, bounds every unsafe polytope's rows on all of them with one
 CROWN call, drops the domains on which every polytope is proven unreachable
-(some row's lower bound > 0), tries the concrete points the bounds point at
+(some row's lower bound > 0; once a search has bounded bab.input_alpha_after domains, the ones
+CROWN leaves open also get alpha-CROWN), tries the concrete points the bounds point at
 (box centres and the minimisers of the linear lower bounds) as counterexamples,
 and bisects the rest (see _branch_dims): along the input with the largest
 gradient-times-width "smear" at the centre and, where it differs, also along the
