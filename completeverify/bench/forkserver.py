@@ -93,7 +93,7 @@ PRELOAD = (
     "completeverify.cli",
 )
 NOT_PRELOADED = ("onnxruntime",)  # starts a native thread at import: see the module docstring
-SKIP_PREFIXES = ("completeverify.bench", "completeverify.__main__")
+SKIP_PREFIXES = ("completeverify.bench", "completeverify.__main__", "completeverify.cli.__main__")
 START_TIMEOUT = 180.0  # seconds for the server to import everything and say it is ready
 CHILD_START_TIMEOUT = 60.0  # seconds for the server to answer one fork request
 REAP_TIMEOUT = 10.0  # seconds to wait for the exit status of a child whose group was killed
