@@ -12,6 +12,8 @@ overall mean cut the input-splitting domains from 8,217 to 169.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -43,6 +45,6 @@ def stack_rows(polytopes, combine: bool = True) -> tuple[torch.Tensor, torch.Ten
     return C, c0, slices
 
 
-def polytope_margins(values: torch.Tensor, slices: list[slice]) -> torch.Tensor:
+def polytope_margins(values: torch.Tensor, slices: Sequence[slice]) -> torch.Tensor:
     """(B, P): per polytope the max over its rows; a finite value > 0 excludes the polytope."""
     return torch.stack([values[:, s].amax(dim=1) for s in slices], dim=1)

@@ -66,7 +66,7 @@ class MilpRace:
                 if self.cancel.is_set():
                     verdict = "cancelled"
                     break
-                verdict, cex = self.search.exact(
+                verdict, cex = self.search.checks.exact(
                     self.root_pre, None, p, cancel=self.cancel, rng=self.rng
                 )
                 if verdict != "proven":

@@ -14,34 +14,31 @@ that stops improving hands the whole pair to the exact MILP on the tightest root
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import threading
 import time
 
 import numpy as np
 import torch
 
-from ..attack import pgd
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Refinement, Splits
-from ..bounds.pre import PreBounds, pre_to_numpy
+from ..bounds.pre import pre_to_numpy
 from ..config import Deadline
 from ..graph import Conv
+from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .domains import Domain, DomainQueue
+from .pair_checks import PairChecks
+from .root_pre import optimise_root_pre
 from .types import BabOutcome, BabVerdict
 
 log = logging.getLogger(__name__)
 
 Box = tuple[torch.Tensor, torch.Tensor]
-CANDIDATE_SLACK = 1e-6  # graph-forward pre-filter before a (decisive) ONNX replay
-REPLAYS_PER_ROUND = 3
 LOG_EVERY_S = 2.0
 SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
-ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call there (memory)
 
 
 class _Search:
@@ -97,64 +94,7 @@ class _Search:
         self.leaves = 0  # domains decided exactly
         self.open_leaves = 0  # exact leaves without a verdict (knife edge)
         self.root_pre: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
-        self._solver = None
-
-    def optimise_pre(self, pre: dict[int, Box]) -> dict[int, Box]:
-        """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation
-        node.
-
-        Each unstable neuron of node j is bounded from below and above by alpha-CROWN on the
-        network cut at j (a sound bound of that node's value), with the already tightened bounds
-        of the nodes before j; the result is intersected with the given bounds, so never looser.
-        """
-        iters = self.cfg.root_pre_iters
-        nodes = self.graph.nodes
-        out = dict(pre)
-        stop = min(self.deadline.end, time.monotonic() + ROOT_PRE_SHARE * self.deadline.remaining())
-        for j in sorted(out):
-            if time.monotonic() >= stop:
-                break
-            if not any(n.op.caps.activation for n in nodes[:j]):
-                continue  # an affine function of the input: CROWN is already exact
-            lo_j, hi_j = out[j]
-            idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
-            if idx.numel() == 0:
-                continue
-            eng = BoundEngine(
-                self.graph.with_nodes(nodes[: j + 1]),
-                BoundConfig(alpha_iters=iters, intermediate_crown=False),
-            )
-            sub_pre = {i: (b[0][None], b[1][None]) for i, b in out.items() if i < j}
-            chunk = max(1, ROOT_PRE_ELEMS // (2 * sum(n.size for n in nodes[: j + 1])))
-            new_lo, new_hi = lo_j.clone(), hi_j.clone()
-            for start in range(0, idx.numel(), chunk):
-                sel = idx[start : start + chunk]
-                c = sel.numel()
-                rows = torch.zeros(2 * c, nodes[j].size, dtype=torch.float64)
-                rows[torch.arange(c), sel] = 1.0
-                rows[torch.arange(c) + c, sel] = -1.0
-                res = eng.compute(
-                    self.lo, self.hi, rows, method="alpha-crown", pre=sub_pre, deadline=stop
-                )
-                cand_lo, cand_hi = res.lb[0, :c], -res.lb[0, c:]
-                new_lo[sel] = torch.where(
-                    torch.isfinite(cand_lo), torch.maximum(lo_j[sel], cand_lo), lo_j[sel]
-                )
-                new_hi[sel] = torch.where(
-                    torch.isfinite(cand_hi), torch.minimum(hi_j[sel], cand_hi), hi_j[sel]
-                )
-            log.debug(
-                "relu_split: root node %d: %d -> %d unstable",
-                j,
-                idx.numel(),
-                int(((new_lo < 0) & (new_hi > 0)).sum()),
-            )
-            out[j] = (new_lo, new_hi)
-        return out
-
-    def margins(self, lb: torch.Tensor) -> torch.Tensor:
-        """(B, P): per polytope the max of its rows' lower bounds (> 0: excluded)."""
-        return torch.stack([lb[:, s].amax(1) for s in self.slices], 1)
+        self.checks = PairChecks(run, case_index, self.polys, self.C, self.d, self.slices, deadline)
 
     # ------------------------------------------------------------------ bounding
     def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
@@ -224,120 +164,6 @@ class _Search:
             out[r] = torch.stack([getattr(d, field).get(r, zero) for d in doms]).to(torch.float64)
         return out
 
-    # ------------------------------------------------------------------ exact decisions
-    def solver(self):
-        """The configured MILP backend (created once)."""
-        if self._solver is None:
-            from ..solvers import get_solver
-
-            self._solver = get_solver(self.run.config.solver)
-        return self._solver
-
-    def exact(
-        self,
-        pre: PreBounds,
-        splits: dict[int, np.ndarray] | None,
-        p: int,
-        cancel: threading.Event | None = None,
-        rng: np.random.Generator | None = None,
-    ) -> tuple[str, Counterexample | None]:
-        """Decide polytope p (position) on a domain by LP/MILP: 'proven' | 'cex' | 'unknown' |
-        'timeout'.
-
-        cancel: a threading.Event that stops the solve (the MILP race); rng: the generator for
-        PGD polishing (a thread other than the search's passes its own).
-        """
-        from ..milp.leaf import LeafProblem, LeafVerdict, exact_leaf
-
-        poly = self.polys[p]
-        problem = LeafProblem(
-            self.graph, self.case, self.ci, poly, self.case.lower, self.case.upper, pre, splits
-        )
-
-        def polish(x: np.ndarray) -> Counterexample | None:
-            """PGD seeded by the rejected candidate x (n_in,)."""
-            return self.attack(x[None], 2.0, [poly], rng)
-
-        def repair(x: np.ndarray) -> Counterexample | None:
-            """Float grid and activation-pattern LP around x (bab/knife_edge.py)."""
-            from .knife_edge import repair_candidate
-
-            return repair_candidate(self.run, self.ci, x, [poly])
-
-        out = exact_leaf(
-            problem,
-            self.solver(),
-            self.run.replayer,
-            self.run.config.milp,
-            self.deadline,
-            polish=polish,
-            repair=repair if cancel is None else None,
-            cancel=cancel,
-        )
-        if out.verdict == LeafVerdict.EMPTY:
-            if splits and any(np.any(np.asarray(v) != 0) for v in splits.values()):
-                return "proven", None  # the split constraints contradict sound bounds
-            # without splits the box is not empty, so some bound is wrong: never a proof
-            log.warning(
-                "relu_split: sound bounds without splits came out empty; no verdict from this MILP"
-            )
-            return "unknown", None
-        if cancel is None:  # the race keeps its own time
-            self.run.add("bab_exact", out.decide_s)
-        if out.verdict == LeafVerdict.FALSIFIED:
-            return "cex", out.counterexample
-        if out.verdict == LeafVerdict.PROVEN:
-            return "proven", None
-        if out.verdict == LeafVerdict.TIMEOUT or self.deadline.expired():
-            return "timeout", None
-        return "unknown", None
-
-    # ------------------------------------------------------------------ falsification
-    def replay_minimisers(self, x_lb: torch.Tensor | None, idx: list[int]) -> Counterexample | None:
-        """Replay the lower-bound minimisers of domains idx whose network value looks unsafe."""
-        if x_lb is None or not idx:
-            return None
-        xs = x_lb[idx].reshape(-1, x_lb.shape[-1])
-        with torch.no_grad():
-            y = self.graph.forward(xs.reshape(xs.shape[0], *self.graph.input_shape)).reshape(
-                xs.shape[0], -1
-            )
-            viol = self.margins(y.to(torch.float64) @ self.C.T - self.d).min(1).values
-        order = torch.argsort(viol)
-        for k in order[:REPLAYS_PER_ROUND].tolist():
-            if not float(viol[k]) <= CANDIDATE_SLACK:
-                break
-            cex = confirm(self.run.replayer, xs[k].cpu().numpy(), self.case, self.ci)
-            if cex is not None:
-                return cex
-        return None
-
-    def attack(
-        self, starts: np.ndarray, at_most: float, polys=None, rng=None
-    ) -> Counterexample | None:
-        """Short PGD from the given starts (plus a few random ones); replays the best candidates."""
-        acfg = self.run.config.attack
-        if not acfg.enabled or self.deadline.expired():
-            return None
-        small = dataclasses.replace(acfg, restarts=min(acfg.restarts, 8), steps=min(acfg.steps, 30))
-        t0 = time.monotonic()
-        cands = pgd(
-            self.graph,
-            self.case.lower,
-            self.case.upper,
-            list(polys or self.polys),
-            small,
-            self.deadline.sub(0.05, at_most),
-            rng or self.run.rng,
-            extra_starts=starts,
-        )
-        self.run.timed("bab_pgd", t0)
-        for x in cands[:REPLAYS_PER_ROUND]:
-            cex = confirm(self.run.replayer, x, self.case, self.ci)
-            if cex is not None:
-                return cex
-        return None
-
     # ------------------------------------------------------------------ one batch
     def process(
         self, doms: list[Domain], queue: DomainQueue, root: bool = False
@@ -362,12 +188,14 @@ class _Search:
         empty = torch.zeros(len(doms), dtype=torch.bool)
         for lo_j, hi_j in res.pre.values():
             empty |= (lo_j > hi_j).any(1)
-        still = open_in & ~(self.margins(lb) > 0)  # polytopes not yet excluded, per domain
+        still = open_in & ~(
+            polytope_margins(lb, self.slices) > 0
+        )  # polytopes not yet excluded, per domain
         proven = empty | ~still.any(1)
         open_idx = [b for b in range(len(doms)) if not bool(proven[b])]
         if not open_idx:
             return "", None, [], res.x_lb
-        cex = self.replay_minimisers(res.x_lb, open_idx)
+        cex = self.checks.replay_minimisers(res.x_lb, open_idx)
         if cex is not None:
             return "cex", cex, open_idx, res.x_lb
         sel = torch.tensor(open_idx)
@@ -386,7 +214,7 @@ class _Search:
         # branch for the worst open polytope of each domain, scored with its most promising row
         marg = torch.where(
             still[sel],
-            self.margins(lb[sel]),
+            polytope_margins(lb[sel], self.slices),
             torch.full((len(open_idx), self.P), math.inf, dtype=lb.dtype),
         )
         worst = marg.argmin(1)
@@ -465,7 +293,7 @@ class _Search:
         for p in range(self.P):
             if not bool(still[p]):
                 continue
-            verdict, cex = self.exact(pre_np, splits_np, p)
+            verdict, cex = self.checks.exact(pre_np, splits_np, p)
             if verdict == "unknown":
                 self.open_leaves += 1
             elif verdict != "proven":
@@ -486,7 +314,7 @@ class _Search:
         for p in range(self.P):  # every polytope the search has not excluded everywhere
             if not bool(self.root_open[p]):
                 continue
-            verdict, cex = self.exact(self.root_pre, None, p)
+            verdict, cex = self.checks.exact(self.root_pre, None, p)
             if verdict != "proven":
                 return self.outcome(verdict, cex, note)
         return self.outcome("proven", None, note)
@@ -531,7 +359,13 @@ class _Search:
             if not root_pre:
                 res = self.root_engine.compute(self.lo, self.hi, self.C, -self.d, method="crown")
                 root_pre = {j: (lo[0], hi[0]) for j, (lo, hi) in res.pre.items()}
-            root_pre = self.optimise_pre(root_pre)
+            stop = min(
+                self.deadline.end,
+                time.monotonic() + ROOT_PRE_SHARE * self.deadline.remaining(),
+            )
+            root_pre = optimise_root_pre(
+                self.graph, self.lo, self.hi, root_pre, self.cfg.root_pre_iters, stop
+            )
             self.run.timed("bab_root_pre", t0)
         if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
@@ -626,7 +460,7 @@ class _Search:
                 and open_idx
             ):
                 starts = x_lb[open_idx[:32]].reshape(-1, x_lb.shape[-1]).cpu().numpy()
-                cex = self.attack(starts, 1.0)
+                cex = self.checks.attack(starts, 1.0)
                 if cex is not None:
                     return self.outcome("cex", cex, f"relu split PGD ({self.done} domains)")
             if time.monotonic() - last_log > LOG_EVERY_S:

@@ -262,8 +262,8 @@ def test_empty_bounds_without_splits_are_never_a_proof(monkeypatch, mode):
             net, prop, config, cv.config.Deadline(10), Replayer(net.onnx_model), rng
         )
         search = rs._Search(run, 0, [0], run.deadline)
-        assert search.exact({}, None, 0) == ("unknown", None)
-        assert search.exact({}, {}, 0) == ("unknown", None)
+        assert search.checks.exact({}, None, 0) == ("unknown", None)
+        assert search.checks.exact({}, {}, 0) == ("unknown", None)
         return
     assert cv.verify(net, prop, config=config).status != cv.Status.UNSAT
 

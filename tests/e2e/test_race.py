@@ -80,12 +80,13 @@ class _FakeRun:
 
 
 class _FakeSearch:
-    """exact() answers from a script; 'block' waits for the cancel flag."""
+    """checks.exact() answers from a script; 'block' waits for the cancel flag."""
 
     def __init__(self, answers):
         self.answers = list(answers)
         self.run = _FakeRun()
         self.calls = 0
+        self.checks = self  # the race calls search.checks.exact (bab/pair_checks.py)
 
     def exact(self, pre, splits, p, cancel=None, rng=None):
         self.calls += 1
