@@ -58,6 +58,15 @@ class MixedPrecision:
         lb (B, m) float64 sound; pre: float64 intermediate bounds; x_lb (B, m, n_in) and state
         come from the float32 search (heuristics for falsification and warm starts only).
         """
+        # float64 intermediate bounds (and the IBP bound); CROWN only where the engine refines
+        # intermediate nodes, else IBP gives the same boxes without a backward walk
+        method = "crown" if self.engine64.config.intermediate_crown else "ibp"
+        res64 = self.engine64.compute(
+            lower, upper, C, c0, method=method, splits=splits, pre=pre, refine=refine
+        )
+        # the search and the final bound relax every activation on those float64 boxes: no
+        # second interval or CROWN pass over the intermediate nodes
+        keep = Refinement(refine_after=len(self.engine64.nodes))
         res32 = self.engine32.compute(
             lower,
             upper,
@@ -65,16 +74,10 @@ class MixedPrecision:
             c0,
             method="alpha-crown",
             splits=splits,
-            pre=pre,
+            pre=res64.pre,
             warm=warm,
             deadline=deadline,
-            refine=refine,
-        )
-        # float64 intermediate bounds (and the IBP bound); CROWN only where the engine refines
-        # intermediate nodes, else IBP gives the same boxes without a backward walk
-        method = "crown" if self.engine64.config.intermediate_crown else "ibp"
-        res64 = self.engine64.compute(
-            lower, upper, C, c0, method=method, splits=splits, pre=pre, refine=refine
+            refine=keep,
         )
         lb = res64.lb
         state = res32.state
@@ -84,7 +87,7 @@ class MixedPrecision:
                 {r: b.to(torch.float64) for r, b in state.betas.items()},
             )
             lb_opt = self.engine64.evaluate(
-                lower, upper, C, c0, state, splits=splits, pre=pre, refine=refine
+                lower, upper, C, c0, state, splits=splits, pre=res64.pre, refine=keep
             )
             lb_opt = torch.where(
                 torch.isnan(lb_opt), torch.full_like(lb_opt, float("-inf")), lb_opt

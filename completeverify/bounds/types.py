@@ -56,11 +56,12 @@ class BoundConfig:
 class Refinement:
     """Named options of one BoundEngine.compute call: which intermediate bounds it refines.
 
-    refine_after: intermediate nodes with index <= refine_after keep their box (IBP intersected
-        with the given ``pre`` and the splits) without a CROWN pass; later ones get CROWN as
-        usual.  Branch and bound passes the pre-activation node of the newest split: a split at
-        node j changes no bound of a node <= j (intermediate CROWN ignores beta), so the
-        parent's bounds are reused there.  -1 (the default): every node is refined.
+    refine_after: intermediate nodes with index <= refine_after that have a given ``pre`` box
+        keep it (with the split constraints applied), without an IBP or CROWN pass; later ones
+        get IBP and CROWN as usual.  Branch and bound passes the pre-activation node of the
+        newest split: a split at node j changes no bound of a node <= j (IBP reads the same
+        input boxes, intermediate CROWN ignores beta), so the parent's bounds are reused there.
+        -1 (the default): every node is recomputed.
     """
 
     refine_after: int = -1

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import completeverify as cv
-from completeverify.bounds import BoundConfig, BoundEngine, Splits
+from completeverify.bounds import BoundConfig, BoundEngine, Refinement, Splits
 from completeverify.bounds.mixed import MixedPrecision
 
 from nets import exact_min, mlp_onnx, random_mlp
@@ -93,3 +93,55 @@ def test_float32_iterate_never_decides(monkeypatch):
         torch.as_tensor(lower)[None], torch.as_tensor(upper)[None], torch.as_tensor(C)
     )
     assert float(got.lb[0, 0]) <= exact_min(layers, lower, upper, [(C, np.zeros(1))])
+
+
+@pytest.mark.parametrize("intermediate_crown", [False, True])
+def test_reused_parent_boxes_give_the_bounds_of_a_full_recomputation(intermediate_crown):
+    """Refinement(refine_after=j) skips the interval pass on the parent's boxes up to node j:
+    a child split at node j must get exactly the bounds (and boxes) of recomputing every node,
+    and the mixed-precision search over those boxes stays below sampled values."""
+    rng = np.random.default_rng(5)
+    layers = random_mlp(rng, [4, 8, 8, 8, 3])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 4)))
+    relus = [i for i, n in enumerate(net.nodes) if type(n.op).__name__ == "Relu"]
+    tested = 0
+    e64, mixed = _engines(net, intermediate_crown=intermediate_crown)
+    lo = torch.full((1, 4), -1.0, dtype=torch.float64)
+    hi = torch.full((1, 4), 1.0, dtype=torch.float64)
+    C = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    parent = e64.compute(lo, hi, C, method="crown")
+    for r in relus[1:]:
+        j = net.nodes[r].inputs[0]
+        plo, phi = parent.pre[j]
+        unstable = ((plo < 0) & (phi > 0)).nonzero()
+        if unstable.numel() == 0:
+            continue
+        k = int(unstable[0, 1])
+        for sign in (1, -1):
+            s = torch.zeros(1, net.nodes[r].size, dtype=torch.int8)
+            s[0, k] = sign
+            splits = Splits({r: s})
+            full = e64.compute(lo, hi, C, method="crown", splits=splits, pre=parent.pre)
+            reused = e64.compute(
+                lo,
+                hi,
+                C,
+                method="crown",
+                splits=splits,
+                pre=parent.pre,
+                refine=Refinement(refine_after=j),
+            )
+            tested += 1
+            assert torch.equal(full.lb, reused.lb)
+            for n in full.pre:
+                assert torch.equal(full.pre[n][0], reused.pre[n][0])
+                assert torch.equal(full.pre[n][1], reused.pre[n][1])
+            got = mixed.compute(
+                lo, hi, C, splits=splits, pre=parent.pre, refine=Refinement(refine_after=j)
+            )
+            x = torch.as_tensor(rng.uniform(-1, 1, (4000, 4)))
+            vals = net.forward_all(x)
+            ok = vals[j][:, k] >= 0 if sign > 0 else vals[j][:, k] <= 0
+            if bool(ok.any()):
+                assert torch.all(got.lb[0] <= (vals[-1][ok] @ C.T).min(0).values + 1e-9)
+    assert tested >= 2  # some later layer had an unstable neuron to split
