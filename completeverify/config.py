@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class BabConfig:
     max_domains: int = 200_000
     input_split_max_dim: int = 16
     milp_handoff_domains: int = 5_000
+    # ... unless the global lower bound, extrapolated linearly from its trend (bab/progress.py),
+    # reaches 0 within this share of the time left: the search keeps going (0: always hand off)
+    handoff_trend_share: float = 0.5
     # input splitting (bab/input_split.py): which input to bisect.  "smear": |gradient| x width
     # at the centre; "coef": |A_j| x width of the linear lower bound that matters most; "both":
     # the smear choice, and the coef choice too where they differ (see _branch_dims)
@@ -217,6 +221,9 @@ class VerifyConfig:
             )
         if self.bab.input_alpha_iters < 0 or self.bab.input_alpha_after < 0:
             raise InputError("bab.input_alpha_iters and bab.input_alpha_after must be >= 0")
+        share = self.bab.handoff_trend_share
+        if not (isinstance(share, (int, float)) and math.isfinite(share) and share >= 0):
+            raise InputError(f"bab.handoff_trend_share must be a finite number >= 0, got {share!r}")
         from .device import check_device_name
 
         check_device_name(self.device)

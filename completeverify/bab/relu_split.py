@@ -30,6 +30,7 @@ from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .domains import Domain, DomainQueue
 from .pair_checks import PairChecks
+from .progress import BoundTrend
 from .root_pre import optimise_root_pre
 from .types import BabOutcome, BabVerdict
 
@@ -420,6 +421,7 @@ class _Search:
         cap = self._cap(queue)
         best_glb, stall, rounds, per_domain = -math.inf, 0, 0, 0.0
         last_log = time.monotonic()
+        trend, deferred = BoundTrend(last_log), False
         while len(queue):
             if self.deadline.expired():
                 return BabOutcome(BabVerdict.TIMEOUT, None, self.done, "relu split: deadline")
@@ -429,6 +431,7 @@ class _Search:
                     won[0], won[1], f"milp race (after {self.done} domains of the search)"
                 )
             glb = queue.global_lb()
+            trend.add(time.monotonic(), glb)
             if glb > best_glb + 1e-6 * (1.0 + abs(best_glb) if math.isfinite(best_glb) else 1.0):
                 best_glb, stall = glb, 0
             else:
@@ -438,7 +441,19 @@ class _Search:
                 # past the cap)
                 pass
             elif self.cfg.milp_handoff_domains and len(queue) > self.cfg.milp_handoff_domains:
-                return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
+                if not trend.reaches_zero(
+                    time.monotonic(), self.deadline.remaining(), self.cfg.handoff_trend_share
+                ):
+                    return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
+                if not deferred:
+                    deferred = True
+                    log.info(
+                        "relu_split: queue %d > %d, but the global lower bound (%.5g) is on "
+                        "course to reach 0 in time: no MILP hand-off yet",
+                        len(queue),
+                        self.cfg.milp_handoff_domains,
+                        glb,
+                    )
             elif self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
                 return self.handoff(f"global lower bound stalled at {best_glb:.4g}")
             queue.set_depth_first(len(queue) > cap or (queue.depth_first and len(queue) > cap // 2))

@@ -187,7 +187,8 @@ class BoundEngine:
             elif given is not None:
                 # the caller's bounds hold here and IBP from the same input boxes cannot
                 # tighten them (Refinement): skip the interval pass (a conv costs two)
-                box = tuple(g.to(self.dtype).expand(lo.shape[0], -1) for g in given)  # type: ignore[assignment]
+                b = lo.shape[0]
+                box = (given[0].to(self.dtype).expand(b, -1), given[1].to(self.dtype).expand(b, -1))
             else:
                 ins = [boxes[j] for j in node.inputs]
                 box = IBP[type(node.op)](

@@ -279,3 +279,22 @@ def test_joint_search_closes_polytopes_per_domain(caplog):
     out, _ = solve_joint(0, (-0.5, -0.01))
     assert out.verdict == BabVerdict.PROVEN
     assert any("polytopes [0, 1]" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("on_course", [True, False])
+def test_queue_handoff_waits_for_a_bound_on_course(monkeypatch, on_course):
+    """A queue past milp_handoff_domains goes to the MILP only when the global lower bound's
+    trend does not reach 0 in time (bab/progress.py); either way the verdicts agree with the
+    oracle, and a search on course decides by itself."""
+    from completeverify.bab import progress
+
+    monkeypatch.setattr(progress.BoundTrend, "reaches_zero", lambda *a: on_course)
+    bab = BabConfig(batch_size=2, milp_handoff_domains=2, stall_rounds=0)
+    notes = []
+    for seed in range(6):
+        for gap in (-0.02, 0.02):
+            out, inst = solve(seed, gap, bab=bab)
+            assert_agrees(out, inst)
+            notes.append(out.note)
+    handed = sum("milp after" in n for n in notes)
+    assert handed == 0 if on_course else handed >= 2

@@ -1,0 +1,39 @@
+"""The global-lower-bound trend that decides whether a search hands off to the MILP."""
+
+from __future__ import annotations
+
+from completeverify.bab.progress import MIN_WINDOW_S, BoundTrend
+
+
+def _trend(points, start=0.0):
+    t = BoundTrend(start)
+    for now, glb in points:
+        t.add(now, glb)
+    return t
+
+
+def test_linear_climb_reaches_zero_only_with_enough_time():
+    # -1.0 at t=0, +0.1 per second: 0 at t=10; at t=6 the bound is -0.4, 4 s to go
+    t = _trend([(s, -1.0 + 0.1 * s) for s in range(7)])
+    assert t.reaches_zero(6.0, remaining=8.0, share=0.5)  # 4 s <= 0.5 * 8 s
+    assert not t.reaches_zero(6.0, remaining=7.9, share=0.5)
+    assert not t.reaches_zero(6.0, remaining=100.0, share=0.0)  # share 0: never defer
+
+
+def test_flat_falling_or_short_history_never_defers():
+    assert not _trend([(s, -1.0) for s in range(10)]).reaches_zero(9.0, 1e9, 1.0)
+    assert not _trend([(s, -1.0 - s) for s in range(10)]).reaches_zero(9.0, 1e9, 1.0)
+    short = MIN_WINDOW_S / 2
+    assert not _trend([(0.0, -1.0), (short, -0.5)]).reaches_zero(short, 1e9, 1.0)
+    assert not _trend([]).reaches_zero(1.0, 1e9, 1.0)
+
+
+def test_the_trend_is_the_recent_window_not_the_whole_search():
+    # fast early progress, then a plateau longer than the window: no deferral
+    early = [(s, -10.0 + s) for s in range(9)]  # -10 -> -2 in 8 s
+    late = [(8.0 + s, -2.0) for s in range(1, 40)]  # flat for 39 s
+    t = _trend(early + late)
+    assert not t.reaches_zero(47.0, remaining=1e6, share=1.0)
+    # non-finite samples (an empty queue's -inf) are ignored
+    t.add(48.0, float("-inf"))
+    assert t.samples[-1] == (47.0, -2.0)
