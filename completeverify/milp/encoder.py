@@ -44,6 +44,7 @@ from ..graph import (
     Tanh,
 )
 from ..solvers import MilpProgram
+from .intervals import interval_affine, widen, widen_finite, widened
 from .outcomes import EmptyDomain
 
 
@@ -129,59 +130,6 @@ class Encoding:
         return np.asarray(x)[self.input_cols]
 
 
-def widen(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray, np.ndarray]:
-    """Widen bounds outward by a relative and absolute margin (float rounding cover)."""
-    pad = rel * (1.0 + np.maximum(np.abs(lower), np.abs(upper)))
-    return lower - pad, upper + pad
-
-
-def _widened(bounds: tuple[np.ndarray, np.ndarray], rel: float) -> tuple[np.ndarray, np.ndarray]:
-    """widen() of one node's (lower, upper) as flat float64 arrays."""
-    lo, hi = (np.asarray(a, dtype=np.float64).reshape(-1) for a in bounds)
-    return widen(lo, hi, rel)
-
-
-_EPS = float(np.finfo(np.float64).eps)
-_TINY = 1e-290  # covers underflow of products, per term
-
-
-def interval_affine(
-    n: int, rows: np.ndarray, vals: np.ndarray, const: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rigorous bounds of v_r = const_r + sum_k vals_k x_k (over rows_k == r), x_k in [lo_k, hi_k].
-
-    lo/hi are given per term (already gathered).  The float64 sums are widened by an allowance
-    2 (k_r + 2) eps sum|terms| (k_r terms in row r), which covers the rounding of every product
-    and addition whatever the summation order.  Infinite input bounds give infinite results.
-    """
-    vals = np.asarray(vals, dtype=np.float64)
-    const = np.broadcast_to(np.asarray(const, dtype=np.float64), (n,))
-    with np.errstate(invalid="ignore", over="ignore"):
-        a, b = vals * lo, vals * hi
-    zero = vals == 0.0
-    a, b = np.where(zero, 0.0, a), np.where(zero, 0.0, b)
-    t_lo, t_hi = np.minimum(a, b), np.maximum(a, b)
-    low = np.bincount(rows, weights=t_lo, minlength=n) + const
-    up = np.bincount(rows, weights=t_hi, minlength=n) + const
-    count = np.bincount(rows, minlength=n) + 2.0
-    mag = np.bincount(rows, weights=np.maximum(np.abs(t_lo), np.abs(t_hi)), minlength=n)
-    mag = mag + np.abs(const)
-    with np.errstate(invalid="ignore"):
-        slack = 2.0 * count * _EPS * mag + count * _TINY
-        low, up = low - slack, up + slack
-    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(up), np.inf, up)
-
-
-def _widen_finite(lower: np.ndarray, upper: np.ndarray, rel: float) -> tuple[np.ndarray, ...]:
-    """widen, with the pad taken from the finite sides only (an infinite side stays infinite)."""
-    mag = np.maximum(
-        np.where(np.isfinite(lower), np.abs(lower), 0.0),
-        np.where(np.isfinite(upper), np.abs(upper), 0.0),
-    )
-    pad = rel * (1.0 + mag)
-    return lower - pad, upper + pad
-
-
 def _affine(
     p: _Program,
     out: np.ndarray,
@@ -210,7 +158,7 @@ def _affine(
     )
     col_lo, col_hi = p.bounds()
     lo, hi = interval_affine(n, rows, vals, const, col_lo[in_cols], col_hi[in_cols])
-    p.tighten(out, *_widen_finite(lo, hi, rel))
+    p.tighten(out, *widen_finite(lo, hi, rel))
 
 
 def conv_triplets(op: Conv) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -442,7 +390,7 @@ def _enc_leaky_relu(
     m = unstable.size
     if m:
         xu, l_u, h_u = x[unstable], lo[unstable], hi[unstable]
-        y_lo, y_hi = _widen_finite(s * l_u, h_u, st.widening)
+        y_lo, y_hi = widen_finite(s * l_u, h_u, st.widening)
         y = p.new_cols(y_lo, y_hi, m)
         z = p.new_cols(0.0, 1.0, m, integer=True)
         st.n_bin += m
@@ -584,7 +532,7 @@ def encode(
         assert not isinstance(enc, NotSupported)
         cols.append(enc(st, i, node, node.op, [cols[j] for j in node.inputs]))
         if i in pre and i != 0:
-            lo_b, hi_b = _widened(pre[i], widening)
+            lo_b, hi_b = widened(pre[i], widening)
             p.tighten(cols[i], lo_b, hi_b)
     col_lo, col_hi = p.bounds()
     if np.any(col_lo > col_hi):  # sound boxes (pre, splits, intervals) with no common point
@@ -601,7 +549,7 @@ def encode(
     t_hi: float | np.ndarray = np.inf
     if m:
         k_lo, k_hi = interval_affine(m, r, C[r, c], -d, col_lo[y_cols[c]], col_hi[y_cols[c]])
-        t_lo, t_hi = _widen_finite(
+        t_lo, t_hi = widen_finite(
             np.max(k_lo, keepdims=True), np.max(k_hi, keepdims=True), widening
         )
     t = p.new_cols(t_lo, t_hi, 1)[0]

@@ -42,7 +42,8 @@ from ..solvers import (
     get_solver,
     safe_lp_lower_bound,
 )
-from .encoder import encode, widen
+from .encoder import encode
+from .intervals import widen
 
 logger = logging.getLogger(__name__)
 

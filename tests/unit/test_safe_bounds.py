@@ -24,7 +24,8 @@ from completeverify.milp.decide import (
     lp_optimum_bound,
     solve_pair,
 )
-from completeverify.milp.encoder import encode, interval_affine
+from completeverify.milp.encoder import encode
+from completeverify.milp.intervals import interval_affine
 from completeverify.onnx_import import load_onnx
 from completeverify.solvers import SolveLimits, SolveStatus, available_solvers, get_solver
 
