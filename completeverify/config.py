@@ -16,7 +16,7 @@ SolverName = Literal["highs", "pulp"]
 ReplayName = Literal["auto", "onnxruntime", "reference"]
 BoundMethod = Literal["ibp", "crown", "alpha-crown"]  # cheap to expensive
 InputBranching = Literal["smear", "coef", "both"]
-ReluBranching = Literal["babsr", "width"]
+ReluBranching = Literal["babsr", "width", "fsb"]
 SmoothBranching = Literal["auto", "input", "activation"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 SOLVERS: tuple[SolverName, ...] = get_args(SolverName)
@@ -73,8 +73,11 @@ class BabConfig:
     input_alpha_after: int = 1024
     # ReLU splitting (bab/relu_split.py)
     branching: ReluBranching = (
-        "babsr"  # "babsr" (intercept x backward coefficient) or "width" (intercept x |W|)
+        "babsr"  # "babsr" (intercept x backward coefficient), "width" (intercept x |W|), "fsb"
     )
+    # "fsb" (bab/fsb.py): the fsb_candidates best BaBSR candidates of each domain, ranked by
+    # bounding both children of each at the parent's alpha/beta (one batched CROWN walk)
+    fsb_candidates: int = 8
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
     )
@@ -214,6 +217,8 @@ class VerifyConfig:
                 f"unknown branching '{self.bab.branching}' "
                 f"(choose from {', '.join(RELU_BRANCHINGS)})"
             )
+        if self.bab.fsb_candidates < 1:
+            raise InputError(f"fsb_candidates must be at least 1, got {self.bab.fsb_candidates}")
         if self.bab.smooth_branching not in SMOOTH_BRANCHINGS:
             raise InputError(
                 f"unknown smooth branching '{self.bab.smooth_branching}' "

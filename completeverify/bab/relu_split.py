@@ -29,6 +29,7 @@ from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .domains import Domain, DomainQueue
+from .fsb import FsbBatch, fsb_choose, row_state
 from .pair_checks import PairChecks
 from .progress import BoundTrend
 from .root_pre import optimise_root_pre
@@ -228,9 +229,7 @@ class _Search:
                 torch.full_like(lb[sel][pick, s_], -1e300),
             )
         best_row = masked.argmax(1)
-        picks = choose(
-            scores(self.engine, pre_open, split_open, self.C[best_row], self.cfg.branching)
-        )
+        picks = self.branch(pre_open, split_open, best_row, rows, res.state, sel)
         state = res.state or AlphaState()
         for pos, b in enumerate(open_idx):
             parent = doms[b]
@@ -265,6 +264,28 @@ class _Search:
                     )
                 )
         return "", None, open_idx, res.x_lb
+
+    def branch(self, pre, splits, best_row, rows, state, sel) -> list[tuple[int, int] | None]:
+        """Per open domain sel[i] the ReLU to split (config.bab.branching), for its row
+        best_row[i]; pre, splits: the open domains' bounds and splits."""
+        how = self.cfg.branching
+        sc = scores(
+            self.engine, pre, splits, self.C[best_row], "width" if how == "width" else "babsr"
+        )
+        if how != "fsb":
+            return choose(sc)
+        pos = torch.searchsorted(rows, best_row)  # the row's place in the optimised state
+        fb = FsbBatch(
+            self.lo,
+            self.hi,
+            self.C[best_row],
+            -self.d[best_row],
+            pre,
+            splits,
+            row_state(state, sel, pos),
+        )
+        engine = self.mixed.engine32 if self.mixed is not None else self.engine
+        return fsb_choose(engine, fb, sc, self.cfg.fsb_candidates)
 
     def _child_state(
         self, old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor
