@@ -129,13 +129,14 @@ def test_instances_need_branching():
         BabConfig(batch_size=4, milp_handoff_domains=2),  # early MILP hand-off
         BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
         BabConfig(branching="width", batch_size=3),
+        BabConfig(branching="fsb", fsb_candidates=3, batch_size=3),
         BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
         BabConfig(
             root_pre_iters=0, reuse_pre=False
         ),  # CROWN root bounds, full refinement in every domain
         BabConfig(root_pre_iters=50, batch_size=1),
     ],
-    ids=["dfs", "handoff", "stall", "width", "cheap", "plain-root", "tight-root"],
+    ids=["dfs", "handoff", "stall", "width", "fsb", "cheap", "plain-root", "tight-root"],
 )
 @pytest.mark.parametrize("gap", [-0.02, 0.02])
 def test_search_variants_agree(bab, gap):
@@ -298,3 +299,59 @@ def test_queue_handoff_waits_for_a_bound_on_course(monkeypatch, on_course):
             notes.append(out.note)
     handed = sum("milp after" in n for n in notes)
     assert handed == 0 if on_course else handed >= 2
+
+
+FSB = BabConfig(branching="fsb", fsb_candidates=4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("gap", [-0.02, 0.01, 0.02])
+def test_fsb_agrees_with_oracle(seed, gap):
+    """Filtered smart branching changes which domains exist, never the verdict."""
+    out, inst = solve(seed, gap, bab=FSB)
+    assert_agrees(out, inst)
+
+
+def test_fsb_splits_only_free_unstable_neurons(monkeypatch):
+    """Every neuron FSB picks is unstable in its domain and not split there yet (None only where
+    BaBSR finds no such neuron either); with k = 1 it picks exactly BaBSR's neuron."""
+    from completeverify.bab.branching import choose
+
+    seen = []
+    original = rs.fsb_choose
+
+    def spy(engine, fb, score, k):
+        picks = original(engine, fb, score, k)
+        seen.append((k, fb, picks, choose(score)))
+        return picks
+
+    monkeypatch.setattr(rs, "fsb_choose", spy)
+    for k in (1, 4):
+        out, inst = solve(2, -0.02, bab=dataclasses.replace(FSB, fsb_candidates=k))
+        assert_agrees(out, inst)
+    assert sum(len(p) for _, _, p, _ in seen) > 20
+    nodes = cv.load_onnx(mlp_onnx(instance(2)[0], input_shape=(1, SIZES[0]))).nodes
+    for k, fb, picks, babsr in seen:
+        assert len(picks) == len(babsr)
+        assert k > 1 or picks == babsr
+        for b, pick in enumerate(picks):
+            if pick is None:
+                assert babsr[b] is None
+                continue
+            r, n = pick
+            lo, hi = fb.pre[nodes[r].inputs[0]]
+            assert float(lo[b, n]) < 0 < float(hi[b, n])
+            assert r not in fb.splits or int(fb.splits[r][b, n]) == 0
+    assert any(p != c for k, _, p, c in seen if k > 1)  # k = 4 does change some choices
+
+
+def test_fsb_needs_fewer_domains_than_babsr_here():
+    """On this unsat instance (measured: BaBSR 67 domains, FSB k=4 19) bounding the candidates'
+    children picks better splits than the BaBSR estimate; k = 1 is BaBSR itself."""
+    babsr, inst = solve(2, -0.02)
+    fsb, _ = solve(2, -0.02, bab=FSB)
+    one, _ = solve(2, -0.02, bab=dataclasses.replace(FSB, fsb_candidates=1))
+    for out in (babsr, fsb, one):
+        assert_agrees(out, inst)
+    assert one.domains == babsr.domains
+    assert fsb.domains < 0.5 * babsr.domains, (fsb.domains, babsr.domains)
