@@ -76,7 +76,9 @@ class BabConfig:
         "babsr"  # "babsr" (intercept x backward coefficient), "width" (intercept x |W|), "fsb"
     )
     # "fsb" (bab/fsb.py): the fsb_candidates best BaBSR candidates of each domain, ranked by
-    # bounding both children of each at the parent's alpha/beta (one batched CROWN walk)
+    # bounding both children of each at the parent's alpha/beta (one batched CROWN walk).  Not
+    # the default: measured on mnist_fc and oval21 it needed as many or more domains than babsr
+    # (e.g. 256x6 prop_7_0.03: 1069 domains with babsr, undecided after 4385 with fsb k=4)
     fsb_candidates: int = 8
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
