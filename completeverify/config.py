@@ -72,13 +72,12 @@ class BabConfig:
     input_alpha_iters: int = 10
     input_alpha_after: int = 1024
     # ReLU splitting (bab/relu_split.py)
-    branching: ReluBranching = (
-        "babsr"  # "babsr" (intercept x backward coefficient), "width" (intercept x |W|), "fsb"
-    )
-    # "fsb" (bab/fsb.py): the fsb_candidates best BaBSR candidates of each domain, ranked by
-    # bounding both children of each at the parent's alpha/beta (one batched CROWN walk).  Not
-    # the default: measured on mnist_fc and oval21 it needed as many or more domains than babsr
-    # (e.g. 256x6 prop_7_0.03: 1069 domains with babsr, undecided after 4385 with fsb k=4)
+    # which ReLU to split: "fsb" (bab/fsb.py) bounds both children of the fsb_candidates best
+    # "babsr" candidates of each domain (one batched CROWN walk at the parent's alpha/beta) and
+    # splits the one whose better child comes closest to closing; "babsr" alone scores
+    # intercept x backward coefficient, "width" intercept x |W|.  Measured: mnist 256x4
+    # prop_3_0.05 279 -> 99 domains, 256x6 prop_7_0.03 1069 -> 181, oval21 img8194 1229 -> 895
+    branching: ReluBranching = "fsb"
     fsb_candidates: int = 8
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)

@@ -5,8 +5,14 @@ backward walk at the default slopes.  FSB keeps the k best candidates of each su
 that score and evaluates each one: both children (pre-activation >= 0 and <= 0) are bounded
 by one CROWN walk at the parent's optimised alpha/beta and intermediate bounds, with the
 candidate's split applied (its relaxation becomes exact).  Domains x candidates x 2 children
-go through one ``BoundEngine.evaluate`` call (chunked for memory).  The candidate whose worse
-child has the highest bound wins; ties go to the higher sum, then to the BaBSR order.
+go through one ``BoundEngine.evaluate`` call per chunk (memory).
+
+Score.  A child is bounded on every spec row the batch is searching, and scored by its worst
+margin over the polytopes still open in the parent (``FsbBatch.margin``): the child is closed
+when that is > 0.  A candidate scores its better child, ties going to the higher sum of both
+(then to the BaBSR order).  Preferring the split that closes, or nearly closes, one child keeps
+the tree from doubling at that node; scoring the worse child instead, or only the one row
+BaBSR branches for, needed more domains than BaBSR itself (measured, see BabConfig.branching).
 
 Only the choice of neuron depends on these bounds: the children are bounded afresh (soundly)
 by the search, so nothing here needs to be sound or float64.
@@ -14,6 +20,7 @@ by the search, so nothing here needs to be sound or float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,17 +28,18 @@ import torch
 from ..bounds import AlphaState, BoundEngine, Refinement, Splits
 
 Box = tuple[torch.Tensor, torch.Tensor]
-TIE_REL = 1e-9  # worse-child bounds this close (relative) count as tied; the sum then decides
-CHUNK_ELEMS = 10_000_000  # children x widest node per evaluate call (memory)
+TIE_REL = 1e-9  # scores this close (relative) count as tied; the sum of both children decides
+CHUNK_ELEMS = 10_000_000  # children x rows x widest node per evaluate call (memory)
 
 
 @dataclass
 class FsbBatch:
-    """What FSB needs of a batch of B open domains, for the one spec row each is branched on.
+    """What FSB needs of a batch of B open domains.
 
-    lo, hi: (1, n_in) input box; C: (B, n_out) the row; c0: (B,) its offset; pre: node ->
-    (lower, upper) each (B, size) after bounding; splits: relu node -> int8 (B, size);
-    state: the optimised alphas/betas for that row, each (B, 1, size).
+    lo, hi: (1, n_in) input box; C: (R, n_out) the spec rows being searched; c0: (R,) their
+    offsets; pre: node -> (lower, upper) each (B, size) after bounding; splits: relu node -> int8
+    (B, size); state: the optimised alphas/betas, each (B, R, size); margin: children's row
+    bounds (B, k, 2, R) -> their worst open-polytope margin (B, k, 2).
     """
 
     lo: torch.Tensor
@@ -41,6 +49,7 @@ class FsbBatch:
     pre: dict[int, Box]
     splits: dict[int, torch.Tensor]
     state: AlphaState
+    margin: Callable[[torch.Tensor], torch.Tensor]
 
 
 def _candidates(
@@ -91,33 +100,33 @@ def _children(
     return Splits(splits), pre, AlphaState(alphas, betas)
 
 
-def child_bounds(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tensor], k: int):
-    """(children lower bounds (B, k, 2), node position (B, k), neuron (B, k), valid, keys)."""
+def child_scores(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tensor], k: int):
+    """(children's margins (B, k, 2), node position (B, k), neuron (B, k), valid, keys)."""
     keys, node_pos, neuron, valid = _candidates(score, k)
     sizes = [score[r].shape[1] for r in keys]
     splits, pre, state = _children(fb, keys, node_pos, neuron, sizes)
-    n, rep = node_pos.numel() * 2, node_pos.shape[1] * 2
-    chunk = max(1, CHUNK_ELEMS // max(nd.size for nd in engine.nodes))
-    C = fb.C.repeat_interleave(rep, 0)[:, None, :]
-    c0 = fb.c0.repeat_interleave(rep, 0)[:, None]
+    n, rows = node_pos.numel() * 2, fb.C.shape[0]
+    chunk = max(1, CHUNK_ELEMS // (rows * max(nd.size for nd in engine.nodes)))
     out = []
     for start in range(0, n, chunk):
         idx = torch.arange(start, min(start + chunk, n))
-        lb = engine.evaluate(
-            fb.lo.expand(idx.numel(), -1),
-            fb.hi.expand(idx.numel(), -1),
-            C[idx],
-            c0[idx],
-            state.select(idx),
-            splits.select(idx),
-            {j: (lo[idx], hi[idx]) for j, (lo, hi) in pre.items()},
-            Refinement(refine_after=len(engine.nodes)),
+        out.append(
+            engine.evaluate(
+                fb.lo.expand(idx.numel(), -1),
+                fb.hi.expand(idx.numel(), -1),
+                fb.C[None].expand(idx.numel(), -1, -1),
+                fb.c0[None].expand(idx.numel(), -1),
+                state.select(idx),
+                splits.select(idx),
+                {j: (lo[idx], hi[idx]) for j, (lo, hi) in pre.items()},
+                Refinement(refine_after=len(engine.nodes)),
+            )
         )
-        out.append(lb[:, 0])
-    lb = torch.cat(out).to(torch.float64).reshape(node_pos.shape[0], node_pos.shape[1], 2)
-    # not raised to the domain's own bound: that would tie every candidate with one unimproved
-    # child (measured: 3x the domains of BaBSR on mnist 256x4 prop_3_0.05)
-    return torch.nan_to_num(lb, nan=float("-inf")), node_pos, neuron, valid, keys
+    lb = torch.cat(out).to(torch.float64).reshape(*node_pos.shape, 2, rows)
+    # not raised to the domain's own bound per row: the margin does that (a child keeps every
+    # bound of its parent), so a candidate with one unimproved child still ranks by the other
+    margin = fb.margin(torch.nan_to_num(lb, nan=float("-inf")))
+    return margin, node_pos, neuron, valid, keys
 
 
 def fsb_choose(
@@ -127,27 +136,18 @@ def fsb_choose(
     free.  score: the BaBSR scores (B, size) per relu node, -inf where not splittable."""
     if not score:
         return []
-    lb, node_pos, neuron, valid, keys = child_bounds(engine, fb, score, k)
-    worse = torch.where(valid, lb.amin(2), torch.full_like(lb[..., 0], float("-inf")))
-    total = torch.where(valid, lb.clamp(max=1e30).sum(2), torch.full_like(worse, float("-inf")))
-    best = worse.amax(1, keepdim=True)
-    tied = valid & (worse >= best - TIE_REL * (1.0 + best.abs().nan_to_num(posinf=0.0)))
-    pick = torch.where(tied, total, torch.full_like(total, float("-inf"))).argmax(1)
+    margin, node_pos, neuron, valid, keys = child_scores(engine, fb, score, k)
+    ninf = torch.full_like(margin[..., 0], float("-inf"))
+    better = torch.where(valid, margin.amax(2), ninf)
+    total = torch.where(valid, margin.clamp(-1e30, 1e30).sum(2), ninf)
+    best = better.amax(1, keepdim=True)
+    tied = valid & (better >= best - TIE_REL * (1.0 + best.abs().nan_to_num(posinf=0.0)))
+    pick = torch.where(tied, total, ninf).argmax(1)
     picks: list[tuple[int, int] | None] = []
-    for b in range(lb.shape[0]):
+    for b in range(margin.shape[0]):
         j = int(pick[b])
         if not bool(valid[b, j]):
             picks.append(None)
             continue
         picks.append((keys[int(node_pos[b, j])], int(neuron[b, j])))
     return picks
-
-
-def row_state(state: AlphaState | None, sel: torch.Tensor, pos: torch.Tensor) -> AlphaState:
-    """The (B, 1, size) slices of a batch's (B_all, M, size) state: domains sel, rows pos (B,)."""
-    if state is None:
-        return AlphaState()
-    return AlphaState(
-        {r: v[sel, pos][:, None] for r, v in state.alphas.items()},
-        {r: v[sel, pos][:, None] for r, v in state.betas.items()},
-    )

@@ -29,7 +29,7 @@ from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from .branching import choose, scores
 from .domains import Domain, DomainQueue
-from .fsb import FsbBatch, fsb_choose, row_state
+from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
 from .progress import BoundTrend
 from .root_pre import optimise_root_pre
@@ -229,7 +229,9 @@ class _Search:
                 torch.full_like(lb[sel][pick, s_], -1e300),
             )
         best_row = masked.argmax(1)
-        picks = self.branch(pre_open, split_open, best_row, rows, res.state, sel)
+        picks = self.branch(
+            pre_open, split_open, best_row, rows, res.state, sel, lb[sel], still[sel]
+        )
         state = res.state or AlphaState()
         for pos, b in enumerate(open_idx):
             parent = doms[b]
@@ -265,7 +267,9 @@ class _Search:
                 )
         return "", None, open_idx, res.x_lb
 
-    def branch(self, pre, splits, best_row, rows, state, sel) -> list[tuple[int, int] | None]:
+    def branch(
+        self, pre, splits, best_row, rows, state, sel, lb_open, still_open
+    ) -> list[tuple[int, int] | None]:
         """Per open domain sel[i] the ReLU to split (config.bab.branching), for its row
         best_row[i]; pre, splits: the open domains' bounds and splits."""
         how = self.cfg.branching
@@ -274,15 +278,28 @@ class _Search:
         )
         if how != "fsb":
             return choose(sc)
-        pos = torch.searchsorted(rows, best_row)  # the row's place in the optimised state
+        state = state or AlphaState()
+        rows_lb, open_p, slices = lb_open, still_open, self.slices
+
+        def margin(child: torch.Tensor) -> torch.Tensor:
+            """Children's row bounds (B, k, 2, R) -> worst margin over the open polytopes."""
+            full = rows_lb[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
+            full[..., rows] = torch.maximum(full[..., rows], child)
+            marg = torch.stack([full[..., s_].amax(-1) for s_ in slices], -1)
+            return torch.where(open_p[:, None, None, :], marg, math.inf).amin(-1)
+
         fb = FsbBatch(
             self.lo,
             self.hi,
-            self.C[best_row],
-            -self.d[best_row],
+            self.C[rows],
+            -self.d[rows],
             pre,
             splits,
-            row_state(state, sel, pos),
+            AlphaState(
+                {r: v[sel] for r, v in state.alphas.items()},
+                {r: v[sel] for r, v in state.betas.items()},
+            ),
+            margin,
         )
         engine = self.mixed.engine32 if self.mixed is not None else self.engine
         return fsb_choose(engine, fb, sc, self.cfg.fsb_candidates)

@@ -129,14 +129,14 @@ def test_instances_need_branching():
         BabConfig(batch_size=4, milp_handoff_domains=2),  # early MILP hand-off
         BabConfig(stall_rounds=1, milp_handoff_domains=0),  # stall hand-off
         BabConfig(branching="width", batch_size=3),
-        BabConfig(branching="fsb", fsb_candidates=3, batch_size=3),
+        BabConfig(branching="babsr", batch_size=3),
         BabConfig(intermediate_refine=False, bound_iters=0, pgd_every=1),
         BabConfig(
             root_pre_iters=0, reuse_pre=False
         ),  # CROWN root bounds, full refinement in every domain
         BabConfig(root_pre_iters=50, batch_size=1),
     ],
-    ids=["dfs", "handoff", "stall", "width", "fsb", "cheap", "plain-root", "tight-root"],
+    ids=["dfs", "handoff", "stall", "width", "babsr", "cheap", "plain-root", "tight-root"],
 )
 @pytest.mark.parametrize("gap", [-0.02, 0.02])
 def test_search_variants_agree(bab, gap):
@@ -149,7 +149,9 @@ def test_depth_first_switch_and_hard_limit(caplog):
     """Past max_domains the queue goes depth-first; with no memory at all it stops (OPEN), never
     grows on."""
     caplog.set_level("DEBUG", logger="completeverify.bab.domains")  # the queue logs its switch
-    out, inst = solve(2, -0.02, bab=BabConfig(batch_size=2, max_domains=8, milp_handoff_domains=0))
+    # BaBSR: FSB proves this instance before the queue reaches 8 domains
+    bab = BabConfig(branching="babsr", batch_size=2, max_domains=8, milp_handoff_domains=0)
+    out, inst = solve(2, -0.02, bab=bab)
     assert_agrees(out, inst)
     assert any("depth-first" in r.getMessage() for r in caplog.records)
     out, inst = solve(
@@ -346,12 +348,33 @@ def test_fsb_splits_only_free_unstable_neurons(monkeypatch):
 
 
 def test_fsb_needs_fewer_domains_than_babsr_here():
-    """On this unsat instance (measured: BaBSR 67 domains, FSB k=4 19) bounding the candidates'
-    children picks better splits than the BaBSR estimate; k = 1 is BaBSR itself."""
-    babsr, inst = solve(2, -0.02)
+    """On this unsat instance bounding the candidates' children picks better splits than the
+    BaBSR estimate (measured: BaBSR 67 domains, FSB k=4 19); k = 1 is BaBSR itself."""
+    babsr, inst = solve(2, -0.02, bab=BabConfig(branching="babsr"))
     fsb, _ = solve(2, -0.02, bab=FSB)
     one, _ = solve(2, -0.02, bab=dataclasses.replace(FSB, fsb_candidates=1))
     for out in (babsr, fsb, one):
         assert_agrees(out, inst)
     assert one.domains == babsr.domains
     assert fsb.domains < 0.5 * babsr.domains, (fsb.domains, babsr.domains)
+
+
+def test_fsb_ranks_a_candidate_by_its_better_child(monkeypatch):
+    """A split that closes one child (margin > 0) beats one that raises both a little; between
+    equal better children the higher sum wins; a candidate that is not free never wins."""
+    from completeverify.bab import fsb
+
+    margins = torch.tensor(
+        [
+            [[-1.0, -1.0], [0.5, -2.0], [-0.1, -0.1]],  # candidate 1 closes a child
+            [[0.2, -1.0], [0.2, -0.5], [-3.0, -3.0]],  # tie at 0.2: candidate 1 by its sum
+            [[9.0, 9.0], [-1.0, -1.0], [-2.0, -2.0]],  # candidate 0 is not free
+        ],
+        dtype=torch.float64,
+    )
+    valid = torch.tensor([[True] * 3, [True] * 3, [False, True, True]])
+    node_pos = torch.zeros(3, 3, dtype=torch.long)
+    neuron = torch.arange(3).repeat(3, 1)
+    monkeypatch.setattr(fsb, "child_scores", lambda *a: (margins, node_pos, neuron, valid, [7]))
+    picks = fsb.fsb_choose(None, None, {7: torch.zeros(3, 3)}, 3)
+    assert picks == [(7, 1), (7, 1), (7, 1)]
