@@ -16,7 +16,7 @@ SolverName = Literal["highs", "pulp"]
 ReplayName = Literal["auto", "onnxruntime", "reference"]
 BoundMethod = Literal["ibp", "crown", "alpha-crown"]  # cheap to expensive
 InputBranching = Literal["smear", "coef", "both"]
-ReluBranching = Literal["babsr", "width", "fsb"]
+ReluBranching = Literal["auto", "fsb", "babsr", "width"]
 SmoothBranching = Literal["auto", "input", "activation"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 SOLVERS: tuple[SolverName, ...] = get_args(SolverName)
@@ -75,9 +75,12 @@ class BabConfig:
     # which ReLU to split: "fsb" (bab/fsb.py) bounds both children of the fsb_candidates best
     # "babsr" candidates of each domain (one batched CROWN walk at the parent's alpha/beta) and
     # splits the one whose better child comes closest to closing; "babsr" alone scores
-    # intercept x backward coefficient, "width" intercept x |W|.  Measured: mnist 256x4
-    # prop_3_0.05 279 -> 99 domains, 256x6 prop_7_0.03 1069 -> 181, oval21 img8194 1229 -> 895
-    branching: ReluBranching = "fsb"
+    # intercept x backward coefficient, "width" intercept x |W|.  "auto": fsb for networks
+    # without convolutions, babsr with them.  Measured (domains): mnist 256x4 prop_3_0.05
+    # 279 -> 99, 256x6 prop_7_0.03 1069 -> 181; on the oval21 CNNs fsb saved fewer domains
+    # (img8194 1229 -> 895) than its 2 x fsb_candidates extra backward walks per domain cost
+    # (img6767 20 -> 53 s, wide img8517 97 s -> timeout at 120 s)
+    branching: ReluBranching = "auto"
     fsb_candidates: int = 8
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)

@@ -6,6 +6,8 @@ bounds l < 0 < u has the upper line u/(u-l) (z - l), whose intercept -l u/(u-l) 
 CROWN bound with the (negative part of the) backward coefficient of the ReLU's output; a split
 removes it.  "babsr" takes that coefficient from a CROWN backward walk of the domain's most
 promising spec row; "width" replaces it by the absolute outgoing weight (no backward walk).
+"fsb" (bab/fsb.py) bounds the children of the best "babsr" candidates; "auto" picks per network
+(``resolve``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ from __future__ import annotations
 import torch
 
 from ..bounds.engine import BoundEngine
-from ..graph import Linear
+from ..config import ReluBranching
+from ..graph import Conv, Graph, Linear
 
 Box = tuple[torch.Tensor, torch.Tensor]
 TIE_WEIGHT = 1e-4  # share of |coefficient| x intercept that breaks ties between zero-gain neurons
+
+
+def resolve(branching: ReluBranching, graph: Graph) -> ReluBranching:
+    """The branching rule a search uses: "auto" is "fsb" for networks without convolutions and
+    "babsr" with them (measured, see BabConfig.branching); any other value is kept."""
+    if branching != "auto":
+        return branching
+    return "babsr" if any(isinstance(n.op, Conv) for n in graph.nodes) else "fsb"
 
 
 def _outgoing_weight(engine: BoundEngine, r: int) -> torch.Tensor | float:

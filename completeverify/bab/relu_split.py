@@ -27,7 +27,7 @@ from ..config import Deadline
 from ..graph import Conv
 from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
-from .branching import choose, scores
+from .branching import choose, resolve, scores
 from .domains import Domain, DomainQueue
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
@@ -57,6 +57,7 @@ class _Search:
         self.cfg = run.config.bab
         self.deadline = deadline
         self.graph = run.graph
+        self.branching = resolve(self.cfg.branching, self.graph)
         slices, start = [], 0
         for p in self.polys:
             slices.append(slice(start, start + int(p.C.shape[0])))
@@ -272,7 +273,7 @@ class _Search:
     ) -> list[tuple[int, int] | None]:
         """Per open domain sel[i] the ReLU to split (config.bab.branching), for its row
         best_row[i]; pre, splits: the open domains' bounds and splits."""
-        how = self.cfg.branching
+        how = self.branching
         sc = scores(
             self.engine, pre, splits, self.C[best_row], "width" if how == "width" else "babsr"
         )
