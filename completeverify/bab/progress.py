@@ -49,3 +49,31 @@ class BoundTrend:
             return True
         rate = (b1 - b0) / (t1 - t0)
         return -b1 / rate <= share * remaining
+
+
+class Stall:
+    """Batches in a row in which a search made no progress: its global lower bound did not rise
+    (relative tolerance ``rel``) and its queue did not get shorter than it has ever been.
+
+    A shrinking queue is progress too: a search that closes one child of most splits (filtered
+    smart branching does) can hold its worst bound for many batches while it empties the tree.
+    """
+
+    def __init__(self, rel: float = 1e-6) -> None:
+        """rel: the relative rise of the bound that counts as progress."""
+        self.rel = rel
+        self.best_glb = -math.inf
+        self.min_queue = math.inf
+        self.rounds = 0
+
+    def update(self, glb: float, queue_len: int) -> int:
+        """Record one batch's global lower bound and queue length; the stalled rounds so far."""
+        best = self.best_glb
+        rose = glb > best + self.rel * ((1.0 + abs(best)) if math.isfinite(best) else 1.0)
+        shorter = queue_len < self.min_queue
+        if rose:
+            self.best_glb = glb
+        if shorter:
+            self.min_queue = queue_len
+        self.rounds = 0 if rose or shorter else self.rounds + 1
+        return self.rounds

@@ -31,7 +31,7 @@ from .branching import choose, resolve, scores
 from .domains import Domain, DomainQueue
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
-from .progress import BoundTrend
+from .progress import BoundTrend, Stall
 from .root_pre import optimise_root_pre
 from .types import BabOutcome, BabVerdict
 
@@ -458,7 +458,7 @@ class _Search:
     def _loop(self, queue: DomainQueue, race) -> BabOutcome:
         """Pop, bound and branch until the queue is empty or a verdict is reached."""
         cap = self._cap(queue)
-        best_glb, stall, rounds, per_domain = -math.inf, 0, 0, 0.0
+        stall, rounds, per_domain = Stall(), 0, 0.0
         last_log = time.monotonic()
         trend, deferred = BoundTrend(last_log), False
         while len(queue):
@@ -471,10 +471,7 @@ class _Search:
                 )
             glb = queue.global_lb()
             trend.add(time.monotonic(), glb)
-            if glb > best_glb + 1e-6 * (1.0 + abs(best_glb) if math.isfinite(best_glb) else 1.0):
-                best_glb, stall = glb, 0
-            else:
-                stall += 1
+            stalled = stall.update(glb, len(queue))
             if race is not None:
                 # the MILP already runs on the other core: the search keeps going (depth-first
                 # past the cap)
@@ -493,8 +490,11 @@ class _Search:
                         self.cfg.milp_handoff_domains,
                         glb,
                     )
-            elif self.cfg.stall_rounds and stall >= self.cfg.stall_rounds:
-                return self.handoff(f"global lower bound stalled at {best_glb:.4g}")
+            elif self.cfg.stall_rounds and stalled >= self.cfg.stall_rounds:
+                return self.handoff(
+                    f"global lower bound stalled at {stall.best_glb:.4g}, queue at "
+                    f"{len(queue)} (shortest {stall.min_queue})"
+                )
             queue.set_depth_first(len(queue) > cap or (queue.depth_first and len(queue) > cap // 2))
             if len(queue) > 2 * cap + 4 * self.cfg.batch_size:  # depth-first could not contain it
                 return self._give_up(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from completeverify.bab.progress import MIN_WINDOW_S, BoundTrend
+from completeverify.bab.progress import MIN_WINDOW_S, BoundTrend, Stall
 
 
 def _trend(points, start=0.0):
@@ -37,3 +37,28 @@ def test_the_trend_is_the_recent_window_not_the_whole_search():
     # non-finite samples (an empty queue's -inf) are ignored
     t.add(48.0, float("-inf"))
     assert t.samples[-1] == (47.0, -2.0)
+
+
+def _stall(samples):
+    s = Stall()
+    return [s.update(glb, n) for glb, n in samples]
+
+
+def test_a_flat_bound_with_a_growing_queue_stalls():
+    assert _stall([(-1.0, 10), (-1.0, 12), (-1.0, 14), (-1.0, 16)]) == [0, 1, 2, 3]
+
+
+def test_a_rising_bound_or_a_queue_shorter_than_ever_is_progress():
+    # the bound holds while the queue empties: no stall (filtered smart branching does this)
+    assert _stall([(-1.0, 100), (-1.0, 90), (-1.0, 80), (-1.0, 70)]) == [0, 0, 0, 0]
+    # a queue that only wobbles back to an earlier length is not progress; a rise resets
+    assert _stall([(-1.0, 50), (-1.0, 60), (-1.0, 55), (-1.0, 51), (-0.5, 70), (-0.5, 71)]) == [
+        0,
+        1,
+        2,
+        3,
+        0,
+        1,
+    ]
+    # a rise below the relative tolerance is not progress either
+    assert _stall([(-1.0, 5), (-1.0 + 1e-9, 6)]) == [0, 1]
