@@ -269,10 +269,22 @@ class _Search:
         return "", None, open_idx, res.x_lb
 
     def branch(
-        self, pre, splits, best_row, rows, state, sel, lb_open, still_open
+        self,
+        pre: dict[int, Box],
+        splits: dict[int, torch.Tensor],
+        best_row: torch.Tensor,
+        rows: torch.Tensor,
+        state: AlphaState | None,
+        sel: torch.Tensor,
+        lb_open: torch.Tensor,
+        still_open: torch.Tensor,
     ) -> list[tuple[int, int] | None]:
-        """Per open domain sel[i] the ReLU to split (config.bab.branching), for its row
-        best_row[i]; pre, splits: the open domains' bounds and splits."""
+        """Per open domain sel[i] of the batch the ReLU to split (``self.branching``).
+
+        pre, splits: the open domains' bounds and splits; best_row: the row BaBSR scores for;
+        rows: the spec rows bounded in this batch (state holds them, (B_all, R, size)); lb_open
+        (B, m) and still_open (B, P): the open domains' row bounds and open polytopes.
+        """
         how = self.branching
         sc = scores(
             self.engine, pre, splits, self.C[best_row], "width" if how == "width" else "babsr"
@@ -280,14 +292,15 @@ class _Search:
         if how != "fsb":
             return choose(sc)
         state = state or AlphaState()
-        rows_lb, open_p, slices = lb_open, still_open, self.slices
+        slices = self.slices
 
         def margin(child: torch.Tensor) -> torch.Tensor:
-            """Children's row bounds (B, k, 2, R) -> worst margin over the open polytopes."""
-            full = rows_lb[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
+            """Children's row bounds (B, k, 2, R) -> worst margin over the open polytopes (a
+            child keeps every row bound of its parent)."""
+            full = lb_open[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
             full[..., rows] = torch.maximum(full[..., rows], child)
             marg = torch.stack([full[..., s_].amax(-1) for s_ in slices], -1)
-            return torch.where(open_p[:, None, None, :], marg, math.inf).amin(-1)
+            return torch.where(still_open[:, None, None, :], marg, math.inf).amin(-1)
 
         fb = FsbBatch(
             self.lo,
