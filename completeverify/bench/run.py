@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..config import VerifyConfig
 from ..errors import InputError
 from .report import Summary, summarize
 from .results import ResultRow, ResultsWriter
@@ -31,6 +32,7 @@ class BenchOptions:
     command: Optional[Sequence[str]] = None
     grace: float = DEFAULT_GRACE
     isolation: Optional[str] = None  # fork | spawn; None: fork locally, spawn on Dask
+    config: Optional[Path] = None  # VerifyConfig YAML for every instance (the CSV sets timeouts)
 
 
 @dataclass
@@ -67,6 +69,8 @@ def run_bench(
     if opts.timeout_cap is not None and not opts.timeout_cap > 0:
         raise InputError("--timeout-cap must be positive")
     check_isolation(opts.isolation, opts.scheduler)
+    if opts.config is not None:  # a bad file is one error now, not one error row per instance
+        VerifyConfig.from_yaml(opts.config)
     selected = select(read_instances(opts.instances), opts.filter)
     expected = read_expected(opts.expected) if opts.expected else None
     if not selected:
@@ -87,6 +91,7 @@ def run_bench(
                 out.parent,
                 opts.command,
                 opts.grace,
+                opts.config,
             )
             for i in todo
         ]

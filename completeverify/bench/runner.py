@@ -65,6 +65,7 @@ class Job:
     result_file_rel: str
     command: tuple[str, ...]
     grace: float = DEFAULT_GRACE
+    config: Optional[str] = None  # a VerifyConfig YAML file (absolute path) for ``--config``
 
 
 def result_file_name(inst: Instance) -> str:
@@ -85,8 +86,10 @@ def make_job(
     out_dir: Path,
     command: Optional[Sequence[str]] = None,
     grace: float = DEFAULT_GRACE,
+    config: Optional[Path] = None,
 ) -> Job:
-    """The job for one instance; result files go to ``files_dir``."""
+    """The job for one instance; result files go to ``files_dir``; config: the options file
+    every instance is verified with (``verify --config``)."""
     result_file = (files_dir / result_file_name(inst)).resolve()
     rel = os.path.relpath(result_file, out_dir.resolve())
     return Job(
@@ -99,6 +102,7 @@ def make_job(
         rel,
         tuple(command or default_command()),
         grace,
+        str(Path(config).resolve()) if config is not None else None,
     )
 
 
@@ -297,6 +301,7 @@ def job_argv(job: Job) -> list[str]:
         "--json",
         "--result-file",
         job.result_file,
+        *(["--config", job.config] if job.config is not None else []),
     ]
 
 

@@ -64,6 +64,12 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     p.add_argument(
         "--expected", metavar="GROUND_TRUTH", help="ground_truth.csv with a 'consensus' column"
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="verify every instance with these options (VerifyConfig keys, as verify --config; "
+        "e.g. benchmarks/configs/CATEGORY.yaml); the timeouts still come from the CSV",
+    )
     p.add_argument("--plot", metavar="PNG", help="also draw the cactus plot here")
     p.add_argument(
         "--isolation",
@@ -205,6 +211,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         expected=Path(args.expected) if args.expected else None,
         grace=args.grace if args.grace is not None else DEFAULT_GRACE,
         isolation=args.isolation,
+        config=Path(args.config) if args.config else None,
     )
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         from ..errors import InputError

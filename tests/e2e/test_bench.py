@@ -494,6 +494,40 @@ def test_tiny_resume_and_wrong_ground_truth_exits_3(tiny_sequential, tmp_path, c
     assert out.read_text() == before
 
 
+def test_config_reaches_every_instance(tmp_path, capsys):
+    """--config is the options file of every instance: a node limit of 1 makes each one an
+    error naming the limit (so the file reached the child), and an ordinary file (MILP mode)
+    still agrees with the ground truth."""
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("limits:\n  max_nodes: 1\n")
+    out = tmp_path / "tight.csv"
+    assert main(["bench", str(TINY), "--out", str(out), "--config", str(tight)]) == 0
+    rows = read_results(out, require_all=True)
+    assert len(rows) == 6
+    assert all(r.status == "error" and "max_nodes" in r.message for r in rows)
+    milp = tmp_path / "milp.yaml"
+    milp.write_text("mode: milp\n")
+    out = tmp_path / "milp.csv"
+    capsys.readouterr()
+    args = ["bench", str(TINY), "--out", str(out), "--expected", str(TINY_TRUTH)]
+    assert main([*args, "--config", str(milp)]) == 0
+    assert "6 agree, 0 wrong" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["nonsense_key: 1\n", "bab: [1, 2\n"])
+def test_bad_config_is_one_error_line_before_any_instance(tmp_path, capsys, text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    out = tmp_path / "r.csv"
+    assert main(["bench", str(TINY), "--out", str(out), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "bad.yaml" in err[0]
+    assert not out.exists()
+    missing = tmp_path / "missing.yaml"
+    assert main(["bench", str(TINY), "--out", str(out), "--config", str(missing)]) == 2
+    assert "missing.yaml" in capsys.readouterr().err and not out.exists()
+
+
 def test_dask_local_cluster_equals_sequential(tiny_sequential, tmp_path):
     distributed = pytest.importorskip("distributed")
     _, seq_out, _ = tiny_sequential
