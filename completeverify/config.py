@@ -116,6 +116,16 @@ class BabConfig:
     # ReLU splitting: search alpha/beta in float32 and compute every bound that decides anything
     # in float64 at the parameters found (bounds/mixed.py)
     float32_search: bool = True
+    # prefix refinement (bab/prefix_refine.py): once ReLU splitting has run prefix_after_s
+    # seconds without a verdict on a network without convolutions, the unstable neurons of the
+    # first prefix_layers ReLU layers whose input is not affine in the box are proven stable
+    # where a ReLU-splitting search on the network prefix can (at most prefix_side_s per neuron
+    # side, prefix_share of the time left in all), and the search restarts from that root
+    # (0: off)
+    prefix_layers: int = 8
+    prefix_after_s: float = 5.0
+    prefix_share: float = 0.4
+    prefix_side_s: float = 1.0
     # networks with Sigmoid/Tanh (bab/smooth_split.py): "input" bisects the input box,
     # "activation" splits activation input intervals, "auto" picks by input_split_max_dim
     smooth_branching: SmoothBranching = "auto"
@@ -220,6 +230,17 @@ class VerifyConfig:
             raise InputError(
                 f"unknown branching '{self.bab.branching}' "
                 f"(choose from {', '.join(RELU_BRANCHINGS)})"
+            )
+        b = self.bab
+        if b.prefix_layers < 0 or not (0.0 <= b.prefix_share <= 1.0):
+            raise InputError(
+                f"bab.prefix_layers must be >= 0 and bab.prefix_share in [0, 1], got "
+                f"{b.prefix_layers} and {b.prefix_share}"
+            )
+        if not (b.prefix_side_s > 0 and b.prefix_after_s >= 0):
+            raise InputError(
+                f"bab.prefix_side_s must be > 0 and bab.prefix_after_s >= 0, got "
+                f"{b.prefix_side_s} and {b.prefix_after_s}"
             )
         if self.bab.fsb_candidates < 1:
             raise InputError(f"fsb_candidates must be at least 1, got {self.bab.fsb_candidates}")

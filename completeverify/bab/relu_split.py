@@ -27,6 +27,7 @@ from ..config import Deadline
 from ..graph import Conv
 from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
+from . import prefix_refine
 from .branching import choose, resolve, scores
 from .domains import Domain, DomainQueue
 from .fsb import FsbBatch, fsb_choose
@@ -422,6 +423,55 @@ class _Search:
             self.run.timed("bab_root_pre", t0)
         if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
+        verdict, cex, queue = self._root(root_pre)
+        if verdict:
+            return self.outcome(verdict, cex, "relu split (root)")
+        race = self._start_race()
+        refine = (
+            self.cfg.prefix_layers > 0
+            and race is None
+            and bool(root_pre)
+            and prefix_refine.applicable(self.graph)
+        )
+        try:
+            pause = time.monotonic() + self.cfg.prefix_after_s if refine else math.inf
+            out = self._loop(queue, race, pause)
+            if out is not None:
+                return out
+            # paused: stabilise the root by prefix searches, then search again from it
+            t0 = time.monotonic()
+            stop = min(self.deadline.end, t0 + self.cfg.prefix_share * self.deadline.remaining())
+            done = self.done
+            new_pre, st = prefix_refine.stabilise_root(
+                self.run, self.case, self.lo, self.hi, root_pre, stop, relu_split
+            )
+            self.done = done  # the prefix searches count in their own stats, not here
+            self.run.timed("bab_prefix_refine", t0)
+            self.run.stats["prefix_unstable"] = f"{st.unstable_before} -> {st.unstable_after}"
+            self.run.stats["prefix_sides"] = f"{st.sides_proven}/{st.sides_tried}"
+            log.info(
+                "relu_split: prefix refinement: root unstable %d -> %d (%d of %d sides proven) "
+                "in %.1f s",
+                st.unstable_before,
+                st.unstable_after,
+                st.sides_proven,
+                st.sides_tried,
+                st.seconds,
+            )
+            if st.unstable_after < st.unstable_before:
+                verdict, cex, queue = self._root(new_pre)
+                if verdict:
+                    return self.outcome(verdict, cex, "relu split (refined root)")
+            final = self._loop(queue, race)
+            assert final is not None  # without a pause the loop always ends with an outcome
+            return final
+        finally:
+            if race is not None:
+                race.stop()
+
+    def _root(self, root_pre: dict[int, Box]) -> tuple[str, Counterexample | None, DomainQueue]:
+        """Bound the root domain on these intermediate bounds: (verdict, counterexample, queue of
+        its children)."""
         root = Domain(
             torch.full((self.m,), -math.inf, dtype=torch.float64),
             0,
@@ -437,14 +487,7 @@ class _Search:
         self.root_open = torch.zeros(self.P, dtype=torch.bool)
         for e in queue.heap:
             self.root_open |= e[3].open
-        if verdict:
-            return self.outcome(verdict, cex, "relu split (root)")
-        race = self._start_race()
-        try:
-            return self._loop(queue, race)
-        finally:
-            if race is not None:
-                race.stop()
+        return verdict, cex, queue
 
     def _start_race(self):
         """The MILP racing the search on a second thread (config.bab.race_milp), or None."""
@@ -468,8 +511,9 @@ class _Search:
             self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]
         ).start()
 
-    def _loop(self, queue: DomainQueue, race) -> BabOutcome:
-        """Pop, bound and branch until the queue is empty or a verdict is reached."""
+    def _loop(self, queue: DomainQueue, race, pause_at: float = math.inf) -> BabOutcome | None:
+        """Pop, bound and branch until the queue is empty or a verdict is reached; None when
+        paused at the time.monotonic() instant pause_at (or before a MILP hand-off until then)."""
         cap = self._cap(queue)
         stall, rounds, per_domain = Stall(), 0, 0.0
         last_log = time.monotonic()
@@ -477,6 +521,8 @@ class _Search:
         while len(queue):
             if self.deadline.expired():
                 return BabOutcome(BabVerdict.TIMEOUT, None, self.done, "relu split: deadline")
+            if time.monotonic() >= pause_at:
+                return None
             won = race.verdict() if race is not None else None
             if won is not None:
                 return self.outcome(
@@ -493,6 +539,8 @@ class _Search:
                 if not trend.reaches_zero(
                     time.monotonic(), self.deadline.remaining(), self.cfg.handoff_trend_share
                 ):
+                    if pause_at < math.inf:
+                        return None  # refine the root before giving the MILP the pair
                     return self.handoff(f"queue {len(queue)} > {self.cfg.milp_handoff_domains}")
                 if not deferred:
                     deferred = True
@@ -504,6 +552,8 @@ class _Search:
                         glb,
                     )
             elif self.cfg.stall_rounds and stalled >= self.cfg.stall_rounds:
+                if pause_at < math.inf:
+                    return None
                 return self.handoff(
                     f"global lower bound stalled at {stall.best_glb:.4g}, queue at "
                     f"{len(queue)} (shortest {stall.min_queue})"

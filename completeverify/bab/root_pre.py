@@ -17,7 +17,13 @@ ROOT_PRE_ELEMS = 4_000_000  # rows x (summed node sizes) per alpha-CROWN call (m
 
 
 def optimise_root_pre(
-    graph: Graph, lo: torch.Tensor, hi: torch.Tensor, pre: dict[int, Box], iters: int, stop: float
+    graph: Graph,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    pre: dict[int, Box],
+    iters: int,
+    stop: float,
+    after: int = -1,
 ) -> dict[int, Box]:
     """Root intermediate bounds tightened by alpha-CROWN, one prefix network per pre-activation
     node.
@@ -25,15 +31,16 @@ def optimise_root_pre(
     Each unstable neuron of node j is bounded from below and above by alpha-CROWN on the
     network cut at j (a sound bound of that node's value), with the already tightened bounds
     of the nodes before j; the result is intersected with the given bounds, so never looser.
-    lo, hi: the (1, n_in) input box; iters: alpha-CROWN steps; stop: time.monotonic() deadline.
+    lo, hi: the (1, n_in) input box; iters: alpha-CROWN steps; stop: time.monotonic() deadline;
+    nodes up to ``after`` are kept as given.
     """
     nodes = graph.nodes
     out = dict(pre)
     for j in sorted(out):
         if time.monotonic() >= stop:
             break
-        if not any(n.op.caps.activation for n in nodes[:j]):
-            continue  # an affine function of the input: CROWN is already exact
+        if j <= after or not any(n.op.caps.activation for n in nodes[:j]):
+            continue  # kept, or an affine function of the input: CROWN is already exact
         lo_j, hi_j = out[j]
         idx = ((lo_j < 0) & (hi_j > 0)).nonzero().flatten()
         if idx.numel() == 0:
