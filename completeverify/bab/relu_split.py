@@ -441,11 +441,10 @@ class _Search:
             # paused: stabilise the root by prefix searches, then search again from it
             t0 = time.monotonic()
             stop = min(self.deadline.end, t0 + self.cfg.prefix_share * self.deadline.remaining())
-            done = self.done
+            # (the prefix searches run in contexts of their own: their domains are not counted)
             new_pre, st = prefix_refine.stabilise_root(
                 self.run, self.case, self.lo, self.hi, root_pre, stop, relu_split
             )
-            self.done = done  # the prefix searches count in their own stats, not here
             self.run.timed("bab_prefix_refine", t0)
             self.run.stats["prefix_unstable"] = f"{st.unstable_before} -> {st.unstable_after}"
             self.run.stats["prefix_sides"] = f"{st.sides_proven}/{st.sides_tried}"
