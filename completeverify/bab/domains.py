@@ -19,6 +19,35 @@ log = logging.getLogger(__name__)
 Box = tuple[torch.Tensor, torch.Tensor]
 
 
+def stack_state(
+    doms: list[Domain], field: str, m: int, sizes: list[int]
+) -> dict[int, torch.Tensor]:
+    """Batch one warm-start dict ("alphas" or "betas") of the domains as float64 (B, m, size);
+    domains without a node get zeros there.  sizes: every graph node's size."""
+    keys = sorted({r for d in doms for r in getattr(d, field)})
+    out = {}
+    for r in keys:
+        zero = torch.zeros(m, sizes[r], dtype=torch.float32)
+        out[r] = torch.stack([getattr(d, field).get(r, zero) for d in doms]).to(torch.float64)
+    return out
+
+
+def child_state(
+    old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor, m: int
+) -> dict[int, torch.Tensor]:
+    """A parent's (m, size) float32 warm-start tensors with the rows just optimised (domain b of
+    the batch state ``new``, rows ``rows`` of the m) replaced."""
+    out = {}
+    for r, v in new.items():
+        if rows.numel() == m:
+            out[r] = v[b].to(torch.float32).clone()
+            continue
+        full = old[r].clone() if r in old else torch.zeros(m, v.shape[-1], dtype=torch.float32)
+        full[rows] = v[b].to(torch.float32)
+        out[r] = full
+    return out
+
+
 @dataclass
 class Domain:
     """One sub-domain: split signs, intermediate bounds, warm-start state and its row bounds."""

@@ -8,7 +8,7 @@ candidate's split applied (its relaxation becomes exact).  Domains x candidates 
 go through one ``BoundEngine.evaluate`` call per chunk (memory).
 
 Score.  A child is bounded on every spec row the batch is searching, and scored by its worst
-margin over the polytopes still open in the parent (``FsbBatch.margin``): the child is closed
+margin over the polytopes still open in the parent (``margins``): the child is closed
 when that is > 0.  A candidate scores its better child, ties going to the higher sum of both
 (then to the BaBSR order).  Preferring the split that closes, or nearly closes, one child keeps
 the tree from doubling at that node; scoring the worse child instead, or only the one row
@@ -20,7 +20,8 @@ by the search, so nothing here needs to be sound or float64.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,10 +37,11 @@ CHUNK_ELEMS = 10_000_000  # children x rows x widest node per evaluate call (mem
 class FsbBatch:
     """What FSB needs of a batch of B open domains.
 
-    lo, hi: (1, n_in) input box; C: (R, n_out) the spec rows being searched; c0: (R,) their
-    offsets; pre: node -> (lower, upper) each (B, size) after bounding; splits: relu node -> int8
-    (B, size); state: the optimised alphas/betas, each (B, R, size); margin: children's row
-    bounds (B, k, 2, R) -> their worst open-polytope margin (B, k, 2).
+    lo, hi: (1, n_in) input box; C: (R, n_out) the spec rows being searched (``rows`` of the
+    m rows of all polytopes); c0: (R,) their offsets; pre: node -> (lower, upper) each (B, size)
+    after bounding; splits: relu node -> int8 (B, size); state: the optimised alphas/betas, each
+    (B, R, size); lb: (B, m) the domains' row bounds; open: (B, P) their polytopes not yet
+    excluded; slices: each polytope's rows among the m.
     """
 
     lo: torch.Tensor
@@ -49,7 +51,19 @@ class FsbBatch:
     pre: dict[int, Box]
     splits: dict[int, torch.Tensor]
     state: AlphaState
-    margin: Callable[[torch.Tensor], torch.Tensor]
+    rows: torch.Tensor
+    lb: torch.Tensor
+    open: torch.Tensor
+    slices: Sequence[slice]
+
+
+def margins(fb: FsbBatch, child: torch.Tensor) -> torch.Tensor:
+    """Children's row bounds (B, k, 2, R) -> their worst margin over the open polytopes (B, k, 2);
+    a child keeps every row bound of its parent."""
+    full = fb.lb[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
+    full[..., fb.rows] = torch.maximum(full[..., fb.rows], child)
+    marg = torch.stack([full[..., s].amax(-1) for s in fb.slices], -1)
+    return torch.where(fb.open[:, None, None, :], marg, math.inf).amin(-1)
 
 
 def _candidates(
@@ -125,7 +139,7 @@ def child_scores(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tenso
     lb = torch.cat(out).to(torch.float64).reshape(*node_pos.shape, 2, rows)
     # not raised to the domain's own bound per row: the margin does that (a child keeps every
     # bound of its parent), so a candidate with one unimproved child still ranks by the other
-    margin = fb.margin(torch.nan_to_num(lb, nan=float("-inf")))
+    margin = margins(fb, torch.nan_to_num(lb, nan=float("-inf")))
     return margin, node_pos, neuron, valid, keys
 
 

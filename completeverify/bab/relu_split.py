@@ -29,7 +29,7 @@ from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from . import prefix_refine
 from .branching import choose, resolve, scores
-from .domains import Domain, DomainQueue
+from .domains import Domain, DomainQueue, child_state, stack_state
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
 from .progress import BoundTrend, Stall
@@ -59,6 +59,7 @@ class _Search:
         self.deadline = deadline
         self.graph = run.graph
         self.branching = resolve(self.cfg.branching, self.graph)
+        self.sizes = [n.size for n in self.graph.nodes]
         slices, start = [], 0
         for p in self.polys:
             slices.append(slice(start, start + int(p.C.shape[0])))
@@ -125,8 +126,8 @@ class _Search:
             for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})
         }
         warm = AlphaState(
-            {r: a[:, rows] for r, a in self._stack_state(doms, "alphas").items()},
-            {r: v[:, rows] for r, v in self._stack_state(doms, "betas").items()},
+            {r: a[:, rows] for r, a in stack_state(doms, "alphas", self.m, self.sizes).items()},
+            {r: v[:, rows] for r, v in stack_state(doms, "betas", self.m, self.sizes).items()},
         )
         engine = self.root_engine if root else self.engine
         refine = Refinement()
@@ -157,16 +158,6 @@ class _Search:
             deadline=self.deadline.end,
             refine=refine,
         )
-
-    def _stack_state(self, doms: list[Domain], field: str) -> dict[int, torch.Tensor]:
-        """Batch one of the warm-start dicts; domains without a node get zeros there."""
-        keys = sorted({r for d in doms for r in getattr(d, field)})
-        out = {}
-        for r in keys:
-            size = self.graph.nodes[r].size
-            zero = torch.zeros(self.m, size, dtype=torch.float32)
-            out[r] = torch.stack([getattr(d, field).get(r, zero) for d in doms]).to(torch.float64)
-        return out
 
     # ------------------------------------------------------------------ one batch
     def process(
@@ -244,8 +235,8 @@ class _Search:
                 if verdict in ("cex", "timeout"):
                     return verdict, cex, open_idx, res.x_lb
                 continue
-            alphas = self._child_state(parent.alphas, state.alphas, b, rows)
-            betas = self._child_state(parent.betas, state.betas, b, rows)
+            alphas = child_state(parent.alphas, state.alphas, b, rows, self.m)
+            betas = child_state(parent.betas, state.betas, b, rows, self.m)
             r, k = choice
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
@@ -293,16 +284,6 @@ class _Search:
         if how != "fsb":
             return choose(sc)
         state = state or AlphaState()
-        slices = self.slices
-
-        def margin(child: torch.Tensor) -> torch.Tensor:
-            """Children's row bounds (B, k, 2, R) -> worst margin over the open polytopes (a
-            child keeps every row bound of its parent)."""
-            full = lb_open[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
-            full[..., rows] = torch.maximum(full[..., rows], child)
-            marg = torch.stack([full[..., s_].amax(-1) for s_ in slices], -1)
-            return torch.where(still_open[:, None, None, :], marg, math.inf).amin(-1)
-
         fb = FsbBatch(
             self.lo,
             self.hi,
@@ -314,28 +295,13 @@ class _Search:
                 {r: v[sel] for r, v in state.alphas.items()},
                 {r: v[sel] for r, v in state.betas.items()},
             ),
-            margin,
+            rows,
+            lb_open,
+            still_open,
+            self.slices,
         )
         engine = self.mixed.engine32 if self.mixed is not None else self.engine
         return fsb_choose(engine, fb, sc, self.cfg.fsb_candidates)
-
-    def _child_state(
-        self, old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor
-    ) -> dict[int, torch.Tensor]:
-        """The parent's (m, size) warm-start tensors with the rows just optimised replaced."""
-        out = {}
-        for r, v in new.items():
-            if rows.numel() == self.m:
-                out[r] = v[b].to(torch.float32).clone()
-                continue
-            full = (
-                old[r].clone()
-                if r in old
-                else torch.zeros(self.m, v.shape[-1], dtype=torch.float32)
-            )
-            full[rows] = v[b].to(torch.float32)
-            out[r] = full
-        return out
 
     def leaf(
         self, dom: Domain, pre: dict[int, Box], still: torch.Tensor
