@@ -28,6 +28,7 @@ class VerifyContext:
     replayer: Replayer
     rng: np.random.Generator
     stats: Stats = field(default_factory=dict)
+    nested: bool = False  # a sub-search inside another one: its summary lines log at DEBUG
 
     def timed(self, key: str, t0: float) -> None:
         """Add the seconds since t0 to stats[key]."""

@@ -124,3 +124,19 @@ class DomainQueue:
     def __len__(self) -> int:
         """Number of queued domains."""
         return len(self.heap)
+
+    def intersect_pre(self, bounds: dict[int, Box]) -> None:
+        """Tighten every queued domain's intermediate bounds by ``bounds`` (node -> (lower, upper)
+        (size,)), valid on the whole box and so on each domain; siblings keep sharing one dict."""
+        done: dict[int, tuple[dict, dict]] = {}  # id(old) -> (old, kept alive: ids stay unique)
+        for e in self.heap:
+            d = e[3]
+            key = id(d.pre)
+            if key not in done:
+                new = dict(d.pre)
+                for j, (lo, hi) in d.pre.items():
+                    if j in bounds:
+                        b_lo, b_hi = (t.to(lo.device, lo.dtype) for t in bounds[j])
+                        new[j] = (torch.maximum(lo, b_lo), torch.minimum(hi, b_hi))
+                done[key] = (d.pre, new)
+            d.pre = done[key][1]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class PrefixStats:
     unstable_after: int = 0
     sides_tried: int = 0
     sides_proven: int = 0
+    sides_tightened: int = 0  # undecided sides whose search still tightened the bound
     seconds: float = 0.0
     layers: list[tuple[int, int, int]] = field(default_factory=list)  # (node, before, after)
 
@@ -127,23 +129,64 @@ def _prove_side(
     sign: float,
     seconds: float,
     seed: int,
-) -> bool:
-    """True when the search on the network cut at node j proves sign * x_k > 0 on the box."""
+    threshold: float = 0.0,
+) -> tuple[bool, float]:
+    """(proven, bound): proven when the search on the network cut at node j proves
+    sign * x_k > threshold on the box; bound is then the threshold, and otherwise a proven
+    lower bound of sign * x_k there (-inf when the search ended without one)."""
     prefix = graph.with_nodes(graph.nodes[: j + 1])
     C = np.zeros((1, prefix.n_outputs))
     C[0, k] = sign
     prop = Property(
         prefix.n_inputs,
         prefix.n_outputs,
-        (Case(case.lower, case.upper, (Polytope(C, np.zeros(1)),)),),
+        (Case(case.lower, case.upper, (Polytope(C, np.array([threshold])),)),),
         f"<prefix node {j} neuron {k}>",
     )
     deadline = Deadline(seconds)
     sub = VerifyContext(
-        prefix, prop, config, deadline, PrefixReplayer(prefix), np.random.default_rng(seed)
+        prefix,
+        prop,
+        config,
+        deadline,
+        PrefixReplayer(prefix),
+        np.random.default_rng(seed),
+        nested=True,
     )
     sub_pre = {i: b for i, b in pre.items() if i < j}
-    return search(sub, 0, 0, sub_pre, deadline).verdict == BabVerdict.PROVEN
+    out = search(sub, 0, 0, sub_pre, deadline)
+    log.debug(
+        "prefix refine: node %d neuron %d: %+g x > %g: %s (%s), margin bound %s",
+        j,
+        k,
+        sign,
+        threshold,
+        out.verdict.value,
+        out.note,
+        out.lower_bound,
+    )
+    if out.verdict == BabVerdict.PROVEN:
+        return True, threshold
+    if out.lower_bound is None or not math.isfinite(out.lower_bound):
+        return False, -math.inf
+    # (rounded down: the float sum may round up by half an ulp)
+    return False, math.nextafter(threshold + out.lower_bound, -math.inf)
+
+
+def _threshold_sides(lo: torch.Tensor, hi: torch.Tensor, v: torch.Tensor) -> list[tuple]:
+    """(neuron, sign) of node j's unstable neurons, loosest triangle relaxation first (its
+    height -lo * hi / (hi - lo)); v: (samples, size) sampled values of the node."""
+    unstable = ((lo < 0) & (hi > 0)).nonzero().flatten().tolist()
+    height = {k: float(-lo[k] * hi[k] / (hi[k] - lo[k])) for k in unstable}
+    return [(k, s) for k in sorted(unstable, key=lambda k: -height[k]) for s in (1.0, -1.0)]
+
+
+def _threshold(lo: float, hi: float, v: torch.Tensor, sign: float) -> tuple[float, float]:
+    """(bound, threshold) for one side: the bound of sign * x_k now, and halfway between it and
+    the most extreme sampled value (or 0)."""
+    have = lo if sign > 0 else -hi
+    seen = min(float(v.min()) if sign > 0 else -float(v.max()), 0.0)
+    return have, 0.5 * (have + seen)
 
 
 def stabilise_root(
@@ -154,13 +197,17 @@ def stabilise_root(
     pre: dict[int, Box],
     stop: float,
     search: Search,
+    tighten: bool = False,
 ) -> tuple[dict[int, Box], PrefixStats]:
     """Root bounds with the neurons of the first prefix_layers target nodes that a prefix search
     proves stable made stable, and the later nodes re-tightened; never looser than ``pre``.
 
     run: the VerifyContext of the whole search; lo, hi: (1, n_in) box of ``case``; pre: node ->
     (lower (size,), upper (size,)) float64; stop: a time.monotonic() instant to end by; search:
-    the ReLU-splitting search run on each prefix (bab.relu_split.relu_split).
+    the ReLU-splitting search run on each prefix (bab.relu_split.relu_split); tighten: instead
+    of proving signs, search each side of the unstable neurons for a threshold halfway to the
+    most extreme sampled value (at most prefix_tighten_s a side, the time left shared evenly by
+    the layers left), keeping the threshold when proven and the search's bound otherwise.
     """
     t0 = time.monotonic()
     graph, cfg = run.graph, run.config.bab
@@ -188,31 +235,49 @@ def stabilise_root(
     with torch.no_grad():
         values = graph.forward_all(xs.reshape(SAMPLES, *graph.input_shape))
     out = {j: (b[0].clone(), b[1].clone()) for j, b in pre.items()}
-    for j in targets:
+    for n, j in enumerate(targets):
         if time.monotonic() >= stop:
             break
         lo_j, hi_j = out[j]
         v = values[j].reshape(SAMPLES, -1)
         before = int(((lo_j < 0) & (hi_j > 0)).sum())
-        for _, k, sign in _sides(lo_j, hi_j, (v < 0).any(0).numpy(), (v > 0).any(0).numpy()):
-            budget = min(cfg.prefix_side_s, stop - time.monotonic())
+        gained = stats.sides_proven + stats.sides_tightened
+        if tighten:  # this layer's even share of the time left
+            layer_stop = time.monotonic() + (stop - time.monotonic()) / (len(targets) - n)
+            sides = [(0.0, k, sign) for k, sign in _threshold_sides(lo_j, hi_j, v)]
+        else:
+            layer_stop = stop
+            sides = _sides(lo_j, hi_j, (v < 0).any(0).numpy(), (v > 0).any(0).numpy())
+        for _, k, sign in sides:
+            side_s = cfg.prefix_tighten_s if tighten else cfg.prefix_side_s
+            budget = min(side_s, layer_stop - time.monotonic())
             if budget <= 0.05:
                 break
             if not (lo_j[k] < 0 < hi_j[k]):
                 continue  # the other side was proven
+            have, t = (
+                _threshold(float(lo_j[k]), float(hi_j[k]), v[:, k], sign)
+                if tighten
+                else (float(lo_j[k]) if sign > 0 else -float(hi_j[k]), 0.0)
+            )
+            if not t > have:
+                continue
             stats.sides_tried += 1
-            if _prove_side(
-                search, graph, sub_config, case, out, j, k, sign, budget, run.config.seed
-            ):
-                stats.sides_proven += 1
+            proven, bound = _prove_side(
+                search, graph, sub_config, case, out, j, k, sign, budget, run.config.seed, t
+            )
+            stats.sides_proven += proven and t == 0.0
+            if bound > have:  # a proven threshold, or an undecided search's bound
+                stats.sides_tightened += not (proven and t == 0.0)
                 if sign > 0:
-                    lo_j[k] = 0.0
+                    lo_j[k] = bound
                 else:
-                    hi_j[k] = 0.0
+                    hi_j[k] = -bound
         after = int(((lo_j < 0) & (hi_j > 0)).sum())
         stats.layers.append((j, before, after))
         log.info("prefix refine: node %d: %d -> %d unstable", j, before, after)
-        if after < before and cfg.root_pre_iters > 0:  # the later nodes, on the new bounds
+        if stats.sides_proven + stats.sides_tightened > gained and cfg.root_pre_iters > 0:
+            # the later nodes, on the new bounds
             out = optimise_root_pre(graph, lo, hi, out, cfg.root_pre_iters, stop, after=j)
     stats.unstable_after = _unstable(out, splittable_inputs)
     stats.seconds = time.monotonic() - t0

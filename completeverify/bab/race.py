@@ -13,7 +13,7 @@ of one: two independent searches each ran ~40% slower (1,791 -> ~1,090 domains i
 mnist_fc 256x4), so the race slows the search and the MILP alike.  On a random 10-20x4-1 MLP
 where the search stalls and hands off, search-then-MILP took 42.6 s and the race 49.1 s; on
 oval21 the convolutional encoding also holds the GIL for seconds (17 s -> 36 s).  Whether machines
-with independent cores gain was not measured.  Even when enabled, _Search._start_race skips
+with independent cores gain was not measured.  Even when enabled, race.start_race skips
 networks with convolutions or more than ``race_max_unstable`` unstable ReLUs at the root.
 
 Soundness does not change: the MILP's answers go through the same ``_Search.exact`` as every
@@ -29,7 +29,33 @@ import time
 
 import numpy as np
 
+from ..graph import Conv
+
 log = logging.getLogger(__name__)
+
+
+def start_race(search) -> MilpRace | None:
+    """The MILP racing a ReLU-splitting search (bab.relu_split._Search, after its root) on a
+    second thread, started; None where config.bab.race_milp is off or the race does not serve
+    (no HiGHS, under a second left, nothing open, convolutions, too many unstable ReLUs)."""
+    cfg = search.cfg
+    if not cfg.race_milp or search.run.config.solver != "highs" or search.root_pre is None:
+        return None
+    if search.deadline.remaining() < 1.0 or not bool(search.root_open.any()):
+        return None
+    nodes = search.graph.nodes
+    if any(isinstance(n.op, Conv) for n in nodes):
+        return None
+    unstable = sum(
+        int(((lo < 0) & (hi > 0)).sum())
+        for j, (lo, hi) in search.root_pre.items()
+        if any(n.op.caps.splittable and n.inputs[0] == j for n in nodes)
+    )
+    if unstable > cfg.race_max_unstable:
+        log.debug("race: none (%d unstable ReLUs at the root)", unstable)
+        return None
+    polys = [p for p in range(search.P) if bool(search.root_open[p])]
+    return MilpRace(search, search.root_pre, polys).start()
 
 
 class MilpRace:

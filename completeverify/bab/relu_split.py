@@ -24,7 +24,6 @@ import torch
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Refinement, Splits
 from ..bounds.pre import pre_to_numpy
 from ..config import Deadline
-from ..graph import Conv
 from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from . import prefix_refine
@@ -33,6 +32,7 @@ from .domains import Domain, DomainQueue, child_state, stack_state
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
 from .progress import BoundTrend, Stall
+from .race import start_race
 from .root_pre import optimise_root_pre
 from .types import BabOutcome, BabVerdict
 
@@ -392,7 +392,7 @@ class _Search:
         verdict, cex, queue = self._root(root_pre)
         if verdict:
             return self.outcome(verdict, cex, "relu split (root)")
-        race = self._start_race()
+        race = start_race(self)
         refine = (
             self.cfg.prefix_layers > 0
             and race is None
@@ -400,39 +400,58 @@ class _Search:
             and prefix_refine.applicable(self.graph)
         )
         try:
+            # round 1 proves signs and the search restarts from the refined root; round 2, once
+            # the search has run as long again as round 1 took (searches round 1 enables finish
+            # first), tightens thresholds and the search's queued domains take the new bounds
+            rounds = [False, True] if refine and self.cfg.prefix_tighten_s > 0 else [False]
             pause = time.monotonic() + self.cfg.prefix_after_s if refine else math.inf
             out = self._loop(queue, race, pause)
-            if out is not None:
-                return out
-            # paused: stabilise the root by prefix searches, then search again from it
-            t0 = time.monotonic()
-            stop = min(self.deadline.end, t0 + self.cfg.prefix_share * self.deadline.remaining())
-            # (the prefix searches run in contexts of their own: their domains are not counted)
-            new_pre, st = prefix_refine.stabilise_root(
-                self.run, self.case, self.lo, self.hi, root_pre, stop, relu_split
-            )
-            self.run.timed("bab_prefix_refine", t0)
-            self.run.stats["prefix_unstable"] = f"{st.unstable_before} -> {st.unstable_after}"
-            self.run.stats["prefix_sides"] = f"{st.sides_proven}/{st.sides_tried}"
-            log.info(
-                "relu_split: prefix refinement: root unstable %d -> %d (%d of %d sides proven) "
-                "in %.1f s",
-                st.unstable_before,
-                st.unstable_after,
-                st.sides_proven,
-                st.sides_tried,
-                st.seconds,
-            )
-            if st.unstable_after < st.unstable_before:
-                verdict, cex, queue = self._root(new_pre)
-                if verdict:
-                    return self.outcome(verdict, cex, "relu split (refined root)")
-            final = self._loop(queue, race)
-            assert final is not None  # without a pause the loop always ends with an outcome
-            return final
+            for n, tighten in enumerate(rounds):
+                if out is not None:
+                    return out
+                t0 = time.monotonic()
+                stop = t0 + self.cfg.prefix_share * self.deadline.remaining()
+                # (the prefix searches run in contexts of their own: their domains are not
+                # counted)
+                new_pre, st = prefix_refine.stabilise_root(
+                    self.run, self.case, self.lo, self.hi, root_pre, stop, relu_split, tighten
+                )
+                self.run.timed("bab_prefix_refine", t0)
+                self._log_refinement(st, tighten)
+                if (st.sides_proven or st.sides_tightened) and not tighten:
+                    root_pre = new_pre  # restart from the refined root
+                    verdict, cex, queue = self._root(root_pre)
+                    if verdict:
+                        return self.outcome(verdict, cex, "relu split (refined root)")
+                elif st.sides_proven or st.sides_tightened:
+                    root_pre = new_pre  # keep the search's progress: its domains get the bounds
+                    queue.intersect_pre(root_pre)
+                last = n == len(rounds) - 1
+                out = self._loop(queue, race, math.inf if last else 2 * time.monotonic() - t0)
+            assert out is not None  # without a pause the loop always ends with an outcome
+            return out
         finally:
             if race is not None:
                 race.stop()
+
+    def _log_refinement(self, st: prefix_refine.PrefixStats, tighten: bool) -> None:
+        """Report one round of prefix refinement in the stats and the log."""
+        kind = "tighten" if tighten else "signs"
+        self.run.stats[f"prefix_{kind}_unstable"] = f"{st.unstable_before} -> {st.unstable_after}"
+        self.run.stats[f"prefix_{kind}_sides"] = (
+            f"{st.sides_proven}+{st.sides_tightened}/{st.sides_tried}"
+        )
+        log.info(
+            "relu_split: prefix refinement (%s): root unstable %d -> %d (%d of %d sides proven, "
+            "%d more tightened) in %.1f s",
+            kind,
+            st.unstable_before,
+            st.unstable_after,
+            st.sides_proven,
+            st.sides_tried,
+            st.sides_tightened,
+            st.seconds,
+        )
 
     def _root(self, root_pre: dict[int, Box]) -> tuple[str, Counterexample | None, DomainQueue]:
         """Bound the root domain on these intermediate bounds: (verdict, counterexample, queue of
@@ -454,28 +473,6 @@ class _Search:
             self.root_open |= e[3].open
         return verdict, cex, queue
 
-    def _start_race(self):
-        """The MILP racing the search on a second thread (config.bab.race_milp), or None."""
-        if not self.cfg.race_milp or self.run.config.solver != "highs" or self.root_pre is None:
-            return None
-        if self.deadline.remaining() < 1.0 or not bool(self.root_open.any()):
-            return None
-        if any(isinstance(n.op, Conv) for n in self.graph.nodes):
-            return None
-        unstable = sum(
-            int(((lo < 0) & (hi > 0)).sum())
-            for j, (lo, hi) in self.root_pre.items()
-            if any(n.op.caps.splittable and n.inputs[0] == j for n in self.graph.nodes)
-        )
-        if unstable > self.cfg.race_max_unstable:
-            log.debug("relu_split: no MILP race (%d unstable ReLUs at the root)", unstable)
-            return None
-        from .race import MilpRace
-
-        return MilpRace(
-            self, self.root_pre, [p for p in range(self.P) if bool(self.root_open[p])]
-        ).start()
-
     def _loop(self, queue: DomainQueue, race, pause_at: float = math.inf) -> BabOutcome | None:
         """Pop, bound and branch until the queue is empty or a verdict is reached; None when
         paused at the time.monotonic() instant pause_at (or before a MILP hand-off until then)."""
@@ -485,7 +482,11 @@ class _Search:
         trend, deferred = BoundTrend(last_log), False
         while len(queue):
             if self.deadline.expired():
-                return BabOutcome(BabVerdict.TIMEOUT, None, self.done, "relu split: deadline")
+                # every domain not closed is queued, unless an exact leaf was left undecided
+                bound = min(0.0, queue.global_lb()) if not self.open_leaves else None
+                return BabOutcome(
+                    BabVerdict.TIMEOUT, None, self.done, "relu split: deadline", bound
+                )
             if time.monotonic() >= pause_at:
                 return None
             won = race.verdict() if race is not None else None
@@ -620,7 +621,8 @@ def relu_split_joint(
     finally:
         run.timed("bab_relu", t0)
         run.stats["bab_domains"] = run.stats.get("bab_domains", 0) + search.done
-    log.info(
+    log.log(
+        logging.DEBUG if run.nested else logging.INFO,
         "relu_split: case %d polytopes %s -> %s (%s)",
         case_index,
         poly_indices,

@@ -29,6 +29,9 @@ class BabOutcome:
     counterexample: Counterexample | None = None
     domains: int = 0
     note: str = ""
+    # TIMEOUT with every undecided domain still queued: a proven lower bound, over the box, of the
+    # smallest margin min_p max_k (C_p y - d_p)_k of the searched polytopes (always <= 0)
+    lower_bound: float | None = None
 
 
 MilpLeaf = Callable[[np.ndarray, np.ndarray, int, "PreBounds | None"], BabOutcome]
