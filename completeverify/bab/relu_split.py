@@ -426,6 +426,7 @@ class _Search:
                 elif st.sides_proven or st.sides_tightened:
                     root_pre = new_pre  # keep the search's progress: its domains get the bounds
                     queue.intersect_pre(root_pre)
+                    self._tighten_milp_pre(root_pre)
                 last = n == len(rounds) - 1
                 out = self._loop(queue, race, math.inf if last else 2 * time.monotonic() - t0)
             assert out is not None  # without a pause the loop always ends with an outcome
@@ -433,6 +434,17 @@ class _Search:
         finally:
             if race is not None:
                 race.stop()
+
+    def _tighten_milp_pre(self, bounds: dict[int, Box]) -> None:
+        """Intersect the root bounds a MILP hand-off or race would use with ``bounds``."""
+        if self.root_pre is None:
+            return
+        for j, (lo, hi) in list(self.root_pre.items()):
+            if j in bounds:
+                b_lo, b_hi = (
+                    t.to("cpu", torch.float64).numpy().reshape(np.shape(lo)) for t in bounds[j]
+                )
+                self.root_pre[j] = (np.maximum(lo, b_lo), np.minimum(hi, b_hi))
 
     def _log_refinement(self, st: prefix_refine.PrefixStats, tighten: bool) -> None:
         """Report one round of prefix refinement in the stats and the log."""
