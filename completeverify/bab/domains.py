@@ -125,6 +125,13 @@ class DomainQueue:
         """Number of queued domains."""
         return len(self.heap)
 
+    def cap(self, batch_size: int, max_domains: int, max_memory_mb: int) -> int:
+        """Queue size past which a search goes depth-first: max_domains, or fewer when the
+        domains would pass max_memory_mb (siblings share pre/alpha/beta), at least batch_size."""
+        sample = next((e[3] for e in self.heap), None)
+        per = max(1, sample.nbytes() // 2 if sample is not None else 1)
+        return max(batch_size, min(max_domains, max_memory_mb * 2**20 // per))
+
     def intersect_pre(self, bounds: dict[int, Box]) -> None:
         """Tighten every queued domain's intermediate bounds by ``bounds`` (node -> (lower, upper)
         (size,)), valid on the whole box and so on each domain; siblings keep sharing one dict."""

@@ -17,10 +17,15 @@ input is not affine in the box (there CROWN is already exact), layer by layer:
 * then alpha-CROWN re-tightens the later nodes on the stabilised bounds
   (``optimise_root_pre``), and the next layer starts from those.
 
-Soundness.  Only PROVEN outcomes of the prefix searches are used; those carry the same
-guarantees as any ReLU-splitting proof (float64 bounds with rounding margins).  A refuted or
-undecided side changes nothing, so the replayer of the prefix searches only needs to be a
-correct forward pass of the prefix (a counterexample there is never reported).
+A side whose search ends undecided at its deadline still moves the bound to what that search
+had proven (the smallest bound of its queued domains, ``BabOutcome.lower_bound``).  An opt-in
+second round (``tighten``) searches thresholds between a bound and the sampled values.
+
+Soundness.  Only PROVEN outcomes and the proven lower bounds of timed-out searches are used;
+both carry the same guarantees as any ReLU-splitting proof (float64 bounds with rounding
+margins), and bound + threshold is rounded down.  A refuted side changes nothing, so the
+replayer of the prefix searches only needs to be a correct forward pass of the prefix (a
+counterexample there is never reported).
 """
 
 from __future__ import annotations
@@ -80,6 +85,25 @@ class PrefixStats:
     sides_tightened: int = 0  # undecided sides whose search still tightened the bound
     seconds: float = 0.0
     layers: list[tuple[int, int, int]] = field(default_factory=list)  # (node, before, after)
+
+    def report(self, run: VerifyContext, tighten: bool) -> None:
+        """Copy one round's figures into the run's stats and log them."""
+        kind = "tighten" if tighten else "signs"
+        run.stats[f"prefix_{kind}_unstable"] = f"{self.unstable_before} -> {self.unstable_after}"
+        run.stats[f"prefix_{kind}_sides"] = (
+            f"{self.sides_proven}+{self.sides_tightened}/{self.sides_tried}"
+        )
+        log.info(
+            "relu_split: prefix refinement (%s): root unstable %d -> %d (%d of %d sides proven, "
+            "%d more tightened) in %.1f s",
+            kind,
+            self.unstable_before,
+            self.unstable_after,
+            self.sides_proven,
+            self.sides_tried,
+            self.sides_tightened,
+            self.seconds,
+        )
 
 
 def target_nodes(graph: Graph, count: int) -> list[int]:
@@ -173,12 +197,14 @@ def _prove_side(
     return False, math.nextafter(threshold + out.lower_bound, -math.inf)
 
 
-def _threshold_sides(lo: torch.Tensor, hi: torch.Tensor, v: torch.Tensor) -> list[tuple]:
-    """(neuron, sign) of node j's unstable neurons, loosest triangle relaxation first (its
-    height -lo * hi / (hi - lo)); v: (samples, size) sampled values of the node."""
+def _threshold_sides(lo: torch.Tensor, hi: torch.Tensor) -> list[tuple]:
+    """(height, neuron, sign) of both sides of the unstable neurons, loosest triangle
+    relaxation first (its height -lo * hi / (hi - lo))."""
     unstable = ((lo < 0) & (hi > 0)).nonzero().flatten().tolist()
     height = {k: float(-lo[k] * hi[k] / (hi[k] - lo[k])) for k in unstable}
-    return [(k, s) for k in sorted(unstable, key=lambda k: -height[k]) for s in (1.0, -1.0)]
+    return [
+        (height[k], k, s) for k in sorted(unstable, key=lambda k: -height[k]) for s in (1.0, -1.0)
+    ]
 
 
 def _threshold(lo: float, hi: float, v: torch.Tensor, sign: float) -> tuple[float, float]:
@@ -244,7 +270,7 @@ def stabilise_root(
         gained = stats.sides_proven + stats.sides_tightened
         if tighten:  # this layer's even share of the time left
             layer_stop = time.monotonic() + (stop - time.monotonic()) / (len(targets) - n)
-            sides = [(0.0, k, sign) for k, sign in _threshold_sides(lo_j, hi_j, v)]
+            sides = _threshold_sides(lo_j, hi_j)
         else:
             layer_stop = stop
             sides = _sides(lo_j, hi_j, (v < 0).any(0).numpy(), (v > 0).any(0).numpy())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..bounds import AlphaState, BoundConfig, BoundEngine, Refinement, Splits
-from ..bounds.pre import pre_to_numpy
+from ..bounds.pre import pre_from_numpy, pre_to_numpy, tightened
 from ..config import Deadline
 from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
@@ -31,7 +31,7 @@ from .branching import choose, resolve, scores
 from .domains import Domain, DomainQueue, child_state, stack_state
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
-from .progress import BoundTrend, Stall
+from .progress import BoundTrend, Stall, fitting_batch
 from .race import start_race
 from .root_pre import optimise_root_pre
 from .types import BabOutcome, BabVerdict
@@ -363,17 +363,7 @@ class _Search:
             return BabOutcome(
                 BabVerdict.FALSIFIED if cex else BabVerdict.OPEN, cex, 0, "empty polytope"
             )
-        root_pre = (
-            {}
-            if pre is None
-            else {
-                int(j): (
-                    torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
-                    torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1)),
-                )
-                for j, (lo, hi) in pre.items()
-            }
-        )
+        root_pre = pre_from_numpy(pre)
         if self.cfg.root_pre_iters > 0 and any(n.op.caps.splittable for n in self.graph.nodes):
             t0 = time.monotonic()
             if not root_pre:
@@ -417,7 +407,7 @@ class _Search:
                     self.run, self.case, self.lo, self.hi, root_pre, stop, relu_split, tighten
                 )
                 self.run.timed("bab_prefix_refine", t0)
-                self._log_refinement(st, tighten)
+                st.report(self.run, tighten)
                 if (st.sides_proven or st.sides_tightened) and not tighten:
                     root_pre = new_pre  # restart from the refined root
                     verdict, cex, queue = self._root(root_pre)
@@ -426,7 +416,8 @@ class _Search:
                 elif st.sides_proven or st.sides_tightened:
                     root_pre = new_pre  # keep the search's progress: its domains get the bounds
                     queue.intersect_pre(root_pre)
-                    self._tighten_milp_pre(root_pre)
+                    if self.root_pre is not None:  # what a MILP hand-off encodes
+                        self.root_pre = tightened(self.root_pre, root_pre)
                 last = n == len(rounds) - 1
                 out = self._loop(queue, race, math.inf if last else 2 * time.monotonic() - t0)
             assert out is not None  # without a pause the loop always ends with an outcome
@@ -434,36 +425,6 @@ class _Search:
         finally:
             if race is not None:
                 race.stop()
-
-    def _tighten_milp_pre(self, bounds: dict[int, Box]) -> None:
-        """Intersect the root bounds a MILP hand-off or race would use with ``bounds``."""
-        if self.root_pre is None:
-            return
-        for j, (lo, hi) in list(self.root_pre.items()):
-            if j in bounds:
-                b_lo, b_hi = (
-                    t.to("cpu", torch.float64).numpy().reshape(np.shape(lo)) for t in bounds[j]
-                )
-                self.root_pre[j] = (np.maximum(lo, b_lo), np.minimum(hi, b_hi))
-
-    def _log_refinement(self, st: prefix_refine.PrefixStats, tighten: bool) -> None:
-        """Report one round of prefix refinement in the stats and the log."""
-        kind = "tighten" if tighten else "signs"
-        self.run.stats[f"prefix_{kind}_unstable"] = f"{st.unstable_before} -> {st.unstable_after}"
-        self.run.stats[f"prefix_{kind}_sides"] = (
-            f"{st.sides_proven}+{st.sides_tightened}/{st.sides_tried}"
-        )
-        log.info(
-            "relu_split: prefix refinement (%s): root unstable %d -> %d (%d of %d sides proven, "
-            "%d more tightened) in %.1f s",
-            kind,
-            st.unstable_before,
-            st.unstable_after,
-            st.sides_proven,
-            st.sides_tried,
-            st.sides_tightened,
-            st.seconds,
-        )
 
     def _root(self, root_pre: dict[int, Box]) -> tuple[str, Counterexample | None, DomainQueue]:
         """Bound the root domain on these intermediate bounds: (verdict, counterexample, queue of
@@ -488,7 +449,7 @@ class _Search:
     def _loop(self, queue: DomainQueue, race, pause_at: float = math.inf) -> BabOutcome | None:
         """Pop, bound and branch until the queue is empty or a verdict is reached; None when
         paused at the time.monotonic() instant pause_at (or before a MILP hand-off until then)."""
-        cap = self._cap(queue)
+        cap = queue.cap(self.cfg.batch_size, self.cfg.max_domains, self.cfg.max_memory_mb)
         stall, rounds, per_domain = Stall(), 0, 0.0
         last_log = time.monotonic()
         trend, deferred = BoundTrend(last_log), False
@@ -541,7 +502,9 @@ class _Search:
                 return self._give_up(
                     race, BabOutcome(BabVerdict.OPEN, None, self.done, "relu split: domain limit")
                 )
-            batch = queue.pop_batch(self._batch_size(per_domain))
+            batch = queue.pop_batch(
+                fitting_batch(self.cfg.batch_size, self.deadline.remaining(), per_domain)
+            )
             t_batch = time.monotonic()
             verdict, cex, open_idx, x_lb = self.process(batch, queue)
             per_domain = (time.monotonic() - t_batch) / len(batch)
@@ -597,23 +560,6 @@ class _Search:
         if won is None:
             return undecided
         return self.outcome(won[0], won[1], f"milp race (the search stopped: {undecided.note})")
-
-    def _batch_size(self, per_domain: float) -> int:
-        """config.bab.batch_size, smaller when the last batch's pace would overrun the deadline."""
-        if per_domain <= 0:
-            return self.cfg.batch_size
-        fit = int(self.deadline.remaining() / (1.25 * per_domain))
-        return max(1, min(self.cfg.batch_size, fit))
-
-    def _cap(self, queue: DomainQueue) -> int:
-        """Queue size past which the search goes depth-first (max_domains or the memory budget)."""
-        sample = next((e[3] for e in queue.heap), None)
-        per = max(
-            1, sample.nbytes() // 2 if sample is not None else 1
-        )  # siblings share pre/alpha/beta
-        return max(
-            self.cfg.batch_size, min(self.cfg.max_domains, self.cfg.max_memory_mb * 2**20 // per)
-        )
 
 
 def relu_split_joint(

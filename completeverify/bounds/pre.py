@@ -32,3 +32,27 @@ def pre_to_numpy(pre: TorchPreBounds, index: int | None = 0) -> PreBounds:
         return t.detach().to("cpu", torch.float64).numpy()
 
     return {k: (one(lo), one(hi)) for k, (lo, hi) in pre.items()}
+
+
+def pre_from_numpy(pre: PreBounds | None) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """One domain's numpy bounds as flat float64 tensors ({} for None): pre_to_numpy reversed."""
+    return {
+        int(j): (
+            torch.as_tensor(np.asarray(lo, dtype=np.float64).reshape(-1)),
+            torch.as_tensor(np.asarray(hi, dtype=np.float64).reshape(-1)),
+        )
+        for j, (lo, hi) in (pre or {}).items()
+    }
+
+
+def tightened(pre: PreBounds, by: TorchPreBounds) -> PreBounds:
+    """``pre`` intersected with the unbatched torch bounds ``by`` (nodes of ``pre`` only), as new
+    arrays: the bounds hold on the same box, so their intersection does."""
+    out = dict(pre)
+    for j, (lo, hi) in pre.items():
+        if j in by:
+            b_lo, b_hi = (
+                t.detach().to("cpu", torch.float64).numpy().reshape(np.shape(lo)) for t in by[j]
+            )
+            out[j] = (np.maximum(lo, b_lo), np.minimum(hi, b_hi))
+    return out

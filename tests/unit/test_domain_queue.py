@@ -60,3 +60,28 @@ def test_intersect_pre_tightens_never_loosens_and_siblings_keep_sharing():
     assert lo.tolist() == [-0.5, -4.0, 0.0] and hi.tolist() == [0.2, 1.0, 1.0]
     assert shared[3][0].tolist() == [-2.0, -1.0, 0.5]  # the old dict is not mutated
     assert set(a.pre) == {3}  # nodes the domains do not bound are not added
+
+
+def test_cap_follows_the_memory_budget_and_never_drops_below_a_batch():
+    q = DomainQueue()
+    assert q.cap(8, 1000, 1) == 1000  # empty: max_domains
+    d = _domain([0.0, 0.0], 1, _pre([0.0] * 4096, [1.0] * 4096))  # ~ 64 KiB of bounds
+    q.push(d)
+    per = d.nbytes() // 2
+    assert q.cap(8, 10**9, 1) == max(8, 2**20 // per)
+    assert q.cap(10**6, 10**9, 1) == 10**6
+
+
+def test_numpy_bounds_round_trip_and_tighten_without_mutating():
+    import numpy as np
+
+    from completeverify.bounds.pre import pre_from_numpy, tightened
+
+    pre = {2: (np.array([-1.0, -2.0]), np.array([1.0, 0.5]))}
+    as_torch = pre_from_numpy(pre)
+    assert as_torch[2][0].dtype == torch.float64 and as_torch[2][1].tolist() == [1.0, 0.5]
+    assert pre_from_numpy(None) == {}
+    by = {2: (torch.tensor([-0.5, -3.0]), torch.tensor([2.0, 0.25])), 7: as_torch[2]}
+    out = tightened(pre, by)
+    assert out[2][0].tolist() == [-0.5, -2.0] and out[2][1].tolist() == [1.0, 0.25]
+    assert set(out) == {2} and pre[2][0].tolist() == [-1.0, -2.0]

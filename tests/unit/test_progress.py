@@ -62,3 +62,12 @@ def test_a_rising_bound_or_a_queue_shorter_than_ever_is_progress():
     ]
     # a rise below the relative tolerance is not progress either
     assert _stall([(-1.0, 5), (-1.0 + 1e-9, 6)]) == [0, 1]
+
+
+def test_fitting_batch_shrinks_to_the_time_left():
+    from completeverify.bab.progress import fitting_batch
+
+    assert fitting_batch(64, 10.0, 0.0) == 64  # pace not measured yet
+    assert fitting_batch(64, 10.0, 0.01) == 64
+    assert fitting_batch(64, 1.0, 0.1) == 8  # 1 s / (1.25 * 0.1 s)
+    assert fitting_batch(64, 0.0, 0.1) == 1
