@@ -406,6 +406,10 @@ class Graph:
         )
         return self.with_nodes(nodes)
 
+    def has_convolutions(self) -> bool:
+        """True when some node is a convolution (several search defaults differ for CNNs)."""
+        return any(isinstance(n.op, Conv) for n in self.nodes)
+
     def is_piecewise_linear(self) -> bool:
         """True when every op is affine or piecewise linear (the MILP is exact)."""
         return all(n.op.caps.piecewise_linear for n in self.nodes)

@@ -16,7 +16,7 @@ import torch
 
 from ..bounds.engine import BoundEngine
 from ..config import ReluBranching
-from ..graph import Conv, Graph, Linear
+from ..graph import Graph, Linear
 
 Box = tuple[torch.Tensor, torch.Tensor]
 TIE_WEIGHT = 1e-4  # share of |coefficient| x intercept that breaks ties between zero-gain neurons
@@ -27,7 +27,7 @@ def resolve(branching: ReluBranching, graph: Graph) -> ReluBranching:
     "babsr" with them (measured, see BabConfig.branching); any other value is kept."""
     if branching != "auto":
         return branching
-    return "babsr" if any(isinstance(n.op, Conv) for n in graph.nodes) else "fsb"
+    return "babsr" if graph.has_convolutions() else "fsb"
 
 
 def _outgoing_weight(engine: BoundEngine, r: int) -> torch.Tensor | float:

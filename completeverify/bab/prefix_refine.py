@@ -42,7 +42,7 @@ import torch
 
 from ..config import AttackConfig, Deadline, VerifyConfig
 from ..context import VerifyContext
-from ..graph import Conv, Graph
+from ..graph import Graph
 from ..verdict import Replayer
 from ..vnnlib import Case, Polytope, Property
 from .root_pre import optimise_root_pre
@@ -121,7 +121,7 @@ def target_nodes(graph: Graph, count: int) -> list[int]:
 def applicable(graph: Graph) -> bool:
     """Prefix refinement serves piecewise-linear networks without convolutions (a CNN's prefix
     searches cost as much as the search they would help)."""
-    return graph.is_piecewise_linear() and not any(isinstance(n.op, Conv) for n in graph.nodes)
+    return graph.is_piecewise_linear() and not graph.has_convolutions()
 
 
 def _sides(lo: torch.Tensor, hi: torch.Tensor, neg: np.ndarray, pos: np.ndarray) -> list[tuple]:

@@ -29,8 +29,6 @@ import time
 
 import numpy as np
 
-from ..graph import Conv
-
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +42,7 @@ def start_race(search) -> MilpRace | None:
     if search.deadline.remaining() < 1.0 or not bool(search.root_open.any()):
         return None
     nodes = search.graph.nodes
-    if any(isinstance(n.op, Conv) for n in nodes):
+    if search.graph.has_convolutions():
         return None
     unstable = sum(
         int(((lo < 0) & (hi > 0)).sum())

@@ -85,7 +85,8 @@ class _Search:
         self.engine = BoundEngine(
             self.graph,
             BoundConfig(
-                alpha_iters=self.cfg.bound_iters, intermediate_crown=self.cfg.intermediate_refine
+                alpha_iters=self.cfg.bound_iters_for(self.graph.has_convolutions()),
+                intermediate_crown=self.cfg.intermediate_refine,
             ),
         )
         self.mixed = None  # bounds/mixed.py: alpha/beta searched in float32, bounds in float64
