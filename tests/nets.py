@@ -136,6 +136,22 @@ def exact_min(layers, lower, upper, polytopes) -> float:
     return best
 
 
+def search_context(net, lower, upper, polytopes, bab, timeout: float = 30.0, attack: bool = False):
+    """A VerifyContext for one case {lower <= x <= upper} with these (C, d) polytopes on a
+    loaded net, built by hand: what tests of a search stage (relu_split, prefix refinement) run
+    on without the pipeline.  bab: the BabConfig; attack: PGD on or off."""
+    import completeverify as cv
+    from completeverify.config import AttackConfig, Deadline, VerifyConfig
+    from completeverify.context import VerifyContext
+    from completeverify.verdict import Replayer
+
+    prop = cv.load_vnnlib(vnnlib_text(lower, upper, polytopes), net)
+    config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
+    return VerifyContext(
+        net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0)
+    )
+
+
 def forward_np(layers, x: np.ndarray) -> np.ndarray:
     """Plain numpy forward pass of the MLP."""
     h = np.asarray(x, dtype=np.float64).reshape(-1)

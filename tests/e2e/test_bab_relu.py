@@ -14,11 +14,10 @@ import completeverify as cv
 from completeverify.bab import relu_split as rs
 from completeverify.bab.types import BabVerdict
 from completeverify.bounds import compute_bounds
-from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
+from completeverify.config import BabConfig, Deadline
 from completeverify.context import VerifyContext
-from completeverify.verdict import Replayer
 
-from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
+from nets import exact_min, forward_np, mlp_onnx, random_mlp, search_context
 
 SIZES = [2, 6, 6, 2]
 WIDTH = 4.0  # wide boxes leave many ReLUs unstable, so the bounds alone rarely decide
@@ -55,12 +54,8 @@ def build_run(
     MILP could otherwise decide for it (tests/e2e/test_race.py covers the race).
     """
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
-    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
     bab = dataclasses.replace(bab, race_milp=race)
-    config = VerifyConfig(timeout=timeout, attack=AttackConfig(enabled=attack), bab=bab)
-    return VerifyContext(
-        net, prop, config, Deadline(timeout), Replayer(net.onnx_model), np.random.default_rng(0)
-    )
+    return search_context(net, lower, upper, [(C, d)], bab, timeout, attack)
 
 
 def solve(
@@ -239,15 +234,7 @@ def solve_joint(seed: int, gaps: tuple[float, ...], bab: BabConfig = BabConfig()
     mins = row_minima(seed)
     polys = [(C[k % 2 : k % 2 + 1], np.array([mins[k % 2] + g])) for k, g in enumerate(gaps)]
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
-    prop = cv.load_vnnlib(vnnlib_text(lower, upper, polys), net)
-    config = VerifyConfig(
-        timeout=30.0,
-        attack=AttackConfig(enabled=False),
-        bab=dataclasses.replace(bab, race_milp=False),
-    )
-    run = VerifyContext(
-        net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0)
-    )
+    run = search_context(net, lower, upper, polys, dataclasses.replace(bab, race_milp=False))
     out = rs.relu_split_joint(run, 0, list(range(len(polys))), None, run.deadline)
     return out, (layers, lower, upper, polys)
 

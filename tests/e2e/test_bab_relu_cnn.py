@@ -21,11 +21,9 @@ import completeverify as cv
 from completeverify.bab import relu_split as rs
 from completeverify.bab.types import BabVerdict
 from completeverify.bounds import BoundEngine, compute_bounds
-from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
-from completeverify.context import VerifyContext
-from completeverify.verdict import Replayer
+from completeverify.config import BabConfig
 
-from nets import exact_min, forward_np, vnnlib_text
+from nets import exact_min, forward_np, search_context
 
 C = np.array([[1.0, -1.0]])
 
@@ -63,15 +61,7 @@ def solve(seed: int, gap: float, bab: BabConfig):
     onnx_bytes, layers, lower, upper, m = instance(seed)
     d = np.array([m + gap])
     net = cv.load_onnx(onnx_bytes)
-    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
-    config = VerifyConfig(
-        timeout=30.0,
-        attack=AttackConfig(enabled=False),
-        bab=dataclasses.replace(bab, race_milp=False),
-    )
-    run = VerifyContext(
-        net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0)
-    )
+    run = search_context(net, lower, upper, [(C, d)], dataclasses.replace(bab, race_milp=False))
     out = rs.relu_split(run, 0, 0, None, run.deadline)
     if m - d[0] <= 0:
         assert out.verdict == BabVerdict.FALSIFIED, (out.verdict, out.note)

@@ -6,7 +6,6 @@ the prefix network), it never loosens a bound, and searches that use it agree wi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -19,25 +18,18 @@ from completeverify.bab import relu_split as rs
 from completeverify.bab.prefix_refine import PrefixReplayer, stabilise_root, target_nodes
 from completeverify.bab.types import BabVerdict
 from completeverify.bounds import BoundEngine
-from completeverify.config import AttackConfig, BabConfig, Deadline, VerifyConfig
+from completeverify.config import BabConfig, Deadline, VerifyConfig
 from completeverify.context import VerifyContext
 from completeverify.errors import InputError
-from completeverify.verdict import Replayer
 
-from nets import exact_min, forward_np, mlp_onnx, random_mlp, vnnlib_text
+from nets import exact_min, forward_np, mlp_onnx, random_mlp, search_context
 
 SIZES = [3, 4, 5, 4, 2]  # three hidden layers: the second and third are refined
 
 
 def _run(layers, lower, upper, C, d, bab: BabConfig = BabConfig()) -> VerifyContext:
     net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
-    prop = cv.load_vnnlib(vnnlib_text(lower, upper, [(C, d)]), net)
-    config = VerifyConfig(
-        timeout=30.0, attack=AttackConfig(enabled=False), bab=dataclasses.replace(bab)
-    )
-    return VerifyContext(
-        net, prop, config, Deadline(30.0), Replayer(net.onnx_model), np.random.default_rng(0)
-    )
+    return search_context(net, lower, upper, [(C, d)], bab)
 
 
 def _instance(seed: int):
