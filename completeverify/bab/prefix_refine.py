@@ -304,7 +304,7 @@ def stabilise_root(
         log.info("prefix refine: node %d: %d -> %d unstable", j, before, after)
         if stats.sides_proven + stats.sides_tightened > gained and cfg.root_pre_iters > 0:
             # the later nodes, on the new bounds
-            out = optimise_root_pre(graph, lo, hi, out, cfg.root_pre_iters, stop, after=j)
+            out = optimise_root_pre(graph, lo, hi, out, cfg, stop, after=j)
     stats.unstable_after = _unstable(out, splittable_inputs)
     stats.seconds = time.monotonic() - t0
     return out, stats

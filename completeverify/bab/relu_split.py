@@ -374,9 +374,7 @@ class _Search:
                 self.deadline.end,
                 time.monotonic() + ROOT_PRE_SHARE * self.deadline.remaining(),
             )
-            root_pre = optimise_root_pre(
-                self.graph, self.lo, self.hi, root_pre, self.cfg.root_pre_iters, stop
-            )
+            root_pre = optimise_root_pre(self.graph, self.lo, self.hi, root_pre, self.cfg, stop)
             self.run.timed("bab_root_pre", t0)
         if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))

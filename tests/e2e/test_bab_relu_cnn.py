@@ -75,7 +75,7 @@ def solve(seed: int, gap: float, bab: BabConfig):
     return out
 
 
-@pytest.mark.parametrize("iters", [0, 5, 10])
+@pytest.mark.parametrize("iters", [0, 3, 10])
 @pytest.mark.parametrize("gap", [-0.02, 0.02])
 def test_cnn_search_agrees_with_oracle(iters, gap):
     for seed in range(4):
@@ -105,5 +105,5 @@ def test_a_cnn_search_bounds_with_bound_iters_conv(monkeypatch):
             real(self, graph, *args, **kwargs)
 
     monkeypatch.setattr(BoundEngine, "__init__", spy)
-    solve(0, 0.02, BabConfig(bound_iters=10, bound_iters_conv=3))
-    assert 3 in seen and 10 not in seen
+    solve(0, 0.02, BabConfig(bound_iters=10, bound_iters_conv=4))
+    assert 4 in seen and 10 not in seen

@@ -40,7 +40,7 @@ def test_cnns_take_their_own_beta_crown_steps():
     mlp, cnn = _graph(MLP, (1, 4)), _graph(CNN, (1, 1, 5, 5))
     assert not mlp.has_convolutions() and cnn.has_convolutions()
     cfg = BabConfig()
-    assert cfg.bound_iters_for(cnn.has_convolutions()) == cfg.bound_iters_conv == 5
+    assert cfg.bound_iters_for(cnn.has_convolutions()) == cfg.bound_iters_conv == 3
     assert cfg.bound_iters_for(mlp.has_convolutions()) == cfg.bound_iters == 10
     cfg = BabConfig(bound_iters=7, bound_iters_conv=2)
     assert (cfg.bound_iters_for(True), cfg.bound_iters_for(False)) == (2, 7)

@@ -7,13 +7,17 @@ must never be what decides: the returned bound is the float64 evaluation at its 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
 import completeverify as cv
+from completeverify.bab.root_pre import optimise_root_pre
 from completeverify.bounds import BoundConfig, BoundEngine, Refinement, Splits
 from completeverify.bounds.mixed import MixedPrecision
+from completeverify.config import BabConfig
 
 from nets import exact_min, mlp_onnx, random_mlp
 
@@ -145,3 +149,34 @@ def test_reused_parent_boxes_give_the_bounds_of_a_full_recomputation(intermediat
             if bool(ok.any()):
                 assert torch.all(got.lb[0] <= (vals[-1][ok] @ C.T).min(0).values + 1e-9)
     assert tested >= 2  # some later layer had an unstable neuron to split
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_root_pre_in_float32_contains_samples_and_matches_float64(seed):
+    """Root intermediate bounds (bab/root_pre.py) searched in float32 and bounded in float64:
+    never looser than the CROWN boxes given, below/above every sampled pre-activation, and
+    as tight as the float64 search up to float32 search noise."""
+    rng = np.random.default_rng(seed)
+    layers = random_mlp(rng, [4, 12, 12, 10, 2])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 4)))
+    lo = torch.full((1, 4), -1.0, dtype=torch.float64)
+    hi = torch.full((1, 4), 1.0, dtype=torch.float64)
+    res = BoundEngine(net).compute(lo, hi, torch.eye(2, dtype=torch.float64), method="crown")
+    crown = {j: (a[0], b[0]) for j, (a, b) in res.pre.items()}
+    stop = time.monotonic() + 60
+    got = {
+        f32: optimise_root_pre(net, lo, hi, crown, BabConfig(float32_search=f32), stop)
+        for f32 in (False, True)
+    }
+    vals = net.forward_all(torch.as_tensor(rng.uniform(-1, 1, (5000, 4))))
+    tighter = 0
+    for j, (c_lo, c_hi) in crown.items():
+        a_lo, a_hi = got[True][j]
+        assert a_lo.dtype == torch.float64
+        assert torch.all(a_lo >= c_lo) and torch.all(a_hi <= c_hi)
+        v = vals[j]
+        assert torch.all(v >= a_lo - 1e-9) and torch.all(v <= a_hi + 1e-9)
+        r_lo, r_hi = got[False][j]
+        assert torch.allclose(a_lo, r_lo, atol=1e-4) and torch.allclose(a_hi, r_hi, atol=1e-4)
+        tighter += int((a_lo > c_lo + 1e-6).sum() + (a_hi < c_hi - 1e-6).sum())
+    assert tighter > 0  # the search did something, so the comparison means something
