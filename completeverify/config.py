@@ -85,9 +85,9 @@ class BabConfig:
     bound_iters: int = (
         10  # beta-CROWN Adam steps per batch of sub-domains (the root uses the bound default)
     )
-    # ... on networks with convolutions.  Measured on seven oval21 rows ReLU splitting decides:
-    # 10 / 5 / 3 / 2 steps 376 / 245 / 220 / 218 s (base img876 60 / 35 / 30 / 29 s, 1 step 41 s),
-    # for 2-5% more domains per step removed (2 steps: up to 34%).  On mnist_fc 5 steps cost
+    # ... on networks with convolutions.  Measured on seven oval21 rows ReLU splitting decides,
+    # 5 / 3 / 2 steps in one run: 245 / 220 / 218 s (base img876 35 / 30 / 29 s, 1 step 41 s; 10
+    # steps 376 s in an earlier run), 2 steps with up to 34% more domains.  On mnist_fc 5 steps cost
     # 256x6 prop_7_0.03 6 -> 33 s (181 -> 560 domains), so MLPs keep 10
     bound_iters_conv: int = 3
     # recompute intermediate bounds with CROWN in every sub-domain; off by default: beta-CROWN on
