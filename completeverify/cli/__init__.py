@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     # sets sys.argv) gets the hard-stop watchdog; other in-process calls (tests, embedding)
     # only the verifier's own deadline
     args.process_entry = argv is None or list(argv) == sys.argv[1:]
+    if args.process_entry:  # this process is ours: let the allocator keep freed memory
+        from ..host_memory import keep_freed_memory
+
+        keep_freed_memory()
     logging.basicConfig(
         level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
