@@ -5,7 +5,7 @@ times a second.  With glibc's defaults each of those is either a fresh ``mmap`` 
 adaptive mmap threshold) or trimmed back to the kernel when freed, so the next allocation
 page-faults its memory in again: on MNIST 256x4 prop_6_0.03 a third of the run was kernel
 time (5.6 million minor faults in 120 s).  Serving blocks up to 32 MiB from the heap and
-never trimming it halved the time per domain there (2685 -> 5335 domains in 120 s; oval21
+never trimming it about doubled the domains searched there (2685 -> 5335 domains in 120 s; oval21
 base img876 31.9 -> 28.2 s).  The cost is that freed memory stays with the process until it
 exits: the peak, not the current, footprint.
 
