@@ -35,3 +35,16 @@ def shared_benchmarks() -> Path:
     if not SHARED_BENCHMARKS.is_dir():
         pytest.skip(f"no shared benchmarks at {SHARED_BENCHMARKS}")
     return SHARED_BENCHMARKS
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write pytest's exit status to $COMPLETEVERIFY_TEST_SENTINEL when set (.ci/run sets it).
+
+    A test that ends the process itself (a watchdog's ``os._exit(0)``, say) never gets here, so
+    .ci/run treats a missing file as a failure instead of trusting the exit code 0.
+    """
+    import os
+
+    path = os.environ.get("COMPLETEVERIFY_TEST_SENTINEL")
+    if path:
+        Path(path).write_text(f"{int(exitstatus)}\n")

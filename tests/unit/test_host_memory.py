@@ -66,11 +66,15 @@ def test_command_line_applies_it_to_its_own_process_only(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: calls.append(1) or True)
-    missing = [str(tmp_path / "absent.onnx"), str(tmp_path / "absent.vnnlib")]
+    # `bench` on a missing suite: an input error before any instance runs.  (Not `verify`: as
+    # the process's own command line it arms the hard-stop watchdog, counted from the start of
+    # this pytest process, which would end it.)
+    args = ["bench", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "out.csv")]
     # an embedding program calling main() with its own arguments: its allocator is left alone
-    assert main(["verify", *missing]) == 2
+    assert main(args) == 2
     assert calls == []
     # the process's own command line
-    monkeypatch.setattr(sys, "argv", ["completeverify", "verify", *missing])
+    monkeypatch.setattr(sys, "argv", ["completeverify", *args])
     assert main() == 2
     assert calls == [1]
+    assert not (tmp_path / "out.csv").exists()
