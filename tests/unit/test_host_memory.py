@@ -32,17 +32,7 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _glibc() -> bool:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
-    except (OSError, AttributeError):
-        return False
-    return sys.platform.startswith("linux")
-
-
-@pytest.mark.skipif(not _glibc(), reason="the allocator settings exist only with glibc")
+@pytest.mark.skipif(not host_memory.has_glibc(), reason="glibc's allocator settings only")
 def test_mid_sized_blocks_come_from_the_heap_after_keep_freed_memory():
     # glibc reads MALLOC_*_ variables at start-up: the probe runs without them
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
