@@ -80,9 +80,15 @@ def _candidates(
 
 
 def _children(
-    fb: FsbBatch, keys: list[int], node_pos: torch.Tensor, neuron: torch.Tensor, sizes: list[int]
+    fb: FsbBatch,
+    keys: list[int],
+    node_pos: torch.Tensor,
+    neuron: torch.Tensor,
+    sizes: list[int],
+    dtype: torch.dtype,
 ) -> tuple[Splits, dict[int, Box], AlphaState]:
-    """Splits, bounds and state of the B*k*2 children, ordered (domain, candidate, sign)."""
+    """Splits, bounds and state (in the evaluating engine's dtype: the state is the largest
+    thing repeated here) of the B*k*2 children, ordered (domain, candidate, sign)."""
     b, k = node_pos.shape
     rep = 2 * k
     signs = torch.tensor([1, -1], dtype=torch.int8).repeat(b * k)
@@ -92,7 +98,8 @@ def _children(
     )
     rows = torch.arange(b * rep)
     splits: dict[int, torch.Tensor] = {}
-    betas = {r: v.repeat_interleave(rep, 0).clone() for r, v in fb.state.betas.items()}
+    # (repeat_interleave copies: the children's betas can be written in place)
+    betas = {r: v.to(dtype).repeat_interleave(rep, 0) for r, v in fb.state.betas.items()}
     for p, r in enumerate(keys):
         base = fb.splits.get(r)
         s = (
@@ -110,7 +117,7 @@ def _children(
         j: (lo.repeat_interleave(rep, 0), hi.repeat_interleave(rep, 0))
         for j, (lo, hi) in fb.pre.items()
     }
-    alphas = {r: v.repeat_interleave(rep, 0) for r, v in fb.state.alphas.items()}
+    alphas = {r: v.to(dtype).repeat_interleave(rep, 0) for r, v in fb.state.alphas.items()}
     return Splits(splits), pre, AlphaState(alphas, betas)
 
 
@@ -118,7 +125,7 @@ def child_scores(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tenso
     """(children's margins (B, k, 2), node position (B, k), neuron (B, k), valid, keys)."""
     keys, node_pos, neuron, valid = _candidates(score, k)
     sizes = [score[r].shape[1] for r in keys]
-    splits, pre, state = _children(fb, keys, node_pos, neuron, sizes)
+    splits, pre, state = _children(fb, keys, node_pos, neuron, sizes, engine.dtype)
     n, rows = node_pos.numel() * 2, fb.C.shape[0]
     chunk = max(1, CHUNK_ELEMS // (rows * max(nd.size for nd in engine.nodes)))
     out = []

@@ -14,10 +14,11 @@ op's relaxation giving its slots, or ``NOT_SUPPORTED``); it agrees with
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import torch
 
@@ -88,9 +89,19 @@ ALPHA: dict[type, Callable[[Any], AlphaSlots | None] | NotSupported] = {
 }
 
 
-def _fits(t: torch.Tensor | None, shape: tuple[int, ...]) -> TypeGuard[torch.Tensor]:
-    """True when a warm-start tensor has the expected shape and is finite."""
-    return t is not None and tuple(t.shape) == shape and bool(torch.isfinite(t).all())
+def _warm(
+    t: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype, low: float, high: float
+) -> torch.Tensor | None:
+    """A warm-start tensor as a fresh (dtype) copy projected onto [low, high], its non-finite
+    entries replaced first (NaN and -inf by 0, +inf by high where finite, else by 0); None when
+    it is absent or of another shape.  One copy and two in-place passes: in FSB's children
+    (domains x candidates x 2, rows, neurons) these tensors are large, and a finiteness check
+    before the copies cost as much as the copies themselves."""
+    if t is None or tuple(t.shape) != shape:
+        return None
+    out = t.to(dtype, copy=True)
+    top = high if math.isfinite(high) else 0.0
+    return out.nan_to_num_(0.0, posinf=top, neginf=0.0).clamp_(low, high)
 
 
 def alpha_slots(engine: Walker, relax: dict) -> dict[int, AlphaSlots]:
@@ -116,13 +127,8 @@ def init_params(
     signs: dict[int, torch.Tensor] = {}
     for r, sl in alpha_slots(engine, relax).items():
         shape = (batch, rows, engine.nodes[r].size)
-        w = state.alphas.get(r)
-        start = (
-            w.to(engine.dtype).clamp(sl.low, sl.high)
-            if _fits(w, shape)
-            else sl.default.unsqueeze(1).expand(shape)
-        )
-        alphas[r] = start.clone()
+        start = _warm(state.alphas.get(r), shape, engine.dtype, sl.low, sl.high)
+        alphas[r] = sl.default.unsqueeze(1).expand(shape).clone() if start is None else start
     for r in engine.relu_nodes:
         if r not in relax:
             continue
@@ -130,12 +136,8 @@ def init_params(
         s = splits.relu.get(r) if splits is not None else None
         if s is not None and bool((s != 0).any()):
             signs[r] = s.to(engine.dtype).unsqueeze(1)
-            w = state.betas.get(r)
-            betas[r] = (
-                w.to(engine.dtype).clamp(min=0).clone()
-                if _fits(w, shape)
-                else torch.zeros(shape, dtype=engine.dtype)
-            )
+            start = _warm(state.betas.get(r), shape, engine.dtype, 0.0, math.inf)
+            betas[r] = torch.zeros(shape, dtype=engine.dtype) if start is None else start
     return alphas, betas, signs
 
 

@@ -436,6 +436,40 @@ def test_warm_start_state_select_repeat_and_reuse():
     assert res.x_lb.shape == (3, 4, graph.n_inputs)
 
 
+def test_warm_state_with_non_finite_entries_is_repaired_not_trusted_nor_modified():
+    """NaN / +-inf in a warm alpha/beta state (which the search never writes, but a caller
+    could) give finite bounds below the brute-force minimum, and the caller's tensors are left
+    as they were (the repair works on a copy)."""
+    graph = _tiny()
+    eng = BoundEngine(graph, BoundConfig(alpha_iters=15, beta_lr=0.2))
+    lo, hi = _box(graph, 6, seed=14, eps=0.8)
+    cmat = torch.tensor([[1.0, -1.0], [-1.0, 2.0]], dtype=torch.float64).expand(6, 2, 2)
+    splits = _random_splits(graph, eng.compute(lo, hi, cmat, method="crown"), 6, seed=15)
+    true_min, _ = _split_min(graph, lo, hi, cmat, splits)
+    res = eng.compute(lo, hi, cmat, method="alpha-crown", splits=splits)
+    assert res.state.alphas and res.state.betas
+    poison = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+
+    def poisoned(d: dict) -> dict:
+        out = {}
+        for r, t in d.items():
+            t = t.clone()
+            flat = t.view(-1)
+            flat[: 3 * (flat.numel() // 3)] = poison.repeat(flat.numel() // 3)
+            out[r] = t
+        return out
+
+    bad = AlphaState(poisoned(res.state.alphas), poisoned(res.state.betas))
+    kept = [{r: t.clone() for r, t in d.items()} for d in (bad.alphas, bad.betas)]
+    lb = eng.evaluate(lo, hi, cmat, None, bad, splits)
+    assert bool(torch.isfinite(lb).all()) and bool((lb <= true_min).all())
+    again = eng.compute(lo, hi, cmat, method="alpha-crown", splits=splits, warm=bad)
+    assert bool(torch.isfinite(again.lb).all()) and bool((again.lb <= true_min).all())
+    for d, before in zip((bad.alphas, bad.betas), kept):
+        for r, t in d.items():
+            assert torch.equal(t.nan_to_num(7.0), before[r].nan_to_num(7.0))
+
+
 def test_x_lb_is_in_box_and_attains_linear_bound():
     """x_lb lies in the box and minimises each row's linear lower bound A x + b over it.
 
