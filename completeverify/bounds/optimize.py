@@ -182,7 +182,7 @@ class Adam:
                     m, v = self.moments[id(t)]
                     m.lerp_(g, 1 - self.BETA1)
                     v.mul_(self.BETA2).addcmul_(g, g, value=1 - self.BETA2)
-                    t.addcdiv_(m, (v.sqrt() / c2_sqrt).add_(self.EPS), value=-lr / c1)
+                    t.addcdiv_(m, v.sqrt().div_(c2_sqrt).add_(self.EPS), value=-lr / c1)
 
     def zero_grad(self) -> None:
         """Drop the tensors' gradients."""
