@@ -36,16 +36,51 @@ def child_state(
     old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor, m: int
 ) -> dict[int, torch.Tensor]:
     """A parent's (m, size) float32 warm-start tensors with the rows just optimised (domain b of
-    the batch state ``new``, rows ``rows`` of the m) replaced."""
+    the batch state ``new``, its rows ``rows`` (K,) of the m, a row possibly listed twice)
+    replaced."""
     out = {}
+    whole = rows.numel() == m and bool((rows == torch.arange(m)).all())
     for r, v in new.items():
-        if rows.numel() == m:
+        if whole:
             out[r] = v[b].to(torch.float32).clone()
             continue
         full = old[r].clone() if r in old else torch.zeros(m, v.shape[-1], dtype=torch.float32)
         full[rows] = v[b].to(torch.float32)
         out[r] = full
     return out
+
+
+def row_groups(counts: list[int], max_groups: int = 3, call_share: float = 0.1) -> list[list[int]]:
+    """Split a batch whose domains need counts[i] spec rows each into at most max_groups
+    batches (positions into counts), each bounded for as many rows as its largest domain needs:
+    the split with the least padded work, sum of len(group) x max rows, where each batch after
+    the first costs call_share of the unsplit batch's work (calls have overheads)."""
+    if not counts:
+        return []
+    values = sorted(set(counts))
+    freq = [sum(1 for c in counts if c == v) for v in values]
+    t = len(values)
+    extra = call_share * len(counts) * values[-1]
+    # best[g][j]: least cost of covering values[:j] with g groups; cut[g][j]: where the last starts
+    inf = math.inf
+    best = [[inf] * (t + 1) for _ in range(max_groups + 1)]
+    cut = [[0] * (t + 1) for _ in range(max_groups + 1)]
+    best[0][0] = 0.0
+    for g in range(1, max_groups + 1):
+        for j in range(1, t + 1):
+            n = 0
+            for i in range(j - 1, -1, -1):  # last group: values[i:j]
+                n += freq[i]
+                c = best[g - 1][i] + n * values[j - 1] + (extra if g > 1 else 0.0)
+                if c < best[g][j]:
+                    best[g][j], cut[g][j] = c, i
+    g = min(range(1, max_groups + 1), key=lambda k: best[k][t])
+    bounds, j = [], t
+    while g > 0:
+        i = cut[g][j]
+        bounds.append((values[i], values[j - 1]))
+        j, g = i, g - 1
+    return [[k for k, c in enumerate(counts) if a <= c <= b] for a, b in reversed(bounds)]
 
 
 @dataclass

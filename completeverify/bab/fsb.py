@@ -37,11 +37,12 @@ CHUNK_ELEMS = 10_000_000  # children x rows x widest node per evaluate call (mem
 class FsbBatch:
     """What FSB needs of a batch of B open domains.
 
-    lo, hi: (1, n_in) input box; C: (R, n_out) the spec rows being searched (``rows`` of the
-    m rows of all polytopes); c0: (R,) their offsets; pre: node -> (lower, upper) each (B, size)
-    after bounding; splits: relu node -> int8 (B, size); state: the optimised alphas/betas, each
-    (B, R, size); lb: (B, m) the domains' row bounds; open: (B, P) their polytopes not yet
-    excluded; slices: each polytope's rows among the m.
+    lo, hi: (1, n_in) input box; C: (B, R, n_out) each domain's spec rows being searched
+    (``rows`` (B, R) of the m rows of all polytopes, a row possibly listed twice); c0: (B, R)
+    their offsets; pre: node -> (lower, upper) each (B, size) after bounding; splits: relu node
+    -> int8 (B, size); state: the optimised alphas/betas, each (B, R, size); lb: (B, m) the
+    domains' row bounds; open: (B, P) their polytopes not yet excluded; slices: each polytope's
+    rows among the m.
     """
 
     lo: torch.Tensor
@@ -60,8 +61,9 @@ class FsbBatch:
 def margins(fb: FsbBatch, child: torch.Tensor) -> torch.Tensor:
     """Children's row bounds (B, k, 2, R) -> their worst margin over the open polytopes (B, k, 2);
     a child keeps every row bound of its parent."""
-    full = fb.lb[:, None, None, :].expand(-1, *child.shape[1:3], -1).clone()
-    full[..., fb.rows] = torch.maximum(full[..., fb.rows], child)
+    full = fb.lb[:, None, None, :].expand(-1, *child.shape[1:3], -1)
+    at = fb.rows[:, None, None, :].expand(-1, *child.shape[1:3], -1)
+    full = full.scatter_reduce(-1, at, child, "amax", include_self=True)
     marg = torch.stack([full[..., s].amax(-1) for s in fb.slices], -1)
     return torch.where(fb.open[:, None, None, :], marg, math.inf).amin(-1)
 
@@ -126,7 +128,9 @@ def child_scores(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tenso
     keys, node_pos, neuron, valid = _candidates(score, k)
     sizes = [score[r].shape[1] for r in keys]
     splits, pre, state = _children(fb, keys, node_pos, neuron, sizes, engine.dtype)
-    n, rows = node_pos.numel() * 2, fb.C.shape[0]
+    n, rows = node_pos.numel() * 2, fb.C.shape[1]
+    rep = n // max(1, node_pos.shape[0])  # children per domain
+    C, c0 = fb.C.repeat_interleave(rep, 0), fb.c0.repeat_interleave(rep, 0)
     chunk = max(1, CHUNK_ELEMS // (rows * max(nd.size for nd in engine.nodes)))
     out = []
     for start in range(0, n, chunk):
@@ -135,8 +139,8 @@ def child_scores(engine: BoundEngine, fb: FsbBatch, score: dict[int, torch.Tenso
             engine.evaluate(
                 fb.lo.expand(idx.numel(), -1),
                 fb.hi.expand(idx.numel(), -1),
-                fb.C[None].expand(idx.numel(), -1, -1),
-                fb.c0[None].expand(idx.numel(), -1),
+                C[idx],
+                c0[idx],
                 state.select(idx),
                 splits.select(idx),
                 {j: (lo[idx], hi[idx]) for j, (lo, hi) in pre.items()},

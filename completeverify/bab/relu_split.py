@@ -4,6 +4,8 @@ A sub-domain is the input box plus sign constraints on some ReLU pre-activations
 wait in a priority queue, worst lower bound first (best-first) or deepest first once the queue
 outgrows its memory budget; they are popped in batches so that one BoundEngine.compute call
 (beta-CROWN, warm-started from each parent's alpha/beta and intermediate bounds) serves many.
+Each domain is bounded only for the spec rows of the polytopes still open on it; a batch whose
+domains need different numbers of rows is bounded in up to three calls (domains.row_groups).
 A sub-domain is closed when some spec row has a positive lower bound, when its split
 constraints contradict its intermediate bounds, or by an exact LP/MILP once no free unstable
 ReLU is left (completeness never rests on bounds alone).  The minimisers of the linear lower
@@ -28,7 +30,7 @@ from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from . import prefix_refine
 from .branching import choose, resolve, scores
-from .domains import Domain, DomainQueue, child_state, stack_state
+from .domains import Domain, DomainQueue, child_state, row_groups, stack_state
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
 from .progress import BoundTrend, Stall, fitting_batch
@@ -42,6 +44,11 @@ Box = tuple[torch.Tensor, torch.Tensor]
 LOG_EVERY_S = 2.0
 SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
+
+
+def _gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` (B, K) of each domain's (B, m, size) warm-start tensor: (B, K, size)."""
+    return t.gather(1, rows[:, :, None].expand(-1, -1, t.shape[2]))
 
 
 class _Search:
@@ -65,6 +72,7 @@ class _Search:
             slices.append(slice(start, start + int(p.C.shape[0])))
             start += int(p.C.shape[0])
         self.slices = tuple(slices)
+        self.poly_rows = [s.stop - s.start for s in self.slices]
         self.C = torch.as_tensor(
             np.concatenate(
                 [
@@ -103,9 +111,21 @@ class _Search:
         self.checks = PairChecks(run, case_index, self.polys, self.C, self.d, self.slices, deadline)
 
     # ------------------------------------------------------------------ bounding
+    def open_rows(self, open_: torch.Tensor) -> torch.Tensor:
+        """Per domain the spec rows of its open polytopes, (B, K) for open_ (B, P): K is the
+        most any domain has, and shorter lists repeat their first row (a domain with every
+        polytope open, as the search starts, gets 0..m-1)."""
+        mask = torch.zeros(open_.shape[0], self.m, dtype=torch.bool)
+        for p, s_ in enumerate(self.slices):
+            mask[:, s_] = open_[:, p : p + 1]
+        counts = mask.sum(1)
+        k = max(1, int(counts.max()))
+        idx = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+        return torch.where(torch.arange(k)[None] < counts[:, None], idx, idx[:, :1])
+
     def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
-        """beta-CROWN on a batch of domains for the spec rows ``rows`` (warm-started); the
-        BoundResult."""
+        """beta-CROWN on a batch of domains, each for its spec rows ``rows`` (B, K) (warm-started);
+        the BoundResult, its row bounds (B, K) in that order."""
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
         split_keys = sorted({r for d in doms for r in d.splits})
@@ -127,8 +147,14 @@ class _Search:
             for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})
         }
         warm = AlphaState(
-            {r: a[:, rows] for r, a in stack_state(doms, "alphas", self.m, self.sizes).items()},
-            {r: v[:, rows] for r, v in stack_state(doms, "betas", self.m, self.sizes).items()},
+            {
+                r: _gather_rows(a, rows)
+                for r, a in stack_state(doms, "alphas", self.m, self.sizes).items()
+            },
+            {
+                r: _gather_rows(v, rows)
+                for r, v in stack_state(doms, "betas", self.m, self.sizes).items()
+            },
         )
         engine = self.root_engine if root else self.engine
         refine = Refinement()
@@ -167,20 +193,15 @@ class _Search:
         """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a
         verdict."""
         open_in = torch.stack([d.open for d in doms])  # (B, P)
-        live = open_in.any(0)
-        rows = torch.cat(
-            [torch.arange(self.m)[s] for p, s in enumerate(self.slices) if bool(live[p])]
-        )
+        rows = self.open_rows(open_in)  # (B, K): no work on the rows of excluded polytopes
         res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
             self.root_pre = pre_to_numpy(res.pre, 0)
         inherited = torch.stack([d.lb for d in doms])
         new = torch.where(torch.isfinite(res.lb), res.lb, torch.full_like(res.lb, -math.inf))
-        lb = inherited.clone()
-        lb[:, rows] = torch.maximum(
-            new, inherited[:, rows]
-        )  # a sub-domain keeps every bound of its ancestors
+        # a sub-domain keeps every bound of its ancestors (a row listed twice: the larger bound)
+        lb = inherited.scatter_reduce(1, rows, new, "amax", include_self=True)
         empty = torch.zeros(len(doms), dtype=torch.bool)
         for lo_j, hi_j in res.pre.values():
             empty |= (lo_j > hi_j).any(1)
@@ -224,7 +245,7 @@ class _Search:
             )
         best_row = masked.argmax(1)
         picks = self.branch(
-            pre_open, split_open, best_row, rows, res.state, sel, lb[sel], still[sel]
+            pre_open, split_open, best_row, rows[sel], res.state, sel, lb[sel], still[sel]
         )
         state = res.state or AlphaState()
         for pos, b in enumerate(open_idx):
@@ -236,8 +257,8 @@ class _Search:
                 if verdict in ("cex", "timeout"):
                     return verdict, cex, open_idx, res.x_lb
                 continue
-            alphas = child_state(parent.alphas, state.alphas, b, rows, self.m)
-            betas = child_state(parent.betas, state.betas, b, rows, self.m)
+            alphas = child_state(parent.alphas, state.alphas, b, rows[b], self.m)
+            betas = child_state(parent.betas, state.betas, b, rows[b], self.m)
             r, k = choice
             for sign in SPLIT_SIGNS:
                 child_splits = dict(parent.splits)
@@ -275,8 +296,9 @@ class _Search:
         """Per open domain sel[i] of the batch the ReLU to split (``self.branching``).
 
         pre, splits: the open domains' bounds and splits; best_row: the row BaBSR scores for;
-        rows: the spec rows bounded in this batch (state holds them, (B_all, R, size)); lb_open
-        (B, m) and still_open (B, P): the open domains' row bounds and open polytopes.
+        rows: (B, R) the spec rows each open domain was bounded for (state holds them, (B_all, R,
+        size)); lb_open (B, m) and still_open (B, P): the open domains' row bounds and open
+        polytopes.
         """
         how = self.branching
         sc = scores(
@@ -505,7 +527,15 @@ class _Search:
                 fitting_batch(self.cfg.batch_size, self.deadline.remaining(), per_domain)
             )
             t_batch = time.monotonic()
-            verdict, cex, open_idx, x_lb = self.process(batch, queue)
+            # domains with fewer polytopes open are bounded for fewer rows: one call per group
+            verdict, cex, open_idx, x_lb = "", None, [], None
+            counts = [sum(n for n, o in zip(self.poly_rows, d.open.tolist()) if o) for d in batch]
+            for group in row_groups(counts):
+                verdict, cex, some, x = self.process([batch[i] for i in group], queue)
+                if verdict:
+                    break
+                if some:  # PGD below starts from one group's minimisers
+                    open_idx, x_lb = some, x
             per_domain = (time.monotonic() - t_batch) / len(batch)
             if verdict:
                 return self.outcome(verdict, cex, f"relu split ({self.done} domains)")

@@ -365,3 +365,43 @@ def test_fsb_ranks_a_candidate_by_its_better_child(monkeypatch):
     monkeypatch.setattr(fsb, "child_scores", lambda *a: (margins, node_pos, neuron, valid, [7]))
     picks = fsb.fsb_choose(None, None, {7: torch.zeros(3, 3)}, 3)
     assert picks == [(7, 1), (7, 1), (7, 1)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gaps", [(-0.3, -0.02, -0.02), (-0.3, -0.02, 0.02), (0.02, -0.3, -0.02)])
+def test_joint_search_with_polytopes_of_different_sizes_agrees(seed, gaps, monkeypatch):
+    """A two-row polytope and two one-row ones searched together: domains are bounded only for
+    the rows of their open polytopes (bab/relu_split.open_rows), so batches mix domains of one to
+    four rows; the verdict is the oracle's either way, and some batch skipped excluded rows."""
+    from completeverify.bounds.mixed import MixedPrecision
+
+    widths: list[int] = []
+    compute = MixedPrecision.compute
+
+    def spy(self, lower, upper, C, *args, **kwargs):
+        widths.append(int(C.shape[-2]))
+        return compute(self, lower, upper, C, *args, **kwargs)
+
+    monkeypatch.setattr(MixedPrecision, "compute", spy)
+    layers, lower, upper, C, m_both = instance(seed, 2)
+    mins = row_minima(seed)
+    polys = [
+        (C, np.full(2, m_both + gaps[0])),  # reachable iff min max(C y) <= m_both + gap
+        (C[:1], np.array([mins[0] + gaps[1]])),
+        (C[1:], np.array([mins[1] + gaps[2]])),
+    ]
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, len(lower))))
+    bab = BabConfig(race_milp=False, prefix_layers=0)
+    run = search_context(net, lower, upper, polys, bab)
+    out = rs.relu_split_joint(run, 0, [0, 1, 2], None, run.deadline)
+    if all(g < 0 for g in gaps):
+        assert out.verdict == BabVerdict.PROVEN, (out.verdict, out.note)
+    else:
+        assert out.verdict == BabVerdict.FALSIFIED, (out.verdict, out.note)
+        x = np.asarray(out.counterexample.input, dtype=np.float64).reshape(-1)
+        assert np.all(x >= lower) and np.all(x <= upper)
+        k = out.counterexample.polytope
+        y = forward_np(layers, x)
+        assert gaps[k] >= 0 and np.all(polys[k][0] @ y <= polys[k][1] + 1e-6), (k, gaps)
+    if seed == 0 and all(g < 0 for g in gaps):
+        assert min(widths) < 4, widths  # the easy polytope closed first: fewer rows after

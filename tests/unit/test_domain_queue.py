@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from completeverify.bab.domains import Domain, DomainQueue
+from completeverify.bab.domains import Domain, DomainQueue, row_groups
 
 SLICES = (slice(0, 1), slice(1, 2))
 
@@ -85,3 +86,28 @@ def test_numpy_bounds_round_trip_and_tighten_without_mutating():
     out = tightened(pre, by)
     assert out[2][0].tolist() == [-0.5, -2.0] and out[2][1].tolist() == [1.0, 0.25]
     assert set(out) == {2} and pre[2][0].tolist() == [-1.0, -2.0]
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [[9] * 40, [1] * 200 + [2] * 50 + [9] * 6, [1, 2, 3, 4, 5, 6, 7, 8, 9] * 28, [3, 1, 3, 2, 1]],
+)
+def test_row_groups_cover_the_batch_once_and_never_cost_more(counts):
+    """Each domain lands in exactly one group, groups are ranges of row counts, at most three,
+    and the padded work (domains x most rows of the group) is never above one batch's."""
+    groups = row_groups(counts)
+    assert 1 <= len(groups) <= 3
+    assert sorted(i for g in groups for i in g) == list(range(len(counts)))
+    ranges = [(min(counts[i] for i in g), max(counts[i] for i in g)) for g in groups]
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    work = sum(len(g) * hi for g, (_, hi) in zip(groups, ranges))
+    assert work <= len(counts) * max(counts)
+    if len(set(counts)) == 1:
+        assert len(groups) == 1
+
+
+def test_row_groups_split_off_the_few_wide_domains():
+    counts = [1] * 250 + [9] * 6
+    groups = row_groups(counts)
+    assert [len(g) for g in groups] == [250, 6]
+    assert row_groups([]) == []
