@@ -333,6 +333,7 @@ class BoundEngine:
         need_ub: bool = False,
         deadline: float | None = None,
         refine: Refinement = Refinement(),
+        crown_start: bool = True,
     ) -> BoundResult:
         """Bounds of C @ y + c0 over the boxes [lower, upper] (B, n_in); see BoundResult for shapes.
 
@@ -340,7 +341,10 @@ class BoundEngine:
         "alpha-crown" (with splits: beta-CROWN).  pre: intermediate bounds that are only ever
         tightened.  warm: an AlphaState from an earlier call.  deadline: time.monotonic() value
         after which alpha/beta optimisation stops.  refine: which intermediate bounds are
-        recomputed by CROWN (see Refinement).
+        recomputed by CROWN (see Refinement).  crown_start: "alpha-crown" first bounds at the
+        CROWN slopes too (a floor under the optimised bound, and the walk coeffs and linear come
+        from); False skips that walk where a warm state starts the search and only the state
+        found matters (coeffs and linear are then None; box inputs only, else ignored).
         """
         if method not in METHODS:
             raise ModelError(f"unknown bound method '{method}' (expected one of {METHODS})")
@@ -369,6 +373,15 @@ class BoundEngine:
             linear = None
             if method == "ibp":
                 lb = ibp_lb
+            elif method == "alpha-crown" and not crown_start and self.input_set is None:
+                rows = cmat.shape[1]
+                lb0 = torch.full((batch, rows), float("-inf"), dtype=self.dtype)
+                x0 = lo.unsqueeze(1).expand(-1, rows, -1).clone()
+                lb, x, state = self._optimize(
+                    lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline
+                )
+                lb = torch.maximum(lb, ibp_lb)
+                x_lb = x[:, :m]
             else:
                 a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax)
                 coeffs = a0[:, :m]

@@ -28,6 +28,11 @@ from .engine import BoundEngine
 from .types import AlphaState, BoundResult, Refinement, Splits
 
 
+def _has_state(warm: object | None) -> bool:
+    """Whether warm is an AlphaState with some alpha or beta in it."""
+    return isinstance(warm, AlphaState) and bool(warm.alphas or warm.betas)
+
+
 class MixedPrecision:
     """alpha/beta-CROWN with the parameter search in float32 and the bound in float64.
 
@@ -78,6 +83,10 @@ class MixedPrecision:
             warm=warm,
             deadline=deadline,
             refine=keep,
+            # the float32 bound itself is not used (the float64 pass below bounds at the state
+            # found, and the optimisation starts from the warm state anyway): without a warm
+            # state the CROWN slopes start it, with one they would only cost a walk
+            crown_start=not _has_state(warm),
         )
         lb = res64.lb
         state = res32.state

@@ -180,3 +180,38 @@ def test_root_pre_in_float32_contains_samples_and_matches_float64(seed):
         assert torch.allclose(a_lo, r_lo, atol=1e-4) and torch.allclose(a_hi, r_hi, atol=1e-4)
         tighter += int((a_lo > c_lo + 1e-6).sum() + (a_hi < c_hi - 1e-6).sum())
     assert tighter > 0  # the search did something, so the comparison means something
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_warm_started_search_skips_the_crown_walk_and_stays_sound(seed, monkeypatch):
+    """With a warm state the float32 search starts from it, without a CROWN walk first: the
+    bound is still below the exact minimum, at least the float64 bound at the warm state itself,
+    and only the search's walks run (alpha_iters + 1 of them, none without parameters)."""
+    rng = np.random.default_rng(40 + seed)
+    layers = random_mlp(rng, [3, 6, 5, 2])
+    net = cv.load_onnx(mlp_onnx(layers, input_shape=(1, 3)))
+    lower, upper = -np.ones(3) * 0.9, np.ones(3) * 0.9
+    lo, hi = torch.as_tensor(lower)[None], torch.as_tensor(upper)[None]
+    C = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    e64, mixed = _engines(net)
+    warm = e64.compute(lo, hi, C, method="alpha-crown").state
+    assert warm is not None and warm.alphas
+    at_warm = e64.evaluate(lo, hi, C, None, warm)
+    walks: list[bool] = []
+    real = mixed.engine32.walk
+
+    def count(j, cmat, cvec, relax, alphas=None, beta_terms=None, **kw):
+        walks.append(alphas is not None)
+        return real(j, cmat, cvec, relax, alphas, beta_terms, **kw)
+
+    monkeypatch.setattr(mixed.engine32, "walk", count)
+    got = mixed.compute(lo, hi, C, warm=warm)
+    assert walks and all(walks) and len(walks) == mixed.engine32.config.alpha_iters + 1
+    assert float(got.lb[0, 0]) >= float(at_warm[0, 0]) - 1e-9
+    assert float(got.lb[0, 0]) <= exact_min(layers, lower, upper, [(C.numpy(), np.zeros(1))])
+    assert got.x_lb is not None and bool(
+        ((got.x_lb >= lo - 1e-12) & (got.x_lb <= hi + 1e-12)).all()
+    )
+    walks.clear()
+    mixed.compute(lo, hi, C)  # without a warm state the CROWN slopes start the search
+    assert not walks[0] and len(walks) == mixed.engine32.config.alpha_iters + 2
