@@ -342,8 +342,8 @@ class BoundEngine:
         tightened.  warm: an AlphaState from an earlier call.  deadline: time.monotonic() value
         after which alpha/beta optimisation stops.  refine: which intermediate bounds are
         recomputed by CROWN (see Refinement).  crown_start: "alpha-crown" first bounds at the
-        CROWN slopes too (a floor under the optimised bound, and the walk coeffs and linear come
-        from); False skips that walk where a warm state starts the search and only the state
+        CROWN slopes too (a floor under the optimised bound; coeffs and linear come from that
+        walk); False skips that walk where a warm state starts the search and only the state
         found matters (coeffs and linear are then None; box inputs only, else ignored).
         """
         if method not in METHODS:
