@@ -32,6 +32,40 @@ def stack_state(
     return out
 
 
+def stack_splits(doms: list[Domain], sizes: list[int]) -> dict[int, torch.Tensor]:
+    """Batch the domains' split signs: relu node -> int8 (B, size), zeros where a domain has no
+    split at that node.  sizes: every graph node's size."""
+    out = {}
+    for r in sorted({r for d in doms for r in d.splits}):
+        zero = torch.zeros(sizes[r], dtype=torch.int8)
+        out[r] = torch.stack([d.splits.get(r, zero) for d in doms])
+    return out
+
+
+def open_row_mask(open_: torch.Tensor, slices: tuple[slice, ...], m: int) -> torch.Tensor:
+    """(B, m) bool: the spec rows of each domain's open polytopes, for open_ (B, P)."""
+    mask = torch.zeros(open_.shape[0], m, dtype=torch.bool)
+    for p, s in enumerate(slices):
+        mask[:, s] = open_[:, p : p + 1]
+    return mask
+
+
+def open_rows(open_: torch.Tensor, slices: tuple[slice, ...], m: int) -> torch.Tensor:
+    """Per domain the spec rows of its open polytopes, (B, K) for open_ (B, P): K is the most any
+    domain has, and shorter lists repeat their first row (a domain with every polytope open, as
+    a search starts, gets 0..m-1)."""
+    mask = open_row_mask(open_, slices, m)
+    counts = mask.sum(1)
+    k = max(1, int(counts.max()))
+    idx = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+    return torch.where(torch.arange(k)[None] < counts[:, None], idx, idx[:, :1])
+
+
+def gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` (B, K) of each domain's (B, m, size) warm-start tensor: (B, K, size)."""
+    return t.gather(1, rows[:, :, None].expand(-1, -1, t.shape[2]))
+
+
 def child_state(
     old: dict[int, torch.Tensor], new: dict[int, torch.Tensor], b: int, rows: torch.Tensor, m: int
 ) -> dict[int, torch.Tensor]:

@@ -30,7 +30,17 @@ from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
 from . import prefix_refine
 from .branching import choose, resolve, scores
-from .domains import Domain, DomainQueue, child_state, row_groups, stack_state
+from .domains import (
+    Domain,
+    DomainQueue,
+    child_state,
+    gather_rows,
+    open_row_mask,
+    open_rows,
+    row_groups,
+    stack_splits,
+    stack_state,
+)
 from .fsb import FsbBatch, fsb_choose
 from .pair_checks import PairChecks
 from .progress import BoundTrend, Stall, fitting_batch
@@ -44,11 +54,6 @@ Box = tuple[torch.Tensor, torch.Tensor]
 LOG_EVERY_S = 2.0
 SPLIT_SIGNS = (1, -1)  # the two children of a split: pre-activation >= 0, <= 0
 ROOT_PRE_SHARE = 0.25  # at most this share of the remaining time for the root intermediate bounds
-
-
-def _gather_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows ``rows`` (B, K) of each domain's (B, m, size) warm-start tensor: (B, K, size)."""
-    return t.gather(1, rows[:, :, None].expand(-1, -1, t.shape[2]))
 
 
 class _Search:
@@ -72,7 +77,6 @@ class _Search:
             slices.append(slice(start, start + int(p.C.shape[0])))
             start += int(p.C.shape[0])
         self.slices = tuple(slices)
-        self.poly_rows = [s.stop - s.start for s in self.slices]
         self.C = torch.as_tensor(
             np.concatenate(
                 [
@@ -111,48 +115,23 @@ class _Search:
         self.checks = PairChecks(run, case_index, self.polys, self.C, self.d, self.slices, deadline)
 
     # ------------------------------------------------------------------ bounding
-    def open_rows(self, open_: torch.Tensor) -> torch.Tensor:
-        """Per domain the spec rows of its open polytopes, (B, K) for open_ (B, P): K is the
-        most any domain has, and shorter lists repeat their first row (a domain with every
-        polytope open, as the search starts, gets 0..m-1)."""
-        mask = torch.zeros(open_.shape[0], self.m, dtype=torch.bool)
-        for p, s_ in enumerate(self.slices):
-            mask[:, s_] = open_[:, p : p + 1]
-        counts = mask.sum(1)
-        k = max(1, int(counts.max()))
-        idx = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
-        return torch.where(torch.arange(k)[None] < counts[:, None], idx, idx[:, :1])
-
     def bound(self, doms: list[Domain], rows: torch.Tensor, root: bool = False):
         """beta-CROWN on a batch of domains, each for its spec rows ``rows`` (B, K) (warm-started);
         the BoundResult, its row bounds (B, K) in that order."""
         b = len(doms)
         lo, hi = self.lo.expand(b, -1), self.hi.expand(b, -1)
-        split_keys = sorted({r for d in doms for r in d.splits})
-        splits = Splits(
-            {
-                r: torch.stack(
-                    [
-                        d.splits[r]
-                        if r in d.splits
-                        else torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)
-                        for d in doms
-                    ]
-                )
-                for r in split_keys
-            }
-        )
+        splits = Splits(stack_splits(doms, self.sizes))
         pre = {
             j: (torch.stack([d.pre[j][0] for d in doms]), torch.stack([d.pre[j][1] for d in doms]))
             for j in (doms[0].pre if all(set(d.pre) == set(doms[0].pre) for d in doms) else {})
         }
         warm = AlphaState(
             {
-                r: _gather_rows(a, rows)
+                r: gather_rows(a, rows)
                 for r, a in stack_state(doms, "alphas", self.m, self.sizes).items()
             },
             {
-                r: _gather_rows(v, rows)
+                r: gather_rows(v, rows)
                 for r, v in stack_state(doms, "betas", self.m, self.sizes).items()
             },
         )
@@ -193,7 +172,8 @@ class _Search:
         """Bound a batch, close what it can, branch the rest; ('', None, open idx, x_lb) or a
         verdict."""
         open_in = torch.stack([d.open for d in doms])  # (B, P)
-        rows = self.open_rows(open_in)  # (B, K): no work on the rows of excluded polytopes
+        # (B, K): no work on the rows of excluded polytopes
+        rows = open_rows(open_in, self.slices, self.m)
         res = self.bound(doms, rows, root)
         self.done += len(doms)
         if root:
@@ -217,17 +197,7 @@ class _Search:
             return "cex", cex, open_idx, res.x_lb
         sel = torch.tensor(open_idx)
         pre_open = {j: (lo[sel], hi[sel]) for j, (lo, hi) in res.pre.items()}
-        split_open = {
-            r: torch.stack(
-                [
-                    doms[b].splits[r]
-                    if r in doms[b].splits
-                    else torch.zeros(self.graph.nodes[r].size, dtype=torch.int8)
-                    for b in open_idx
-                ]
-            )
-            for r in {r for b in open_idx for r in doms[b].splits}
-        }
+        split_open = stack_splits([doms[b] for b in open_idx], self.sizes)
         # branch for the worst open polytope of each domain, scored with its most promising row
         marg = torch.where(
             still[sel],
@@ -529,7 +499,8 @@ class _Search:
             t_batch = time.monotonic()
             # domains with fewer polytopes open are bounded for fewer rows: one call per group
             verdict, cex, open_idx, x_lb = "", None, [], None
-            counts = [sum(n for n, o in zip(self.poly_rows, d.open.tolist()) if o) for d in batch]
+            opens = torch.stack([d.open for d in batch])
+            counts = open_row_mask(opens, self.slices, self.m).sum(1).tolist()
             for group in row_groups(counts):
                 verdict, cex, some, x = self.process([batch[i] for i in group], queue)
                 if verdict:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from completeverify.bab.domains import Domain, DomainQueue, row_groups
+from completeverify.bab.domains import Domain, DomainQueue, open_rows, row_groups, stack_splits
 
 SLICES = (slice(0, 1), slice(1, 2))
 
@@ -111,3 +111,21 @@ def test_row_groups_split_off_the_few_wide_domains():
     groups = row_groups(counts)
     assert [len(g) for g in groups] == [250, 6]
     assert row_groups([]) == []
+
+
+def test_open_rows_lists_each_domains_rows_padded_with_its_first():
+    slices = (slice(0, 2), slice(2, 3), slice(3, 6))
+    open_ = torch.tensor([[True, False, True], [False, True, False], [True, True, True]])
+    rows = open_rows(open_, slices, 6)
+    assert rows.tolist() == [[0, 1, 3, 4, 5, 0], [2, 2, 2, 2, 2, 2], [0, 1, 2, 3, 4, 5]]
+
+
+def test_stack_splits_fills_missing_nodes_with_zeros():
+    def dom(splits):
+        return Domain(torch.zeros(1), 0, splits, {}, {}, {}, torch.ones(1, dtype=torch.bool), ())
+
+    a = dom({1: torch.tensor([1, 0, -1], dtype=torch.int8)})
+    b = dom({3: torch.tensor([0, 1], dtype=torch.int8)})
+    out = stack_splits([a, b], [0, 3, 0, 2])
+    assert list(out) == [1, 3]
+    assert out[1].tolist() == [[1, 0, -1], [0, 0, 0]] and out[3].tolist() == [[0, 0], [0, 1]]
