@@ -29,9 +29,10 @@ import torch
 from ..errors import InternalError, ModelError
 from ..graph import ACTIVATION_OPS, Graph, Input, Linear
 from .backward import BACKWARD, concretize
+from .cuts import CUT_KEY, BatchCuts
 from .interval import IBP, Box
-from .optimize import beta_terms, init_params, optimize_alpha_beta
-from .relax import RELAX, Relaxation
+from .optimize import init_params, optimize_alpha_beta, walk_with_cuts
+from .relax import RELAX, Relaxation, ReluRelax
 from .types import AlphaState, BoundConfig, BoundResult, Refinement, Splits
 
 ACTIVATIONS = ACTIVATION_OPS  # the ops with caps.activation (relaxed by a RELAX row)
@@ -261,6 +262,8 @@ class BoundEngine:
         alphas: dict[int, torch.Tensor] | None = None,
         beta_terms: dict[int, torch.Tensor] | None = None,
         record: dict[int, torch.Tensor] | None = None,
+        extra: dict[int, torch.Tensor] | None = None,
+        z_terms: dict[int, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias).
 
@@ -269,19 +272,32 @@ class BoundEngine:
         ``relax_node``); affine nodes use their BACKWARD row.  alphas: node -> lower slopes
         (B, M, size) for the nodes with an ALPHA row; beta_terms: node -> coefficients (B, M, size)
         added on a split node's input.  record: if given, receives the coefficient matrix
-        reaching each activation's output.  Returns (A0 (B, M, n_in), bias (B, M)).
+        reaching each activation's output.  extra: node -> coefficients (B, M, size) added on
+        that node's value; z_terms: ReLU node -> coefficients (B, M, size) on its indicators
+        (both from cutting planes, bounds/cuts.py).  Returns (A0 (B, M, n_in), bias (B, M)).
         """
         acc: dict[int, torch.Tensor] = {start: a}
+        for k, ek in (extra or {}).items():
+            acc[k] = acc[k] + ek if k in acc else ek
         alphas = alphas or {}
         beta_terms = beta_terms or {}
+        z_terms = z_terms or {}
         for i in range(start, 0, -1):
             ai = acc.pop(i, None)
             if ai is None:
-                continue
+                if i not in z_terms:
+                    continue
+                ai = torch.zeros_like(z_terms[i])
             if record is not None and i in relax:
                 record[i] = ai
             b: torch.Tensor | None
-            if i in relax:
+            if i in z_terms:
+                rx = relax.get(i)
+                if type(rx) is not ReluRelax:  # indicators are those of the ReLU's big-M MILP
+                    raise InternalError(f"indicator terms on node {i}, which is not a ReLU")
+                a_in, b = rx.backward(ai, alphas.get(i), beta_terms.get(i), z_terms[i])
+                outs = [a_in]
+            elif i in relax:
                 a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))
                 outs = [a_in]
             else:
@@ -334,6 +350,7 @@ class BoundEngine:
         deadline: float | None = None,
         refine: Refinement = Refinement(),
         crown_start: bool = True,
+        cuts: BatchCuts | None = None,
     ) -> BoundResult:
         """Bounds of C @ y + c0 over the boxes [lower, upper] (B, n_in); see BoundResult for shapes.
 
@@ -345,9 +362,14 @@ class BoundEngine:
         CROWN slopes too (a floor under the optimised bound; coeffs and linear come from that
         walk); False skips that walk where a warm state starts the search and only the state
         found matters (coeffs and linear are then None; box inputs only, else ignored).
+        cuts: cutting planes that hold at every point the rows are about (bounds/cuts.py), used
+        by "alpha-crown" with their multipliers searched too; not with need_ub (the cuts say
+        nothing about the upper-bound rows).
         """
         if method not in METHODS:
             raise ModelError(f"unknown bound method '{method}' (expected one of {METHODS})")
+        if cuts is not None and need_ub:
+            raise ModelError("cutting planes bound the given rows only: not with need_ub")
         with self._grad_mode():
             lo, hi = self._box(lower, upper)
             batch = lo.shape[0]
@@ -378,7 +400,7 @@ class BoundEngine:
                 lb0 = torch.full((batch, rows), float("-inf"), dtype=self.dtype)
                 x0 = lo.unsqueeze(1).expand(-1, rows, -1).clone()
                 lb, x, state = self._optimize(
-                    lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline
+                    lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts
                 )
                 lb = torch.maximum(lb, ibp_lb)
                 x_lb = x[:, :m]
@@ -389,7 +411,7 @@ class BoundEngine:
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
                     lb, x, state = self._optimize(
-                        lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline
+                        lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline, cuts
                     )
                 lb = torch.maximum(self._set_bound(a0, bias, lb), ibp_lb)
                 x_lb = x[:, :m]
@@ -439,10 +461,13 @@ class BoundEngine:
         lb0: torch.Tensor,
         x0: torch.Tensor,
         deadline: float | None,
+        cuts: BatchCuts | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
         """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per
         row."""
-        return optimize_alpha_beta(self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline)
+        return optimize_alpha_beta(
+            self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts
+        )
 
     def evaluate(
         self,
@@ -454,9 +479,10 @@ class BoundEngine:
         splits: Splits | None = None,
         pre: dict | None = None,
         refine: Refinement = Refinement(),
+        cuts: BatchCuts | None = None,
     ) -> torch.Tensor:
-        """Lower bound (B, m) at exactly the given alpha/beta (no optimisation, no max with
-        CROWN)."""
+        """Lower bound (B, m) at exactly the given alpha/beta (and cut multipliers, with cuts; no
+        optimisation, no max with CROWN)."""
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
@@ -464,9 +490,11 @@ class BoundEngine:
             alphas, betas, signs = init_params(
                 self, relax, splits, state, cmat.shape[1], lo.shape[0]
             )
-            a0, bias = self.walk(
-                len(self.nodes) - 1, cmat, cvec, relax, alphas, beta_terms(betas, signs)
-            )
+            mu = state.betas.get(CUT_KEY)
+            if cuts is not None and mu is not None:
+                if tuple(mu.shape) == (lo.shape[0], cmat.shape[1], cuts.cuts.size):
+                    betas[CUT_KEY] = mu.to(self.dtype).nan_to_num(0.0).clamp(min=0.0)
+            a0, bias = walk_with_cuts(self, cmat, cvec, relax, alphas, betas, signs, cuts)
             lb, _ = concretize(
                 a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False
             )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from .cuts import BatchCuts
 from .engine import BoundEngine
 from .types import AlphaState, BoundResult, Refinement, Splits
 
@@ -45,6 +46,13 @@ class MixedPrecision:
         """Keep the two engines."""
         self.engine64 = engine64
         self.engine32 = engine32
+        self._cut_cache: tuple[object, BatchCuts] | None = None
+
+    def _cuts32(self, cuts: BatchCuts) -> BatchCuts:
+        """cuts in the search's dtype; the converted set is kept while the same set comes."""
+        if self._cut_cache is None or self._cut_cache[0] is not cuts.cuts:
+            self._cut_cache = (cuts.cuts, BatchCuts(cuts.cuts.to(self.engine32.dtype)))
+        return BatchCuts(self._cut_cache[1].cuts, cuts.mask)
 
     def compute(
         self,
@@ -57,8 +65,10 @@ class MixedPrecision:
         warm: object | None = None,
         deadline: float | None = None,
         refine: Refinement = Refinement(),
+        cuts: BatchCuts | None = None,
     ) -> BoundResult:
         """Same result fields as ``BoundEngine.compute(method="alpha-crown")``; see module doc.
+        cuts (float64): cutting planes searched in float32 and evaluated in float64 like the rest.
 
         lb (B, m) float64 sound; pre: float64 intermediate bounds; x_lb (B, m, n_in) and state
         come from the float32 search (heuristics for falsification and warm starts only).
@@ -87,6 +97,7 @@ class MixedPrecision:
             # found, and the optimisation starts from the warm state anyway): without a warm
             # state the CROWN slopes start it, with one they would only cost a walk
             crown_start=not _has_state(warm),
+            cuts=None if cuts is None else self._cuts32(cuts),
         )
         lb = res64.lb
         state = res32.state
@@ -96,7 +107,7 @@ class MixedPrecision:
                 {r: b.to(torch.float64) for r, b in state.betas.items()},
             )
             lb_opt = self.engine64.evaluate(
-                lower, upper, C, c0, state, splits=splits, pre=res64.pre, refine=keep
+                lower, upper, C, c0, state, splits=splits, pre=res64.pre, refine=keep, cuts=cuts
             )
             lb_opt = torch.where(
                 torch.isnan(lb_opt), torch.full_like(lb_opt, float("-inf")), lb_opt

@@ -24,6 +24,7 @@ import torch
 
 from ..graph import NOT_SUPPORTED, LeakyRelu, MaxPool, Node, NotSupported, Relu, Sigmoid, Tanh
 from .backward import concretize
+from .cuts import CUT_KEY, BatchCuts
 from .relax import LeakyReluRelax, ReluRelax
 from .types import AlphaState, BoundConfig, Splits
 
@@ -45,6 +46,8 @@ class Walker(Protocol):
         alphas: dict[int, torch.Tensor] | None = None,
         beta_terms: dict[int, torch.Tensor] | None = None,
         record: dict[int, torch.Tensor] | None = None,
+        extra: dict[int, torch.Tensor] | None = None,
+        z_terms: dict[int, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One backward walk from node start (see BoundEngine.walk)."""
         ...
@@ -141,6 +144,29 @@ def init_params(
     return alphas, betas, signs
 
 
+def walk_with_cuts(
+    engine: Walker,
+    cmat: torch.Tensor,
+    cvec: torch.Tensor,
+    relax: dict,
+    alphas: dict[int, torch.Tensor],
+    betas: dict[int, torch.Tensor],
+    signs: dict[int, torch.Tensor],
+    cuts: BatchCuts | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The final walk with the split terms and, when cuts are given and betas holds their
+    multipliers (betas[CUT_KEY], (B, M, K)), the cut terms (bounds/cuts.py)."""
+    last = len(engine.nodes) - 1
+    mu = betas.get(CUT_KEY)
+    split_b = {r: b for r, b in betas.items() if r != CUT_KEY}
+    if cuts is None or mu is None:
+        return engine.walk(last, cmat, cvec, relax, alphas, beta_terms(split_b, signs))
+    extra, zt, cb = cuts.cuts.terms(cuts.multipliers(mu))
+    return engine.walk(
+        last, cmat, cvec + cb, relax, alphas, beta_terms(split_b, signs), extra=extra, z_terms=zt
+    )
+
+
 def beta_terms(
     betas: dict[int, torch.Tensor], signs: dict[int, torch.Tensor]
 ) -> dict[int, torch.Tensor]:
@@ -207,16 +233,23 @@ def optimize_alpha_beta(
     lb0: torch.Tensor,
     x0: torch.Tensor,
     deadline: float | None,
+    cuts: BatchCuts | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
-    """Maximise the sum of row lower bounds; returns (best lb (B, M), its x (B, M, n), state)."""
+    """Maximise the sum of row lower bounds; returns (best lb (B, M), its x (B, M, n), state).
+
+    cuts: cutting planes whose multipliers (betas[CUT_KEY]) are searched with the others."""
     cfg = engine.config
     batch, rows = cmat.shape[0], cmat.shape[1]
     alphas, betas, signs = init_params(engine, relax, splits, warm, rows, batch)
+    if cuts is not None:
+        shape = (batch, rows, cuts.cuts.size)
+        wst = warm.betas.get(CUT_KEY) if isinstance(warm, AlphaState) else None
+        start = _warm(wst, shape, engine.dtype, 0.0, math.inf)
+        betas[CUT_KEY] = torch.zeros(shape, dtype=engine.dtype) if start is None else start
     slots = alpha_slots(engine, relax)
     best_lb, best_x = lb0.clone(), x0.clone()
     best_a = {r: a.clone() for r, a in alphas.items()}
     best_b = {r: torch.zeros_like(b) for r, b in betas.items()}
-    last = len(engine.nodes) - 1
     if not alphas and not betas:
         return best_lb, best_x, AlphaState(best_a, best_b)
     for t in list(alphas.values()) + list(betas.values()):
@@ -224,12 +257,15 @@ def optimize_alpha_beta(
     groups = []
     if alphas:
         groups.append((list(alphas.values()), cfg.alpha_lr))
-    if betas:
-        groups.append((list(betas.values()), cfg.beta_lr))
+    split_b = [b for r, b in betas.items() if r != CUT_KEY]
+    if split_b:
+        groups.append((split_b, cfg.beta_lr))
+    if CUT_KEY in betas:
+        groups.append(([betas[CUT_KEY]], cfg.cut_lr))
     opt = Adam(groups)
     with torch.enable_grad():
         for it in range(cfg.alpha_iters + 1):
-            a0, bias = engine.walk(last, cmat, cvec, relax, alphas, beta_terms(betas, signs))
+            a0, bias = walk_with_cuts(engine, cmat, cvec, relax, alphas, betas, signs, cuts)
             lb, _ = concretize(a0, bias, lo, hi, cfg.float_rel, cfg.float_abs, want_x=False)
             with torch.no_grad():
                 better = lb.detach() > best_lb

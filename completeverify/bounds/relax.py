@@ -41,6 +41,7 @@ class ReluRelax:
 
     def __init__(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         """Precompute slopes from the input bounds (B, size)."""
+        self.lo, self.hi = lo, hi
         active = lo >= 0
         inactive = (hi <= 0) & ~active
         self.unstable = ~(active | inactive)
@@ -64,14 +65,57 @@ class ReluRelax:
         a: torch.Tensor,
         alpha: torch.Tensor | None = None,
         beta_term: torch.Tensor | None = None,
+        z_term: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A_in, bias); beta_term (B, M, size) is added to the coefficient on the input."""
-        slope = torch.where(a >= 0, self.lower_slope(alpha), self.up_slope.unsqueeze(1))
-        a_in = a * slope
-        bias = (a.clamp(max=0) @ self.up_int.unsqueeze(2)).squeeze(2)
+        """(A_in, bias); beta_term (B, M, size) is added to the coefficient on the input;
+        z_term (B, M, size): coefficients q on the neurons' indicators z (see ``z_backward``)."""
+        if z_term is not None:
+            a_in, bias = self.z_backward(a, z_term, alpha)
+        else:
+            slope = torch.where(a >= 0, self.lower_slope(alpha), self.up_slope.unsqueeze(1))
+            a_in = a * slope
+            bias = (a.clamp(max=0) @ self.up_int.unsqueeze(2)).squeeze(2)
         if beta_term is not None:
             a_in = a_in + beta_term
         return a_in, bias
+
+    def z_backward(
+        self, a: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower line of lam * relu(x) + q * z over x in [l, u], z the neuron's indicator.
+
+        z is 1 where x > 0, 0 where x < 0 and either at x = 0 (the values of the big-M MILP's
+        indicator at the network's points).  With l < 0 < u the hull of those points
+        (x, relu(x), z) has the vertices (l, 0, 0), (0, 0, 0), (0, 0, 1), (u, u, 1), so the
+        minimum over it at a given x is the lower convex envelope of (l, 0), (0, min(0, q)) and
+        (u, lam u + q).  Where that is convex (left slope <= right slope) every slope between
+        the two is a tangent line at 0 (chosen by alpha in [0, 1], which gives alpha * lam when
+        q = 0); otherwise the chord from (l, 0) to (u, lam u + q) is the best line.  l = 0 or
+        u = 0 keep x = 0 where both z are possible; l > 0 and u < 0 are exact.
+        """
+        lo, hi = self.lo.unsqueeze(1), self.hi.unsqueeze(1)
+        m0 = q.clamp(max=0)
+        l_, u_ = lo.clamp(max=0), hi.clamp(min=0)
+        left, right = l_ < 0, u_ > 0
+        both = left & right
+        one = torch.ones_like(lo)
+        zero = torch.zeros_like(a)
+        top = a * u_ + q  # value at (u, u, 1)
+        s_left = torch.where(left, m0 / torch.where(left, -l_, one), zero)
+        s_right = torch.where(right, (top - m0) / torch.where(right, u_, one), zero)
+        convex = s_left <= s_right
+        chord = top / torch.where(both, u_ - l_, one)
+        tangent = s_left + self.lower_slope(alpha) * (s_right - s_left)
+        slope = torch.where(
+            both,
+            torch.where(convex, tangent, chord),
+            torch.where(left, s_left, torch.where(right, s_right, zero)),
+        )
+        icpt = torch.where(both & ~convex, -l_ * chord, m0)
+        pos, neg = lo > 0, hi < 0
+        slope = torch.where(pos, a, torch.where(neg, zero, slope))
+        icpt = torch.where(pos, q, torch.where(neg, zero, icpt))
+        return slope, icpt.sum(2)
 
 
 class LeakyReluRelax(ReluRelax):

@@ -15,6 +15,8 @@ class BoundConfig:
 
     alpha_iters: Adam steps of alpha/beta optimisation ("alpha-crown"; with splits: beta-CROWN).
     alpha_lr / beta_lr: Adam learning rates for the ReLU lower slopes and the split multipliers.
+    cut_lr: Adam learning rate for the multipliers of cutting planes (bounds/cuts.py), which
+        are scaled to a largest coefficient of about 1.
     lr_decay: multiplicative learning-rate decay per step.
     float_rel / float_abs: every computed lower bound is lowered (upper bound raised) by
         float_rel * (|bound| + sum |A| |x|) + float_abs to absorb float64 rounding.
@@ -30,6 +32,7 @@ class BoundConfig:
     alpha_iters: int = 20
     alpha_lr: float = 0.1
     beta_lr: float = 0.05
+    cut_lr: float = 0.01
     lr_decay: float = 0.98
     float_rel: float = 1e-9
     float_abs: float = 1e-12
@@ -40,7 +43,7 @@ class BoundConfig:
 
     def __post_init__(self) -> None:
         """Validate the values once."""
-        if self.alpha_iters < 0 or self.alpha_lr <= 0 or self.beta_lr <= 0:
+        if self.alpha_iters < 0 or min(self.alpha_lr, self.beta_lr, self.cut_lr) <= 0:
             raise ModelError("BoundConfig: alpha_iters must be >= 0 and learning rates > 0")
         if self.float_rel < 0 or self.float_abs < 0 or self.chunk_elems < 1:
             raise ModelError("BoundConfig: float margins must be >= 0 and chunk_elems >= 1")
@@ -113,7 +116,8 @@ class AlphaState:
     """Optimised alpha (ReLU lower slopes) and beta (split multipliers) of a batch.
 
     alphas / betas map a Relu node index to a tensor (B, M, size), M = rows of the bound
-    (m, or 2m when upper bounds were asked).  Batch-indexable so that branch and bound can
+    (m, or 2m when upper bounds were asked); betas[bounds.cuts.CUT_KEY] (B, M, K), when
+    present, holds the multipliers of K cutting planes.  Batch-indexable so that branch and bound can
     hand a parent's state to its children: ``state.select(idx)`` takes the domains idx
     (repeats allowed), ``state.repeat(k)`` tiles the batch k times like Tensor.repeat, and
     ``AlphaState.cat([s1, s2])`` joins batches.  A state whose shapes do not fit a call is
