@@ -117,8 +117,8 @@ class AlphaState:
 
     alphas / betas map a Relu node index to a tensor (B, M, size), M = rows of the bound
     (m, or 2m when upper bounds were asked); betas[bounds.cuts.CUT_KEY] (B, M, K), when
-    present, holds the multipliers of K cutting planes.  Batch-indexable so that branch and bound can
-    hand a parent's state to its children: ``state.select(idx)`` takes the domains idx
+    present, holds the multipliers of K cutting planes.  Batch-indexable so that branch and
+    bound can hand a parent's state to its children: ``state.select(idx)`` takes the domains idx
     (repeats allowed), ``state.repeat(k)`` tiles the batch k times like Tensor.repeat, and
     ``AlphaState.cat([s1, s2])`` joins batches.  A state whose shapes do not fit a call is
     ignored for the nodes that do not fit (the defaults are used there), never trusted blindly.
