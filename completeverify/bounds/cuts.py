@@ -49,30 +49,6 @@ class CutSet:
             self.rhs.to(dtype),
         )
 
-    @staticmethod
-    def cat(sets: "list[CutSet]") -> "CutSet":
-        """The cuts of every set, in order (coefficients absent from a set are 0)."""
-        ks = [s.size for s in sets]
-
-        def join(parts: list[dict[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
-            out: dict[int, torch.Tensor] = {}
-            for n in sorted({n for p in parts for n in p}):
-                width = next(p[n].shape[1] for p in parts if n in p)
-                dtype = next(p[n].dtype for p in parts if n in p)
-                out[n] = torch.cat(
-                    [
-                        p[n] if n in p else torch.zeros(k, width, dtype=dtype)
-                        for p, k in zip(parts, ks)
-                    ]
-                )
-            return out
-
-        return CutSet(
-            join([s.values for s in sets]),
-            join([s.z for s in sets]),
-            torch.cat([s.rhs for s in sets]),
-        )
-
     def terms(
         self, mu: torch.Tensor
     ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], torch.Tensor]:

@@ -29,7 +29,7 @@ import torch
 from ..errors import InternalError, ModelError
 from ..graph import ACTIVATION_OPS, Graph, Input, Linear
 from .backward import BACKWARD, concretize
-from .cuts import CUT_KEY, BatchCuts
+from .cuts import BatchCuts
 from .interval import IBP, Box
 from .optimize import init_params, optimize_alpha_beta, walk_with_cuts
 from .relax import RELAX, Relaxation, ReluRelax
@@ -374,6 +374,8 @@ class BoundEngine:
             lo, hi = self._box(lower, upper)
             batch = lo.shape[0]
             cmat, cvec = self._spec(C, c0, batch)
+            if cuts is not None:
+                self._check_cuts(cuts, batch, cmat.shape[1])
             m = cmat.shape[1]
             boxes, relax = self._prepare(lo, hi, splits, pre, method, refine)
             pre_out = {j: boxes[j] for j in self.pre_nodes}
@@ -426,6 +428,28 @@ class BoundEngine:
             return lb
         cfg = self.config
         return torch.maximum(lb, self.input_set.lower_bound(a0, bias, cfg.float_rel, cfg.float_abs))  # type: ignore[attr-defined]
+
+    def _check_cuts(self, cuts: BatchCuts, batch: int, rows: int) -> None:
+        """ModelError (one line) unless the cuts fit this graph and a (batch, rows) call."""
+        k = cuts.cuts.size
+        if cuts.cuts.rhs.dim() != 1:
+            raise ModelError(f"cut right-hand sides must be (K,), got {tuple(cuts.cuts.rhs.shape)}")
+        for what, table in (("values", cuts.cuts.values), ("z", cuts.cuts.z)):
+            for n, g in table.items():
+                if not 0 <= n < len(self.nodes):
+                    raise ModelError(f"cut {what} name node {n}; the graph has {len(self.nodes)}")
+                width = self.graph.n_inputs if n == 0 else self.nodes[n].size
+                if tuple(g.shape) != (k, width):
+                    raise ModelError(
+                        f"cut {what} of node {n} must be ({k}, {width}), got {tuple(g.shape)}"
+                    )
+        for n in cuts.cuts.z:
+            if type(self.nodes[n].op).__name__ != "Relu":
+                raise ModelError(f"cut indicators need a Relu node; node {n} is not one")
+        if cuts.mask is not None and tuple(cuts.mask.shape) != (batch, rows, k):
+            raise ModelError(
+                f"cut mask must be ({batch}, {rows}, {k}), got {tuple(cuts.mask.shape)}"
+            )
 
     def _spec(
         self, C: torch.Tensor, c0: torch.Tensor | None, batch: int
@@ -487,13 +511,11 @@ class BoundEngine:
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
             _, relax = self._prepare(lo, hi, splits, pre, "crown", refine)
+            if cuts is not None:
+                self._check_cuts(cuts, lo.shape[0], cmat.shape[1])
             alphas, betas, signs = init_params(
-                self, relax, splits, state, cmat.shape[1], lo.shape[0]
+                self, relax, splits, state, cmat.shape[1], lo.shape[0], cuts
             )
-            mu = state.betas.get(CUT_KEY)
-            if cuts is not None and mu is not None:
-                if tuple(mu.shape) == (lo.shape[0], cmat.shape[1], cuts.cuts.size):
-                    betas[CUT_KEY] = mu.to(self.dtype).nan_to_num(0.0).clamp(min=0.0)
             a0, bias = walk_with_cuts(self, cmat, cvec, relax, alphas, betas, signs, cuts)
             lb, _ = concretize(
                 a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False

@@ -46,13 +46,6 @@ class MixedPrecision:
         """Keep the two engines."""
         self.engine64 = engine64
         self.engine32 = engine32
-        self._cut_cache: tuple[object, BatchCuts] | None = None
-
-    def _cuts32(self, cuts: BatchCuts) -> BatchCuts:
-        """cuts in the search's dtype; the converted set is kept while the same set comes."""
-        if self._cut_cache is None or self._cut_cache[0] is not cuts.cuts:
-            self._cut_cache = (cuts.cuts, BatchCuts(cuts.cuts.to(self.engine32.dtype)))
-        return BatchCuts(self._cut_cache[1].cuts, cuts.mask)
 
     def compute(
         self,
@@ -97,7 +90,7 @@ class MixedPrecision:
             # found, and the optimisation starts from the warm state anyway): without a warm
             # state the CROWN slopes start it, with one they would only cost a walk
             crown_start=not _has_state(warm),
-            cuts=None if cuts is None else self._cuts32(cuts),
+            cuts=None if cuts is None else cuts.to(self.engine32.dtype),
         )
         lb = res64.lb
         state = res32.state

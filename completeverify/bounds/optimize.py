@@ -121,9 +121,16 @@ def alpha_slots(engine: Walker, relax: dict) -> dict[int, AlphaSlots]:
 
 
 def init_params(
-    engine: Walker, relax: dict, splits: Splits | None, warm: object | None, rows: int, batch: int
+    engine: Walker,
+    relax: dict,
+    splits: Splits | None,
+    warm: object | None,
+    rows: int,
+    batch: int,
+    cuts: BatchCuts | None = None,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-    """Initial alphas (CROWN slopes or warm), betas (0 or warm) and split signs (B, 1, size)."""
+    """Initial alphas (CROWN slopes or warm), betas (0 or warm) and split signs (B, 1, size);
+    with cuts, betas[CUT_KEY] (B, rows, K) holds their multipliers (0 or warm)."""
     state = warm if isinstance(warm, AlphaState) else AlphaState()
     alphas: dict[int, torch.Tensor] = {}
     betas: dict[int, torch.Tensor] = {}
@@ -141,6 +148,10 @@ def init_params(
             signs[r] = s.to(engine.dtype).unsqueeze(1)
             start = _warm(state.betas.get(r), shape, engine.dtype, 0.0, math.inf)
             betas[r] = torch.zeros(shape, dtype=engine.dtype) if start is None else start
+    if cuts is not None:
+        shape = (batch, rows, cuts.cuts.size)
+        start = _warm(state.betas.get(CUT_KEY), shape, engine.dtype, 0.0, math.inf)
+        betas[CUT_KEY] = torch.zeros(shape, dtype=engine.dtype) if start is None else start
     return alphas, betas, signs
 
 
@@ -240,12 +251,7 @@ def optimize_alpha_beta(
     cuts: cutting planes whose multipliers (betas[CUT_KEY]) are searched with the others."""
     cfg = engine.config
     batch, rows = cmat.shape[0], cmat.shape[1]
-    alphas, betas, signs = init_params(engine, relax, splits, warm, rows, batch)
-    if cuts is not None:
-        shape = (batch, rows, cuts.cuts.size)
-        wst = warm.betas.get(CUT_KEY) if isinstance(warm, AlphaState) else None
-        start = _warm(wst, shape, engine.dtype, 0.0, math.inf)
-        betas[CUT_KEY] = torch.zeros(shape, dtype=engine.dtype) if start is None else start
+    alphas, betas, signs = init_params(engine, relax, splits, warm, rows, batch, cuts)
     slots = alpha_slots(engine, relax)
     best_lb, best_x = lb0.clone(), x0.clone()
     best_a = {r: a.clone() for r, a in alphas.items()}

@@ -169,16 +169,29 @@ def test_masked_rows_ignore_the_cuts():
     assert BatchCuts(cuts, mask).multipliers(mu).tolist() == [[[1.0, 0.0], [0.0, 0.0]]]
 
 
-def test_cut_sets_join_with_zeros_where_a_set_has_no_coefficients():
-    a = CutSet({0: torch.ones(1, 3, dtype=torch.float64)}, {}, torch.ones(1, dtype=torch.float64))
-    b = CutSet(
-        {2: torch.ones(2, 4, dtype=torch.float64)},
-        {2: torch.ones(2, 4, dtype=torch.float64)},
-        torch.zeros(2, dtype=torch.float64),
-    )
-    j = CutSet.cat([a, b])
-    assert j.size == 3 and j.values[0][1:].abs().sum() == 0 and j.values[2][0].abs().sum() == 0
-    assert j.z[2].shape == (3, 4) and j.rhs.tolist() == [1.0, 0.0, 0.0]
+def test_cuts_that_do_not_fit_the_graph_are_refused_in_one_line():
+    _, net = _net(0)
+    last = len(net.nodes) - 1
+    relu = next(i for i, n in enumerate(net.nodes) if type(n.op).__name__ == "Relu")
+    k1 = torch.zeros(1, dtype=torch.float64)
+    bad = [
+        (CutSet({last: torch.ones(1, 7, dtype=torch.float64)}, {}, k1), "must be"),
+        (CutSet({99: torch.ones(1, 2, dtype=torch.float64)}, {}, k1), "the graph has"),
+        (CutSet({}, {last: torch.ones(1, 2, dtype=torch.float64)}, k1), "Relu"),
+        (CutSet({}, {relu: torch.ones(2, 6, dtype=torch.float64)}, k1), "must be"),
+    ]
+    for cuts, match in bad:
+        with pytest.raises(ModelError, match=match) as err:
+            _bound(net, cuts, iters=1)
+        assert "\n" not in str(err.value)
+    good = _floor_cut(net, -1.0)
+    with pytest.raises(ModelError, match="mask"):
+        BoundEngine(net).compute(
+            *_box(),
+            torch.as_tensor(C),
+            method="alpha-crown",
+            cuts=BatchCuts(good, torch.ones(1, 2, 1, dtype=torch.bool)),
+        )
 
 
 def test_cuts_are_refused_with_upper_bound_rows():
