@@ -28,7 +28,7 @@ from ..bounds.pre import pre_from_numpy, pre_to_numpy, tightened
 from ..config import Deadline
 from ..spec import polytope_margins
 from ..verdict import Counterexample, confirm
-from . import prefix_refine
+from . import cut_stage, prefix_refine
 from .branching import choose, resolve, scores
 from .domains import (
     Domain,
@@ -370,7 +370,7 @@ class _Search:
             self.run.timed("bab_root_pre", t0)
         if root_pre:  # intermediate bounds are given (CROWN or better): only alpha is left to do
             self.root_engine = BoundEngine(self.graph, BoundConfig(intermediate_crown=False))
-        verdict, cex, queue = self._root(root_pre)
+        verdict, cex, queue = self.root(root_pre)
         if verdict:
             return self.outcome(verdict, cex, "relu split (root)")
         race = start_race(self)
@@ -386,7 +386,9 @@ class _Search:
             # first), tightens thresholds and the search's queued domains take the new bounds
             rounds = [False, True] if refine and self.cfg.prefix_tighten_s > 0 else [False]
             pause = time.monotonic() + self.cfg.prefix_after_s if refine else math.inf
-            out = self._loop(queue, race, pause)
+            out, searched = self.loop(queue, race, pause), True
+            if out is None:  # pair cuts first: cheaper than prefix refinement
+                root_pre, queue, out, searched = cut_stage.cut_round(self, root_pre, queue, race)
             for n, tighten in enumerate(rounds):
                 if out is not None:
                     return out
@@ -399,9 +401,9 @@ class _Search:
                 )
                 self.run.timed("bab_prefix_refine", t0)
                 st.report(self.run, tighten)
-                if (st.sides_proven or st.sides_tightened) and not tighten:
+                if (st.sides_proven or st.sides_tightened or not searched) and not tighten:
                     root_pre = new_pre  # restart from the refined root
-                    verdict, cex, queue = self._root(root_pre)
+                    verdict, cex, queue = self.root(root_pre)
                     if verdict:
                         return self.outcome(verdict, cex, "relu split (refined root)")
                 elif st.sides_proven or st.sides_tightened:
@@ -410,14 +412,14 @@ class _Search:
                     if self.root_pre is not None:  # what a MILP hand-off encodes
                         self.root_pre = tightened(self.root_pre, root_pre)
                 last = n == len(rounds) - 1
-                out = self._loop(queue, race, math.inf if last else 2 * time.monotonic() - t0)
+                out = self.loop(queue, race, math.inf if last else 2 * time.monotonic() - t0)
             assert out is not None  # without a pause the loop always ends with an outcome
             return out
         finally:
             if race is not None:
                 race.stop()
 
-    def _root(self, root_pre: dict[int, Box]) -> tuple[str, Counterexample | None, DomainQueue]:
+    def root(self, root_pre: dict[int, Box]) -> tuple[str, Counterexample | None, DomainQueue]:
         """Bound the root domain on these intermediate bounds: (verdict, counterexample, queue of
         its children)."""
         root = Domain(
@@ -437,7 +439,7 @@ class _Search:
             self.root_open |= e[3].open
         return verdict, cex, queue
 
-    def _loop(self, queue: DomainQueue, race, pause_at: float = math.inf) -> BabOutcome | None:
+    def loop(self, queue: DomainQueue, race, pause_at: float = math.inf) -> BabOutcome | None:
         """Pop, bound and branch until the queue is empty or a verdict is reached; None when
         paused at the time.monotonic() instant pause_at (or before a MILP hand-off until then)."""
         cap = queue.cap(self.cfg.batch_size, self.cfg.max_domains, self.cfg.max_memory_mb)
