@@ -31,6 +31,11 @@ SHARE = 0.25  # at most this share of the time left goes to the cut-tightened bo
 SEARCH_FIRST = 0.5  # the share of unstable ReLUs stabilised that earns a search before refinement
 
 
+def _unstable(pre: dict[int, Box]) -> int:
+    """The number of neurons whose bounds straddle 0."""
+    return sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in pre.values())
+
+
 def tighten_root(search, root_pre: dict[int, Box]) -> dict[int, Box] | None:
     """The root bounds (node -> (lower (size,), upper (size,))) of a search
     (bab.relu_split._Search) tightened with pair cuts, never looser; None where bab.pair_cuts
@@ -49,8 +54,7 @@ def tighten_root(search, root_pre: dict[int, Box]) -> dict[int, Box] | None:
         seed=search.run.config.seed,
         stop=t0 + SHARE * search.deadline.remaining(),
     )
-    before = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in root_pre.values())
-    after = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in new.values())
+    before, after = _unstable(root_pre), _unstable(new)
     search.run.timed("bab_pair_cuts", t0)
     search.run.stats["pair_cuts_unstable"] = f"{before} -> {after}"
     log.info(
@@ -70,9 +74,7 @@ def cut_round(search, root_pre: dict[int, Box], queue, race):
     new = tighten_root(search, root_pre)
     if new is None:
         return root_pre, queue, None, True
-    before = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in root_pre.values())
-    after = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in new.values())
-    if after > (1.0 - SEARCH_FIRST) * before:
+    if _unstable(new) > (1.0 - SEARCH_FIRST) * _unstable(root_pre):
         return new, queue, None, False
     verdict, cex, queue = search.root(new)
     if verdict:
