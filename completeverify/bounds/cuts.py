@@ -13,9 +13,10 @@ coefficients on the nodes and Z through the z-aware ReLU relaxation
 Which rows a cut may serve is the caller's business: ``BatchCuts.mask`` switches the
 multipliers of a (domain, row, cut) off where the cut is not known to hold (a cut derived for one
 unsafe polytope holds at that polytope's points only).  A cut that is not valid makes the bound
-wrong, so cuts must come from a source that proves them.  None ships yet: the cut pool of
-HiGHS's MILP root was measured as a source and held cuts that cut off the MILP's own optimum
-(benchmarks/README.md, issue 14 stop 25).
+wrong, so cuts must come from a source that proves them: ``bounds/pair_cuts.py`` builds
+two-neuron ReLU relaxations that hold on the whole box.  The cut pool of HiGHS's MILP root was
+measured as a source and held cuts that cut off the MILP's own optimum (benchmarks/README.md,
+issue 14 stop 25), so it is not one.
 """
 
 from __future__ import annotations

@@ -249,28 +249,6 @@ def join(a: CutSet | None, b: CutSet | None) -> CutSet | None:
     return CutSet(out, {}, torch.cat([a.rhs, b.rhs]))
 
 
-def relu_pair_cuts(
-    graph: Graph,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    pre: dict[int, Box],
-    per_neuron: int = 2,
-    seed: int = 0,
-    stop: float = math.inf,
-) -> CutSet | None:
-    """Two-neuron cuts of every ReLU layer with unstable neurons, on the bounds pre (node ->
-    (lower (size,), upper (size,)) float64, valid on the box lo, hi (1, n_in)); per_neuron:
-    partners per unstable neuron; stop: a time.monotonic() instant after which no further layer
-    starts.  None when no cut was found."""
-    values = _samples(graph, lo, hi, seed)
-    cuts = None
-    for j in sorted(_relu_of(graph)):
-        if time.monotonic() >= stop:
-            break
-        cuts = join(cuts, node_pair_cuts(graph, lo, hi, pre, j, values[j], per_neuron, stop=stop))
-    return cuts
-
-
 def tighten_with_pair_cuts(
     graph: Graph,
     lo: torch.Tensor,
