@@ -53,6 +53,7 @@ def tighten_root(search, root_pre: dict[int, Box]) -> dict[int, Box] | None:
         keep=cfg.pair_cuts_keep,
         seed=search.run.config.seed,
         stop=t0 + SHARE * search.deadline.remaining(),
+        float32=cfg.float32_search,
     )
     before, after = _unstable(root_pre), _unstable(new)
     search.run.timed("bab_pair_cuts", t0)

@@ -36,6 +36,7 @@ import torch
 from ..graph import Graph
 from .cuts import CUT_KEY, BatchCuts, CutSet
 from .engine import BoundEngine
+from .mixed import MixedPrecision
 from .types import BoundConfig
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,13 @@ def _prefix_bounds(
     cuts: CutSet | None,
     iters: int,
     stop: float = math.inf,
+    float32: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(sound lower bounds (R,) of rows (R, size) . x_j over the box, by alpha-CROWN on the
     network cut at node j with the intermediate bounds pre and the cuts (on nodes before j),
-    its optimisation cut short at the time.monotonic() instant stop;
+    its optimisation cut short at the time.monotonic() instant stop; with float32 the slopes
+    and cut multipliers are searched in float32 and the bound computed in float64 at them
+    (``bounds/mixed.py``: as sound, measured 1.7x faster with the same tightening);
     each cut's largest multiplier over the rows (K,), inf for the cuts that have terms on node j
     or later and so could not serve, or None when no cut served)."""
     prefix = graph.with_nodes(graph.nodes[: j + 1])
@@ -149,16 +153,27 @@ def _prefix_bounds(
             if n >= j:
                 inside &= (g == 0).all(1)
         use = select(CutSet({n: g for n, g in cuts.values.items() if n < j}, {}, cuts.rhs), inside)
-    res = BoundEngine(prefix, BoundConfig(intermediate_crown=False, alpha_iters=iters)).compute(
-        lo,
-        hi,
-        rows.unsqueeze(0),
-        torch.zeros(1, rows.shape[0], dtype=torch.float64),
-        method="alpha-crown" if sub_pre else "crown",
-        pre=sub_pre or None,
-        cuts=None if use is None or not use.values else BatchCuts(use),
-        deadline=None if math.isinf(stop) else stop,
-    )
+    cfg = BoundConfig(intermediate_crown=False, alpha_iters=iters)
+    engine = BoundEngine(prefix, cfg)
+    batch_cuts = None if use is None or not use.values else BatchCuts(use)
+    deadline = None if math.isinf(stop) else stop
+    C, c0 = rows.unsqueeze(0), torch.zeros(1, rows.shape[0], dtype=torch.float64)
+    if sub_pre and float32:
+        # slopes and multipliers searched in float32, the bound computed in float64 at them
+        res = MixedPrecision(engine, BoundEngine(prefix, cfg, dtype=torch.float32)).compute(
+            lo, hi, C, c0, pre=sub_pre, deadline=deadline, cuts=batch_cuts
+        )
+    else:
+        res = engine.compute(
+            lo,
+            hi,
+            C,
+            c0,
+            method="alpha-crown" if sub_pre else "crown",
+            pre=sub_pre or None,
+            cuts=batch_cuts,
+            deadline=deadline,
+        )
     mu = None
     if use is not None and inside is not None and res.state is not None:
         got = res.state.betas.get(CUT_KEY)
@@ -180,10 +195,12 @@ def node_pair_cuts(
     cuts: CutSet | None = None,
     iters: int = 20,
     stop: float = math.inf,
+    float32: bool = True,
 ) -> CutSet | None:
     """The pair cuts of the ReLU on pre-activation node j (see the module docstring): values
     (samples, size) its sampled values, cuts: valid cuts on earlier nodes that tighten the
-    octagons.  None when the node has no unstable pair."""
+    octagons; float32: search the octagons' bounds in float32 (see _prefix_bounds).  None when
+    the node has no unstable pair."""
     relu = _relu_of(graph).get(j)
     if relu is None or j not in pre:
         return None
@@ -199,7 +216,7 @@ def node_pair_cuts(
     for q, (sa, sb) in enumerate(((1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0))):
         rows_c[4 * r + q, ia] = sa
         rows_c[4 * r + q, ib] = sb
-    low = _prefix_bounds(graph, lo, hi, pre, j, rows_c, cuts, iters, stop)[0].numpy()
+    low = _prefix_bounds(graph, lo, hi, pre, j, rows_c, cuts, iters, stop, float32)[0].numpy()
     la, ua = lj[ia].numpy(), uj[ia].numpy()
     lb_, ub_ = lj[ib].numpy(), uj[ib].numpy()
     one, zero = np.ones(len(pairs)), np.zeros(len(pairs))
@@ -259,6 +276,7 @@ def tighten_with_pair_cuts(
     iters: int = 20,
     seed: int = 0,
     stop: float = math.inf,
+    float32: bool = True,
 ) -> tuple[dict[int, Box], CutSet | None]:
     """Intermediate bounds tightened layer by layer with the pair cuts of the layers before
     (PRIMA's use of multi-neuron relaxations), and the cuts that served.
@@ -267,16 +285,24 @@ def tighten_with_pair_cuts(
     sides) by alpha-CROWN with the cuts of the earlier layers, and the bounds intersected with
     the old ones; then the node's own pair cuts are built on its new bounds, with the earlier
     cuts tightening their octagons.  After each use, only the cuts whose multiplier exceeded
-    ``keep`` for some row are carried on (a dense set grows by thousands a layer).  Never
-    looser than pre; nodes after ``stop`` keep their bounds.
+    ``keep`` for some row are carried on (a dense set grows by thousands a layer).  The last
+    ReLU layer gets no cuts of its own: no intermediate bound comes after it (on MNIST 256x4
+    they took half the step's time).  float32: search the bounds in float32 and compute them in
+    float64 (see _prefix_bounds).  Never looser than pre; nodes after ``stop`` keep their
+    bounds.
     """
     t0 = time.monotonic()
     values = _samples(graph, lo, hi, seed)
     out = {j: (b[0].reshape(-1).clone(), b[1].reshape(-1).clone()) for j, b in pre.items()}
     cuts: CutSet | None = None
     before = after = 0
+    nodes: list[int] = []  # the ReLU layers in order, up to the first without bounds
     for j in sorted(_relu_of(graph)):
-        if j not in out or time.monotonic() >= stop:
+        if j not in out:
+            break
+        nodes.append(j)
+    for j in nodes:
+        if time.monotonic() >= stop:
             break
         lj, uj = out[j]
         unst = ((lj < 0) & (uj > 0)).nonzero().flatten()
@@ -286,14 +312,19 @@ def tighten_with_pair_cuts(
             rows = torch.zeros(2 * u, lj.numel(), dtype=torch.float64)
             rows[torch.arange(u), unst] = 1.0
             rows[u + torch.arange(u), unst] = -1.0
-            low, mu = _prefix_bounds(graph, lo, hi, out, j, rows, cuts, iters, stop)
+            low, mu = _prefix_bounds(graph, lo, hi, out, j, rows, cuts, iters, stop, float32)
             lj[unst] = torch.maximum(lj[unst], low[:u])
             uj[unst] = torch.minimum(uj[unst], -low[u:])
             if mu is not None:
                 cuts = select(cuts, mu > keep)
         after += int(((lj < 0) & (uj > 0)).sum())
+        if j == nodes[-1]:
+            break  # no later intermediate bound for the last layer's cuts to serve
         cuts = join(
-            cuts, node_pair_cuts(graph, lo, hi, out, j, values[j], per_neuron, cuts, iters, stop)
+            cuts,
+            node_pair_cuts(
+                graph, lo, hi, out, j, values[j], per_neuron, cuts, iters, stop, float32
+            ),
         )
     log.info(
         "pair cuts: unstable %d -> %d, %d cut(s) in %.1f s",

@@ -193,12 +193,14 @@ def test_search_with_pair_cuts_agrees_with_oracle(seed, gap):
         assert out.verdict == BabVerdict.PROVEN, out.note
 
 
-def _check_tightened(seed: int) -> int:
+def _check_tightened(seed: int, float32: bool = True) -> int:
     """Tighten an instance's root bounds with pair cuts and check every bound that moved
     against the exact extreme of its neuron; the number of bounds that moved."""
     layers, net, lower, upper = _instance(seed, sizes=(3, 5, 5, 4, 2))
     lo, hi, pre = _root(net, lower, upper)
-    new, cuts = tighten_with_pair_cuts(net, lo, hi, pre, per_neuron=4, keep=0.0, seed=seed)
+    new, cuts = tighten_with_pair_cuts(
+        net, lo, hi, pre, per_neuron=4, keep=0.0, seed=seed, float32=float32
+    )
     moved = 0
     for j, (old_lo, old_hi) in pre.items():
         new_lo, new_hi = new[j]
@@ -223,6 +225,24 @@ def _check_tightened(seed: int) -> int:
 def test_tightened_bounds_hold_against_each_neurons_exact_extremes():
     # and some bound did move, or the checks would be vacuous
     assert sum(_check_tightened(seed) for seed in range(3)) > 0
+    # the same with the bounds searched in float64 throughout
+    assert sum(_check_tightened(seed, float32=False) for seed in range(3)) > 0
+
+
+def test_the_last_relu_layer_gets_no_cuts_of_its_own():
+    """Its cuts could only serve the output bound, which tightening does not compute; the
+    earlier layers do get cuts (else the check says nothing)."""
+    _, net, lower, upper = _instance(2, sizes=(3, 5, 5, 4, 2))
+    lo, hi, pre = _root(net, lower, upper)
+    relu_of = {n.inputs[0]: i for i, n in enumerate(net.nodes) if type(n.op).__name__ == "Relu"}
+    first, last = min(relu_of), max(relu_of)
+    new, cuts = tighten_with_pair_cuts(net, lo, hi, pre, per_neuron=4, keep=0.0, seed=2)
+    # the last layer still has unstable pairs that would give cuts
+    assert int(((new[last][0] < 0) & (new[last][1] > 0)).sum()) >= 2
+    assert cuts is not None
+    has_terms = {n for n, g in cuts.values.items() if bool((g != 0).any())}
+    assert first in has_terms
+    assert not has_terms & {last, relu_of[last]}, has_terms
 
 
 def test_join_stacks_cut_sets_over_their_nodes():
