@@ -23,17 +23,13 @@ import time
 import torch
 
 from ..bounds.pair_cuts import tighten_with_pair_cuts
+from ..bounds.pre import unstable_count
 
 log = logging.getLogger(__name__)
 
 Box = tuple[torch.Tensor, torch.Tensor]
 SHARE = 0.25  # at most this share of the time left goes to the cut-tightened bounds
 SEARCH_FIRST = 0.5  # the share of unstable ReLUs stabilised that earns a search before refinement
-
-
-def _unstable(pre: dict[int, Box]) -> int:
-    """The number of neurons whose bounds straddle 0."""
-    return sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in pre.values())
 
 
 def tighten_root(search, root_pre: dict[int, Box]) -> dict[int, Box] | None:
@@ -55,7 +51,7 @@ def tighten_root(search, root_pre: dict[int, Box]) -> dict[int, Box] | None:
         stop=t0 + SHARE * search.deadline.remaining(),
         float32=cfg.float32_search,
     )
-    before, after = _unstable(root_pre), _unstable(new)
+    before, after = unstable_count(root_pre), unstable_count(new)
     search.run.timed("bab_pair_cuts", t0)
     search.run.stats["pair_cuts_unstable"] = f"{before} -> {after}"
     log.info(
@@ -75,7 +71,7 @@ def cut_round(search, root_pre: dict[int, Box], queue, race):
     new = tighten_root(search, root_pre)
     if new is None:
         return root_pre, queue, None, True
-    if _unstable(new) > (1.0 - SEARCH_FIRST) * _unstable(root_pre):
+    if unstable_count(new) > (1.0 - SEARCH_FIRST) * unstable_count(root_pre):
         return new, queue, None, False
     verdict, cex, queue = search.root(new)
     if verdict:

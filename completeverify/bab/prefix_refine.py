@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..bounds.pre import unstable_count
 from ..config import AttackConfig, Deadline, VerifyConfig
 from ..context import VerifyContext
 from ..graph import Graph
@@ -136,10 +137,6 @@ def _sides(lo: torch.Tensor, hi: torch.Tensor, neg: np.ndarray, pos: np.ndarray)
             out.append((float(hi[k]) / width, k, -1.0))
     out.sort(key=lambda t: t[0])
     return out
-
-
-def _unstable(pre: dict[int, Box], nodes: list[int]) -> int:
-    return sum(int(((pre[j][0] < 0) & (pre[j][1] > 0)).sum()) for j in nodes if j in pre)
 
 
 def _prove_side(
@@ -242,7 +239,7 @@ def stabilise_root(
     splittable_inputs = sorted(
         {n.inputs[0] for n in graph.nodes if n.op.caps.splittable and n.inputs[0] in pre}
     )
-    stats.unstable_before = _unstable(pre, splittable_inputs)
+    stats.unstable_before = unstable_count(pre, splittable_inputs)
     sub_config = dataclasses.replace(
         run.config,
         attack=AttackConfig(enabled=False),
@@ -305,6 +302,6 @@ def stabilise_root(
         if stats.sides_proven + stats.sides_tightened > gained and cfg.root_pre_iters > 0:
             # the later nodes, on the new bounds
             out = optimise_root_pre(graph, lo, hi, out, cfg, stop, after=j)
-    stats.unstable_after = _unstable(out, splittable_inputs)
+    stats.unstable_after = unstable_count(out, splittable_inputs)
     stats.seconds = time.monotonic() - t0
     return out, stats

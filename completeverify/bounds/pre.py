@@ -7,7 +7,7 @@ numpy arrays.  ``PreBounds`` names that join and ``pre_to_numpy`` is the one con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -56,3 +56,10 @@ def tightened(pre: PreBounds, by: TorchPreBounds) -> PreBounds:
             )
             out[j] = (np.maximum(lo, b_lo), np.minimum(hi, b_hi))
     return out
+
+
+def unstable_count(pre: TorchPreBounds, nodes: Iterable[int] | None = None) -> int:
+    """How many neurons of ``pre`` (of the given nodes that it has; None: all) have bounds that
+    straddle 0."""
+    keys = pre.keys() if nodes is None else [j for j in nodes if j in pre]
+    return sum(int(((pre[j][0] < 0) & (pre[j][1] > 0)).sum()) for j in keys)

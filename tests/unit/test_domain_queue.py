@@ -129,3 +129,16 @@ def test_stack_splits_fills_missing_nodes_with_zeros():
     out = stack_splits([a, b], [0, 3, 0, 2])
     assert list(out) == [1, 3]
     assert out[1].tolist() == [[1, 0, -1], [0, 0, 0]] and out[3].tolist() == [[0, 0], [0, 1]]
+
+
+def test_unstable_count_counts_bounds_straddling_zero():
+    from completeverify.bounds.pre import unstable_count
+
+    pre = {
+        1: (torch.tensor([-1.0, 0.0, -2.0, 1.0]), torch.tensor([1.0, 3.0, -0.5, 2.0])),
+        3: (torch.tensor([-1.0, -1.0]), torch.tensor([0.5, 0.0])),
+    }
+    # only strictly l < 0 < u: zero-width sides at 0 are stable
+    assert unstable_count(pre) == 2
+    assert unstable_count(pre, [1]) == 1
+    assert unstable_count(pre, [3, 5]) == 1
