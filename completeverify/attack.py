@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .bounds.optimize import Adam
 from .config import AttackConfig, Deadline
 from .graph import Graph
 
@@ -61,6 +62,66 @@ def pgd_batch(
                 break
             lr = step_size * (0.5 * (1 + np.cos(np.pi * step / max(1, steps))) + 0.02)
             x = torch.minimum(torch.maximum(x - lr * width * grad.sign(), lo), hi)
+    return best_x.detach(), best_loss.detach()
+
+
+def row_hinge_loss(y: torch.Tensor, Cs: list[torch.Tensor], ds: list[torch.Tensor]) -> torch.Tensor:
+    """(B,) min over polytopes of the sum over rows of max(C y - d, 0): zero exactly where
+    spec_loss <= 0.  Unlike spec_loss's max, every violated row has a gradient at once, so a
+    point can move into a thin band (two rows of opposite sign) instead of bouncing between
+    its walls."""
+    vals = []
+    for C, d in zip(Cs, ds):
+        if C.shape[0] == 0:
+            vals.append(torch.zeros(y.shape[0], dtype=y.dtype))
+        else:
+            vals.append(torch.relu(y @ C.T - d).sum(dim=1))
+    return torch.stack(vals, dim=1).amin(dim=1)
+
+
+def adam_batch(
+    graph: Graph,
+    x0: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    Cs: list[torch.Tensor],
+    ds: list[torch.Tensor],
+    steps: int,
+    lr: float,
+    deadline: Deadline,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam on row_hinge_loss from starts x0 (K, n) inside the box lo, hi ((n,) or (K, n)).
+
+    The point is x = lo + (hi - lo) * z with z in [0, 1] (lr is per unit of z, cosine-decayed).
+    Returns the best point and its spec_loss per start: (K, n), (K,).  Measured on
+    reach_prob_density robot, whose unsafe set is a thin band in two outputs: 256 starts x 200
+    steps find counterexamples that 100,000 starts of sign-gradient PGD on spec_loss miss.
+    """
+    width = hi - lo
+    shape = (x0.shape[0],) + graph.input_shape
+    safe_w = torch.where(width > 0, width, torch.ones_like(width))
+    z = ((x0 - lo) / safe_w).clamp(0, 1).detach().requires_grad_(True)
+    opt = Adam([([z], lr)])  # not torch.optim: its first step costs about 2 s of imports
+    best_x = x0.clone()
+    best_loss = torch.full((x0.shape[0],), float("inf"), dtype=x0.dtype)
+    for step in range(steps + 1):
+        if deadline.expired():
+            break
+        x = lo + width * z
+        y = graph.forward(x.reshape(shape)).reshape(x.shape[0], -1)
+        with torch.no_grad():
+            loss = spec_loss(y, Cs, ds)
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best_x[better] = x[better].detach()
+        if step == steps or bool((best_loss < 0).any()):
+            break
+        opt.lrs = [lr * (0.5 * (1 + np.cos(np.pi * step / max(1, steps))) + 0.02)]
+        opt.zero_grad()
+        row_hinge_loss(y, Cs, ds).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            z.clamp_(0, 1)
     return best_x.detach(), best_loss.detach()
 
 

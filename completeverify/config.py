@@ -68,9 +68,12 @@ class BabConfig:
     # the smear choice, and the coef choice too where they differ (see _branch_dims)
     input_branching: InputBranching = "both"
     # input splitting: alpha-CROWN steps for the domains CROWN leaves open (0: CROWN only),
-    # once this many domains have been bounded (easy instances stay on CROWN alone)
+    # once this many domains have been bounded (easy instances stay on CROWN alone), while it
+    # closes at least input_alpha_min_rate of the domains it is given; below that rate it runs
+    # in one round of eight (bab/input_split.py AlphaGate; 0: in every round)
     input_alpha_iters: int = 10
     input_alpha_after: int = 1024
+    input_alpha_min_rate: float = 0.1
     # ReLU splitting (bab/relu_split.py)
     # which ReLU to split: "fsb" (bab/fsb.py) bounds both children of the fsb_candidates best
     # "babsr" candidates of each domain (one batched CROWN walk at the parent's alpha/beta) and
@@ -286,6 +289,9 @@ class VerifyConfig:
             )
         if self.bab.input_alpha_iters < 0 or self.bab.input_alpha_after < 0:
             raise InputError("bab.input_alpha_iters and bab.input_alpha_after must be >= 0")
+        rate = self.bab.input_alpha_min_rate
+        if not (isinstance(rate, (int, float)) and 0 <= rate <= 1):
+            raise InputError(f"bab.input_alpha_min_rate must be a number in [0, 1], got {rate!r}")
         share = self.bab.handoff_trend_share
         if not (isinstance(share, (int, float)) and math.isfinite(share) and share >= 0):
             raise InputError(f"bab.handoff_trend_share must be a finite number >= 0, got {share!r}")

@@ -68,6 +68,9 @@ def test_partial_file_keeps_defaults(tmp_path):
             "mode: expected one of 'auto', 'relu-split', 'input-split', 'milp', got 'fast'",
         ),
         ({"timeout": -1}, "timeout must be positive"),
+        ({"bab": {"input_alpha_min_rate": 1.5}}, "bab.input_alpha_min_rate must be a number in"),
+        ({"bab": {"input_alpha_min_rate": -0.1}}, "bab.input_alpha_min_rate must be a number in"),
+        ({"bab": {"input_alpha_min_rate": float("nan")}}, "bab.input_alpha_min_rate must be a"),
         (["timeout"], "expected a mapping"),
     ],
 )
