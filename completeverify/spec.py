@@ -19,7 +19,14 @@ import torch
 
 
 def with_combinations(C: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of C y <= d followed by their mean and pairwise means (for 2+ rows)."""
+    """The rows of C y <= d followed by their mean and pairwise means (for 2+ rows).
+
+    A mean whose coefficients cancel (the two walls of a band a <= y_k <= b) reads 0 <= d': it
+    is dropped unless d' < 0 (then it proves the polytope empty).  Kept, it was the best row of
+    every domain its real rows could not exclude, so input splitting's priority (all -d') and
+    branching scores (no gradient) were blind there: on reach_prob_density robot the search
+    bisected the widest input of every such box and its queue never stopped growing.
+    """
     m = C.shape[0]
     if m < 2:
         return C, d
@@ -28,7 +35,9 @@ def with_combinations(C: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndar
         eye = np.eye(m)
         lam += [(eye[i] + eye[j]) / 2 for i in range(m) for j in range(i + 1, m)]
     lam_arr = np.array(lam)
-    return np.vstack([C, lam_arr @ C]), np.concatenate([d, lam_arr @ d])
+    C_mix, d_mix = lam_arr @ C, lam_arr @ d
+    keep = np.any(C_mix != 0, axis=1) | (d_mix < 0)
+    return np.vstack([C, C_mix[keep]]), np.concatenate([d, d_mix[keep]])
 
 
 def stack_rows(polytopes, combine: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[slice]]:

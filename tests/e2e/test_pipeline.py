@@ -213,6 +213,22 @@ def test_convex_combination_rows_are_implied_by_the_rows():
     assert np.all(viol.max(axis=1) <= viol[:, :4].max(axis=1) + 1e-12)
 
 
+def test_combination_rows_whose_coefficients_cancel_are_dropped_unless_they_prove_empty():
+    from completeverify.spec import with_combinations
+
+    # a band -0.5 <= y_1 <= 0.5 and y_0 >= 1: the mean of the band's walls is 0 <= 0.5
+    C = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0]])
+    d = np.array([0.5, 0.5, -1.0])
+    C2, d2 = with_combinations(C, d)
+    assert np.array_equal(C2[:3], C) and np.array_equal(d2[:3], d)
+    assert C2.shape[0] == 3 + 1 + 2  # the mean and two of the three pairwise means
+    assert np.all(np.any(C2 != 0, axis=1))
+    # an empty band (y_1 <= -0.5 and y_1 >= 0.5): 0 <= -0.5 is kept, and excludes every output
+    C2, d2 = with_combinations(C, np.array([-0.5, -0.5, -1.0]))
+    zero = ~np.any(C2 != 0, axis=1)
+    assert zero.sum() == 1 and d2[zero][0] < 0
+
+
 def test_zero_width_dimension_at_a_value_float32_cannot_represent():
     # X_0 is pinned to 0.1, which has no float32 representation: the nearest float32 is the only
     # possible input for it, while X_1 must still lie inside its interval exactly
