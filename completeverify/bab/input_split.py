@@ -30,7 +30,7 @@ from ..config import Deadline
 from ..context import VerifyContext
 from ..spec import polytope_margins, stack_rows
 from ..verdict import confirm
-from .types import BabOutcome, BabVerdict, MilpLeaf
+from .types import BabOutcome, BabVerdict, MilpLeaf, falsified_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -273,20 +273,6 @@ def _children(
     return boxes
 
 
-def _falsified(cex, poly_indices: list[int], done: int) -> dict[int, BabOutcome]:
-    """The outcomes once a counterexample is confirmed: FALSIFIED for its polytope (confirm()
-    checks every polytope of the case; cex.polytope indexes case.polytopes), OPEN for the rest."""
-    k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
-    return {
-        kk: (
-            BabOutcome(BabVerdict.FALSIFIED, cex, done)
-            if kk == k
-            else BabOutcome(BabVerdict.OPEN, domains=done)
-        )
-        for kk in poly_indices
-    }
-
-
 def input_split(
     run: VerifyContext,
     case_index: int,
@@ -363,7 +349,7 @@ def input_split(
             cex = _box_attack(run, case, case_index, heap, C, c0, slices, deadline)
             run.timed("input_split_box_attack", t_attack)
             if cex is not None:
-                return _falsified(cex, poly_indices, done)
+                return falsified_outcomes(cex, poly_indices, done)
         margins = polytope_margins(res.lb, slices)  # (B, P) lower bounds of each polytope's margin
         proven = (margins > 0) & torch.isfinite(margins)
         open_mask = open_mask & ~proven
@@ -417,7 +403,7 @@ def input_split(
             focus,
         )
         if cex is not None:
-            return _falsified(cex, poly_indices, done)
+            return falsified_outcomes(cex, poly_indices, done)
         # split the open domains; tiny ones, and ones with few unstable ReLUs left (a small
         # exact MILP), go to the solver
         width = hi - lo

@@ -39,7 +39,7 @@ from ..config import Deadline
 from ..graph import Relu, Sigmoid, Tanh
 from ..spec import polytope_margins, stack_rows
 from ..verdict import confirm
-from .types import BabOutcome, BabVerdict
+from .types import BabOutcome, BabVerdict, falsified_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -258,15 +258,7 @@ def smooth_split(
         res.coeffs = None if res.coeffs is None else res.coeffs[alive]
         cex = s.falsify(lo, hi, res, margins, open_mask, deadline)
         if cex is not None:
-            k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
-            return {
-                kk: (
-                    BabOutcome(BabVerdict.FALSIFIED, cex, done)
-                    if kk == k
-                    else BabOutcome(BabVerdict.OPEN, domains=done)
-                )
-                for kk in poly_indices
-            }
+            return falsified_outcomes(cex, poly_indices, done)
         _branch(s, heap, counter, lo, hi, res, margins, open_mask, stuck)
         now = time.monotonic()
         if now - last_log > 5:

@@ -34,5 +34,22 @@ class BabOutcome:
     lower_bound: float | None = None
 
 
+def falsified_outcomes(
+    cex: Counterexample, poly_indices: list[int], domains: int
+) -> dict[int, BabOutcome]:
+    """A search's outcomes once a counterexample is confirmed: FALSIFIED for its polytope
+    (confirm() checks every polytope of the case; cex.polytope indexes case.polytopes), OPEN for
+    the other polytopes the search was deciding."""
+    k = cex.polytope if cex.polytope in poly_indices else poly_indices[0]
+    return {
+        kk: (
+            BabOutcome(BabVerdict.FALSIFIED, cex, domains)
+            if kk == k
+            else BabOutcome(BabVerdict.OPEN, domains=domains)
+        )
+        for kk in poly_indices
+    }
+
+
 MilpLeaf = Callable[[np.ndarray, np.ndarray, int, "PreBounds | None"], BabOutcome]
 """milp_leaf(lower (n_in,), upper (n_in,), poly_index, pre) -> the outcome of one exact leaf."""
