@@ -3,6 +3,7 @@ start, for both solvers and every mode, and leaves no solver process or temporar
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
-from nets import forward_np, mlp_onnx, random_mlp
+from nets import mlp_onnx, random_mlp
 
 OVERSHOOT_S = 2.0
 TIMEOUT_S = 3
@@ -22,21 +23,39 @@ TIMEOUT_S = 3
 
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory) -> tuple[Path, Path]:
-    """A 12-input, 3x80 ReLU network and a property just above its sampled maximum: not
-    decided within a few seconds by any mode."""
+    """A 12-input, 3x80 ReLU network and a property 1% above the best of 1000 sign-gradient
+    ascents: no attack reaches it, and no mode decides it within a few seconds (ReLU
+    splitting runs for thousands of domains)."""
+    import torch
+
     folder = tmp_path_factory.mktemp("hard")
     rng = np.random.default_rng(0)
     layers = random_mlp(rng, [12, 80, 80, 80, 2])
-    onnx.save(mlp_onnx(layers, input_shape=(1, 12)), folder / "hard.onnx")
-    xs = rng.uniform(-1, 1, size=(3000, 12))
-    ys = np.array([forward_np(layers, x) for x in xs])
-    threshold = float((ys[:, 0] - ys[:, 1]).max()) * 1.02
+    onnx.save(mlp_onnx(layers, input_shape=(1, 12)), folder / "net.onnx")
+    params = [(torch.tensor(w), torch.tensor(b)) for w, b in layers]
+    x = (
+        torch.rand(1000, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2
+        - 1
+    )
+
+    def margin(x: torch.Tensor) -> torch.Tensor:
+        for k, (w, b) in enumerate(params):
+            x = x @ w.T + b
+            x = torch.relu(x) if k < len(params) - 1 else x
+        return x[:, 0] - x[:, 1]
+
+    for step in range(200):
+        x.requires_grad_(True)
+        (grad,) = torch.autograd.grad(margin(x).sum(), x)
+        x = (x.detach() + 0.03 * (1 - step / 200) * grad.sign()).clamp(-1, 1)
+    best = float(margin(x).max())
+    threshold = best * 1.01 if best > 0 else best * 0.99
     lines = [f"(declare-const X_{i} Real)" for i in range(12)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(2)]
     lines += [f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))" for i in range(12)]
     lines += [f"(assert (>= (- Y_0 Y_1) {threshold:.6f}))"]
-    (folder / "hard.vnnlib").write_text("\n".join(lines) + "\n")
-    return folder / "hard.onnx", folder / "hard.vnnlib"
+    (folder / "prop.vnnlib").write_text("\n".join(lines) + "\n")
+    return folder / "net.onnx", folder / "prop.vnnlib"
 
 
 def _leftovers(tmp: Path) -> tuple[list[str], list[int]]:
@@ -149,3 +168,64 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
     except OSError:
         return False
+
+
+def test_json_timeout_carries_the_searchs_stats_and_ends_promptly(hard):
+    """The verifier's own deadline ends with the hard stop's, so on a timeout the answer is the
+    verifier's (with its stats), and the process leaves at once instead of tearing the
+    interpreter down (1-2 s after a long search, past the hard stop's grace)."""
+    net, prop = hard
+    timeout = 5.0
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "completeverify", "verify", str(net), str(prop)]
+        + ["--timeout", str(timeout), "--mode", "relu-split", "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout
+    answer = json.loads(lines[0])
+    if answer["status"] == "sat":  # only with a replayed counterexample
+        return
+    assert answer["status"] == "timeout"
+    assert answer.get("stats", {}).get("bab_domains", 0) > 0, answer  # the search's answer
+    assert elapsed <= timeout + 1.0, f"ended {elapsed - timeout:.2f} s late"
+
+
+CLAIM = textwrap.dedent("""
+    import sys, threading, time
+    from completeverify.cli.watchdog import Watchdog
+    def slow_answer():
+        time.sleep(0.5)
+        print("watchdog", flush=True)
+    dog = Watchdog(0.1, slow_answer, grace=0.0, from_process_start=False)
+    if sys.argv[1] == "verdict-first":
+        assert dog.claim()
+        dog.fire()  # the verdict owns the answer: the watchdog writes nothing, exits nothing
+        print("verdict", flush=True)
+    else:
+        dog.arm()
+        time.sleep(0.3)  # the watchdog has begun to answer
+        if dog.claim():
+            print("verdict", flush=True)
+        else:
+            threading.Event().wait()
+""")
+
+
+@pytest.mark.parametrize("first", ("verdict-first", "watchdog-first"))
+def test_exactly_one_answer_when_the_verdict_and_the_hard_stop_meet(first):
+    proc = subprocess.run(
+        [sys.executable, "-c", CLAIM, first],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == (["verdict"] if first == "verdict-first" else ["watchdog"])
