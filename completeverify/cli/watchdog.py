@@ -6,7 +6,10 @@
   process group, the solvers' private temporary folders are removed, ``timeout``
   is written (result file and stdout) and the process exits with code 0;
 * any positive timeout is accepted, ``inf`` meaning no hard stop; NaN and
-  non-positive values are refused by the argument parser before it is armed.
+  non-positive values are refused by the argument parser before it is armed;
+* exactly one answer is written: the verdict and the watchdog claim it under one lock
+  (``Watchdog.claim`` / ``fire``), and ``leave`` ends the process once the verdict's answer
+  is out, without the interpreter's teardown.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ class Watchdog:
 
 
 def leave(code: int) -> NoReturn:
-    """End this process at once once its answer is written: kill what is left of its
+    """End this process right after its answer is written: kill what is left of its
     descendants and their files, flush the standard streams, exit with ``code``.
 
     The interpreter's own exit frees every object and module one by one: after a long search
