@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .results import STATUSES, ResultRow
-from .suite import DECIDED, is_wrong, normalize_key
+from .suite import DECIDED, is_wrong, normalize_key, resolved_key
 
 MAX_LISTED = 20  # undecided-but-known instances listed by name before "... and N more"
 
@@ -33,9 +34,17 @@ class Summary:
 
 
 def summarize(
-    rows: Sequence[ResultRow], total: int, expected: Optional[dict[tuple[str, str], str]] = None
+    rows: Sequence[ResultRow],
+    total: int,
+    expected: Optional[dict[tuple[str, str], str]] = None,
+    folders: Optional[tuple[Path, Path]] = None,
 ) -> Summary:
-    """Counts per status, seconds per status, and (with ``expected``) every disagreement."""
+    """Counts per status, seconds per status, and (with ``expected``) every disagreement.
+
+    ``folders``: the folders of the instances CSV and of the ground truth.  With them a row
+    matches the ground-truth row that names the same files (a subset CSV kept elsewhere, or
+    one with absolute paths); the text of the paths, as both files write them, is the
+    fallback."""
     counts: Counter = Counter(r.status for r in rows)
     seconds: dict[str, float] = {s: 0.0 for s in STATUSES}
     for r in rows:
@@ -43,8 +52,16 @@ def summarize(
     summary = Summary(total, counts, seconds, compared=expected is not None)
     if expected is None:
         return summary
+    by_file: dict[tuple[str, str], str] = {}
+    if folders is not None:
+        for (onnx, vnnlib), verdict in expected.items():
+            by_file.setdefault(resolved_key(folders[1], onnx, vnnlib), verdict)
     for r in rows:
-        consensus = expected.get(normalize_key(r.onnx, r.vnnlib))
+        consensus = None
+        if folders is not None:
+            consensus = by_file.get(resolved_key(folders[0], r.onnx, r.vnnlib))
+        if consensus is None:
+            consensus = expected.get(normalize_key(r.onnx, r.vnnlib))
         if consensus is None:
             summary.no_truth.append(r)
         elif is_wrong(r.status, consensus):

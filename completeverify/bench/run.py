@@ -108,6 +108,13 @@ def run_bench(
                     on_row(row)
         rows_by_key = {r.key: r for r in writer.rows if r.key in keys}
     rows = [rows_by_key[i.key] for i in selected if i.key in rows_by_key]
-    return BenchOutcome(
-        selected, skipped, ran, rows, summarize(rows, len(selected), expected), files_dir
-    )
+    summary = summarize(rows, len(selected), expected, expected_folders(opts))
+    return BenchOutcome(selected, skipped, ran, rows, summary, files_dir)
+
+
+def expected_folders(opts: BenchOptions) -> Optional[tuple[Path, Path]]:
+    """The folders of the instances CSV and of the ground truth (None without one): rows are
+    matched to the ground truth by the files they name."""
+    if opts.expected is None:
+        return None
+    return Path(opts.instances).resolve().parent, Path(opts.expected).resolve().parent

@@ -110,6 +110,15 @@ def normalize_key(onnx: str, vnnlib: str) -> tuple[str, str]:
     return (norm(onnx), norm(vnnlib))
 
 
+def resolved_key(folder: Path, onnx: str, vnnlib: str) -> tuple[str, str]:
+    """The key of the files a row names: both paths resolved against the folder of the CSV that
+    holds it, a ``.gz`` suffix ignored (rows of CSVs in different folders, or with absolute
+    paths, match when they name the same files)."""
+    return normalize_key(
+        str((folder / onnx.strip()).resolve()), str((folder / vnnlib.strip()).resolve())
+    )
+
+
 def read_expected(path: str | Path) -> dict[tuple[str, str], str]:
     """The ``consensus`` verdict of every row of a ``ground_truth.csv``, keyed by normalized (onnx,
     vnnlib)."""

@@ -175,6 +175,7 @@ def _interrupt_on_sigterm():
 def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
     """The summary of the rows written before an interrupt."""
     from ..bench.report import format_summary, summarize
+    from ..bench.run import expected_folders
     from ..bench.suite import read_expected
 
     expected = read_expected(opts.expected) if opts.expected else None
@@ -185,7 +186,7 @@ def _print_partial(progress: _Progress, opts: "BenchOptions") -> None:
     )
     print(
         format_summary(
-            summarize(progress.rows, progress.total, expected),
+            summarize(progress.rows, progress.total, expected, expected_folders(opts)),
             opts.expected.name if opts.expected else "ground truth",
         )
     )

@@ -514,6 +514,27 @@ def test_config_reaches_every_instance(tmp_path, capsys):
     assert "6 agree, 0 wrong" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("paths", ["absolute", "relative"])
+def test_expected_matches_rows_by_the_files_they_name(tmp_path, capsys, paths):
+    """A subset CSV kept in another folder, with absolute paths or paths relative to its own
+    folder, is still compared with the family's ground truth (the text of its paths differs
+    from the ground truth's)."""
+    import os
+
+    lines = []
+    for inst in read_instances(TINY):
+        onnx, vnnlib = str(inst.onnx_path), str(inst.vnnlib_path)
+        if paths == "relative":
+            onnx, vnnlib = os.path.relpath(onnx, tmp_path), os.path.relpath(vnnlib, tmp_path)
+        lines.append(f"{onnx},{vnnlib},{inst.timeout:g}")
+    subset = tmp_path / "subset.csv"
+    subset.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r.csv"
+    assert main(["bench", str(subset), "--out", str(out), "--expected", str(TINY_TRUTH)]) == 0
+    text = capsys.readouterr().out
+    assert "6 agree, 0 wrong" in text and "not in the file" not in text
+
+
 @pytest.mark.parametrize("text", ["nonsense_key: 1\n", "bab: [1, 2\n"])
 def test_bad_config_is_one_error_line_before_any_instance(tmp_path, capsys, text):
     bad = tmp_path / "bad.yaml"
