@@ -4,9 +4,10 @@ alpha/beta-CROWN.
 Float safety: every tensor that decides a verdict is float64.  Arithmetic bounds are widened by
 ``config.float_rel * magnitude + config.float_abs`` (intervals per op; linear bounds at the
 concretisation, relative to |lb| + sum |A| |x| + |bias|) to absorb rounding, and every NaN lower
-bound becomes -inf (upper: +inf), so a non-finite number can never prove anything.  The margin
-is a generous estimate of float64 rounding, not an interval-arithmetic proof; the pipeline's
-exact stages (MILP with margins, counterexample replay) remain the final word.
+bound becomes -inf (upper: +inf), so a non-finite number can never prove anything.  A walk also
+bounds its own rounding (``types.Rounding``: each step's products and sums, relative to the
+magnitudes of their terms, which cancellation cannot shrink) and lowers its bias by it, so a
+linear bound holds for the real-valued network, not only up to the rounding of the walk.
 
 Intermediate bounds: every node feeding an activation is bounded, in topological order, by IBP
 intersected with any given ``pre`` bounds and with the split constraints, then (unless
@@ -30,10 +31,10 @@ from ..errors import InternalError, ModelError
 from ..graph import ACTIVATION_OPS, Graph, Input, Linear
 from .backward import BACKWARD, concretize
 from .cuts import BatchCuts
-from .interval import IBP, Box
+from .interval import IBP, MAGNITUDE, Box
 from .optimize import init_params, optimize_alpha_beta, walk_with_cuts
 from .relax import RELAX, Relaxation, ReluRelax
-from .types import AlphaState, BoundConfig, BoundResult, Refinement, Splits
+from .types import AlphaState, BoundConfig, BoundResult, Refinement, Rounding, Splits
 
 ACTIVATIONS = ACTIVATION_OPS  # the ops with caps.activation (relaxed by a RELAX row)
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -48,12 +49,60 @@ def _intersect(box: Box, other: Box | None) -> Box:
     return torch.maximum(box[0], lo.to(box[0].dtype)), torch.minimum(box[1], hi.to(box[1].dtype))
 
 
+def _finite_mag(m: torch.Tensor) -> torch.Tensor:
+    """A rounding magnitude with NaN / inf replaced by a huge finite number (so that a zero
+    coefficient times it stays 0, and any other makes the bound useless, never wrong)."""
+    huge = torch.finfo(m.dtype).max / 2**32
+    return torch.nan_to_num(m, nan=huge, posinf=huge).clamp(max=huge)
+
+
 def _sanitize(box: Box) -> Box:
     """NaN lower bounds become -inf, NaN upper bounds +inf."""
     lo, hi = box
     lo = torch.where(torch.isnan(lo), torch.full_like(lo, float("-inf")), lo)
     hi = torch.where(torch.isnan(hi), torch.full_like(hi, float("inf")), hi)
     return lo, hi
+
+
+class _RoundingError:
+    """The running bound on one walk's rounding error (types.Rounding); inert without one."""
+
+    def __init__(self, rounding: Rounding | None, bias: torch.Tensor) -> None:
+        """Start at gamma |bias| (the caller's constant, added to in float)."""
+        self.r = rounding
+        self.total: torch.Tensor | None = None
+        if rounding is not None:
+            with torch.no_grad():
+                self.total = bias.detach().abs()
+
+    def _plus(self, t: torch.Tensor) -> None:
+        assert self.total is not None
+        self.total = self.total + t
+
+    def add(self, a: torch.Tensor, node: int, step: bool = False) -> None:
+        """|A| @ m for coefficients A (B, M, size) on node: its step magnitudes (step=True, when
+        the walk is about to multiply A through the node; nothing for the input node) or its
+        box magnitudes (coefficients added onto the node's)."""
+        if self.r is None or node == 0 and step:
+            return
+        mag = (self.r.step if step else self.r.box).get(node)
+        if mag is None:
+            raise InternalError(f"no rounding magnitude for node {node}")
+        with torch.no_grad():
+            self._plus((a.detach().abs() @ mag.unsqueeze(2)).squeeze(2))
+
+    def add_indicators(self, q: torch.Tensor) -> None:
+        """Coefficients on ReLU indicators in [0, 1] (cutting planes)."""
+        if self.r is not None:
+            with torch.no_grad():
+                self._plus(2 * q.detach().abs().sum(-1))
+
+    def lowered(self, bias: torch.Tensor) -> torch.Tensor:
+        """bias - gamma * total (NaN becomes -inf, so it proves nothing)."""
+        if self.r is None or self.total is None:
+            return bias
+        low = bias - self.r.gamma * self.total
+        return torch.where(torch.isnan(low), torch.full_like(low, float("-inf")), low)
 
 
 class BoundEngine:
@@ -108,6 +157,33 @@ class BoundEngine:
                 self.pre_nodes[j] = self.pre_nodes.get(j, True) and node.op.caps.splittable
         # the splittable (ReLU-like) nodes: branch and bound splits their inputs at 0
         self.relu_nodes = [i for i, n in enumerate(self.nodes) if n.op.caps.splittable]
+        # a walk's own rounding is bounded where a bound decides anything: sound and float64
+        # (a float32 engine only searches alpha/beta, bounds/mixed.py)
+        self.gamma = self._gamma() if config.sound and self.dtype == torch.float64 else 0.0
+        # activation -> its one consumer when that is affine: the consumer's step magnitude then
+        # covers the activation's step as well (|A_act| = |A W| <= |A| |W|), one sum less a step
+        readers: dict[int, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for j in node.inputs:
+                readers.setdefault(j, []).append(i)
+        self.covered = {
+            i: readers[i][0]
+            for i, n in enumerate(self.nodes)
+            if n.op.caps.activation
+            and len(readers.get(i, [])) == 1
+            and self.nodes[readers[i][0]].op.caps.affine
+        }
+
+    def _gamma(self) -> float:
+        """2 (n + 8) u for the longest sum n a walk computes (a node's width, a weight row, a
+        transposed convolution's taps, plus one term per step for the running bias), u the unit
+        roundoff (types.Rounding)."""
+        longest = max([self.graph.n_inputs] + [n.size for n in self.nodes]) + len(self.nodes)
+        for p in self.params:
+            w = p.get("weight")
+            if w is not None:
+                longest = max(longest, w[0].numel(), w.shape[0] * w[0, 0].numel())
+        return 2.0 * (longest + 8) * torch.finfo(self.dtype).eps / 2
 
     # ------------------------------------------------------------------ inputs
     def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
@@ -158,7 +234,7 @@ class BoundEngine:
     def ibp(self, lower: torch.Tensor, upper: torch.Tensor) -> dict[int, Box]:
         """IBP bounds (lower, upper) each (B, size) of every node, for a batch of boxes."""
         with self._grad_mode():
-            boxes, _ = self._prepare(*self._box(lower, upper), None, None, "ibp", Refinement())
+            boxes, _, _ = self._prepare(*self._box(lower, upper), None, None, "ibp", Refinement())
         return dict(enumerate(boxes))
 
     def relax_node(self, i: int, box: Box) -> Relax:
@@ -174,14 +250,24 @@ class BoundEngine:
         pre: dict | None,
         method: str,
         refine: Refinement,
-    ) -> tuple[list[Box], dict[int, Relax]]:
-        """Bounds of every node (intermediate ones tightened) and the activations' relaxations."""
+    ) -> tuple[list[Box], dict[int, Relax], Rounding | None]:
+        """Bounds of every node (intermediate ones tightened), the activations' relaxations and,
+        in the sound mode, the magnitudes that bound a walk's rounding (types.Rounding)."""
         cfg = self.config
         signs = self._signs(splits, lo.shape[0])
         pre = pre or {}
         boxes: list[Box] = []
         relax: dict[int, Relax] = {}
+        rd = Rounding(self.gamma) if self.gamma > 0 and method != "ibp" else None
         for i, node in enumerate(self.nodes):
+            if rd is not None and i > 0 and node.op.caps.affine:
+                mags = [
+                    rd.box[j] + rd.step[j] if self.covered.get(j) == i else rd.box[j]
+                    for j in node.inputs
+                ]
+                rd.step[i] = _finite_mag(
+                    MAGNITUDE[type(node.op)](node.op, self.params[i], self.aux[i], mags)
+                )
             given = pre.get(i) if i in self.pre_nodes and i <= refine.refine_after else None
             if isinstance(node.op, Input):
                 box = (lo, hi)
@@ -197,18 +283,29 @@ class BoundEngine:
                 )
             if method != "ibp" and node.op.caps.activation:
                 relax[i] = self.relax_node(i, boxes[node.inputs[0]])
+                if rd is not None:
+                    rd.step[i] = _finite_mag(relax[i].magnitude(rd.box[node.inputs[0]]))
             if i in self.pre_nodes:
                 box = self._clamp(_intersect(box, pre.get(i)), signs.get(i))
                 if method != "ibp" and cfg.intermediate_crown and i > max(0, refine.refine_after):
                     box = self._clamp(
-                        _intersect(box, self._crown_node(i, box, relax, lo, hi)), signs.get(i)
+                        _intersect(box, self._crown_node(i, box, relax, lo, hi, rd)),
+                        signs.get(i),
                     )
                 box = _sanitize(box)
             boxes.append(box)
-        return boxes, relax
+            if rd is not None:
+                rd.box[i] = _finite_mag(box[0].abs().maximum(box[1].abs()))
+        return boxes, relax, rd
 
     def _crown_node(
-        self, j: int, box: Box, relax: dict[int, Relax], lo: torch.Tensor, hi: torch.Tensor
+        self,
+        j: int,
+        box: Box,
+        relax: dict[int, Relax],
+        lo: torch.Tensor,
+        hi: torch.Tensor,
+        rounding: Rounding | None = None,
     ) -> Box | None:
         """CROWN bounds of node j for the neurons that need them (others stay +-inf)."""
         cur_lo, cur_hi = box
@@ -226,7 +323,7 @@ class BoundEngine:
         new_hi = torch.full_like(cur_hi, float("inf"))
         for start in range(0, idx.numel(), chunk):
             sel = idx[start : start + chunk]
-            a0, bias = self._walk_rows(j, sel, batch, relax)
+            a0, bias = self._walk_rows(j, sel, batch, relax, rounding)
             lb, _ = concretize(
                 a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False
             )
@@ -237,7 +334,12 @@ class BoundEngine:
         return new_lo, new_hi
 
     def _walk_rows(
-        self, j: int, sel: torch.Tensor, batch: int, relax: dict[int, Relax]
+        self,
+        j: int,
+        sel: torch.Tensor,
+        batch: int,
+        relax: dict[int, Relax],
+        rounding: Rounding | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward walk for rows +e_k and -e_k (k in sel) of node j: (A0 (B, 2c, n_in), bias)."""
         node, p = self.nodes[j], self.params[j]
@@ -246,12 +348,14 @@ class BoundEngine:
             w = p["weight"][sel]
             a = torch.cat([w, -w]).unsqueeze(0).expand(batch, -1, -1)
             b = torch.cat([p["bias"][sel], -p["bias"][sel]]).unsqueeze(0).expand(batch, -1)
-            return self.walk(node.inputs[0], a, b, relax)
+            return self.walk(node.inputs[0], a, b, relax, rounding=rounding)
         a = torch.zeros(batch, 2 * c, node.size, dtype=self.dtype)
         rows = torch.arange(c)
         a[:, rows, sel] = 1.0
         a[:, rows + c, sel] = -1.0
-        return self.walk(j, a, torch.zeros(batch, 2 * c, dtype=self.dtype), relax)
+        return self.walk(
+            j, a, torch.zeros(batch, 2 * c, dtype=self.dtype), relax, rounding=rounding
+        )
 
     def walk(
         self,
@@ -264,6 +368,7 @@ class BoundEngine:
         record: dict[int, torch.Tensor] | None = None,
         extra: dict[int, torch.Tensor] | None = None,
         z_terms: dict[int, torch.Tensor] | None = None,
+        rounding: Rounding | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One reverse-topological walk from node start: A (B, M, size_start) -> (A0, bias).
 
@@ -274,11 +379,18 @@ class BoundEngine:
         added on a split node's input.  record: if given, receives the coefficient matrix
         reaching each activation's output.  extra: node -> coefficients (B, M, size) added on
         that node's value; z_terms: ReLU node -> coefficients (B, M, size) on its indicators
-        (both from cutting planes, bounds/cuts.py).  Returns (A0 (B, M, n_in), bias (B, M)).
+        (both from cutting planes, bounds/cuts.py).  rounding: the magnitudes of the nodes
+        (from ``_prepare``, sound mode); the bias is then lowered by a bound on the walk's own
+        float rounding, so that the bound holds exactly, not only up to rounding.  Returns
+        (A0 (B, M, n_in), bias (B, M)).
         """
         acc: dict[int, torch.Tensor] = {start: a}
+        err = _RoundingError(rounding, bias)
         for k, ek in (extra or {}).items():
             acc[k] = acc[k] + ek if k in acc else ek
+            err.add(ek, k)
+            if k in relax:  # not covered by a consumer's step
+                err.add(ek, k, step=True)
         alphas = alphas or {}
         beta_terms = beta_terms or {}
         z_terms = z_terms or {}
@@ -291,12 +403,15 @@ class BoundEngine:
             if record is not None and i in relax:
                 record[i] = ai
             b: torch.Tensor | None
+            if self.covered.get(i, start + 1) > start:  # else the consumer's step covered it
+                err.add(ai, i, step=True)
             if i in z_terms:
                 rx = relax.get(i)
                 if type(rx) is not ReluRelax:  # indicators are those of the ReLU's big-M MILP
                     raise InternalError(f"indicator terms on node {i}, which is not a ReLU")
                 a_in, b = rx.backward(ai, alphas.get(i), beta_terms.get(i), z_terms[i])
                 outs = [a_in]
+                err.add_indicators(z_terms[i])
             elif i in relax:
                 a_in, b = relax[i].backward(ai, alphas.get(i), beta_terms.get(i))
                 outs = [a_in]
@@ -306,12 +421,16 @@ class BoundEngine:
                 )
             if b is not None:
                 bias = bias + b
+            if i in beta_terms:  # added onto the products with the slopes
+                err.add(beta_terms[i], self.nodes[i].inputs[0])
+            if i in z_terms:  # slopes that depend on the indicator terms
+                err.add(outs[0], self.nodes[i].inputs[0])
             for k, ak in zip(self.nodes[i].inputs, outs):
                 acc[k] = acc[k] + ak if k in acc else ak
         a0 = acc.get(0)
         if a0 is None:
             a0 = bias.new_zeros(*bias.shape, self.graph.n_inputs)
-        return a0, bias
+        return a0, err.lowered(bias)
 
     # ------------------------------------------------------------------ public
     def activation_coefficients(
@@ -377,7 +496,7 @@ class BoundEngine:
             if cuts is not None:
                 self._check_cuts(cuts, batch, cmat.shape[1])
             m = cmat.shape[1]
-            boxes, relax = self._prepare(lo, hi, splits, pre, method, refine)
+            boxes, relax, rounding = self._prepare(lo, hi, splits, pre, method, refine)
             pre_out = {j: boxes[j] for j in self.pre_nodes}
             if need_ub:
                 cmat, cvec = torch.cat([cmat, -cmat], 1), torch.cat([cvec, -cvec], 1)
@@ -402,18 +521,18 @@ class BoundEngine:
                 lb0 = torch.full((batch, rows), float("-inf"), dtype=self.dtype)
                 x0 = lo.unsqueeze(1).expand(-1, rows, -1).clone()
                 lb, x, state = self._optimize(
-                    lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts
+                    lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts, rounding
                 )
                 lb = torch.maximum(lb, ibp_lb)
                 x_lb = x[:, :m]
             else:
-                a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax)
+                a0, bias = self.walk(len(self.nodes) - 1, cmat, cvec, relax, rounding=rounding)
                 coeffs = a0[:, :m]
                 linear = (a0, bias)
                 lb, x = concretize(a0, bias, lo, hi, self.config.float_rel, self.config.float_abs)
                 if method == "alpha-crown":
                     lb, x, state = self._optimize(
-                        lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline, cuts
+                        lo, hi, cmat, cvec, relax, splits, warm, lb, x, deadline, cuts, rounding
                     )
                 lb = torch.maximum(self._set_bound(a0, bias, lb), ibp_lb)
                 x_lb = x[:, :m]
@@ -486,11 +605,12 @@ class BoundEngine:
         x0: torch.Tensor,
         deadline: float | None,
         cuts: BatchCuts | None = None,
+        rounding: Rounding | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
         """Projected Adam on alpha (ReLU lower slopes) and beta (split multipliers); best per
         row."""
         return optimize_alpha_beta(
-            self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts
+            self, lo, hi, cmat, cvec, relax, splits, warm, lb0, x0, deadline, cuts, rounding
         )
 
     def evaluate(
@@ -510,13 +630,13 @@ class BoundEngine:
         with torch.no_grad():
             lo, hi = self._box(lower, upper)
             cmat, cvec = self._spec(C, c0, lo.shape[0])
-            _, relax = self._prepare(lo, hi, splits, pre, "crown", refine)
+            _, relax, rounding = self._prepare(lo, hi, splits, pre, "crown", refine)
             if cuts is not None:
                 self._check_cuts(cuts, lo.shape[0], cmat.shape[1])
             alphas, betas, signs = init_params(
                 self, relax, splits, state, cmat.shape[1], lo.shape[0], cuts
             )
-            a0, bias = walk_with_cuts(self, cmat, cvec, relax, alphas, betas, signs, cuts)
+            a0, bias = walk_with_cuts(self, cmat, cvec, relax, alphas, betas, signs, cuts, rounding)
             lb, _ = concretize(
                 a0, bias, lo, hi, self.config.float_rel, self.config.float_abs, want_x=False
             )

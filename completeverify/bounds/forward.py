@@ -10,9 +10,12 @@ intermediate (pre-activation) bounds; the final bound stays backward CROWN.
 One step per op type in the table ``FORWARD``; ops without one are ``NOT_SUPPORTED`` and a graph
 using them is not ``supports``-ed (the caller falls back to the bound engine).
 
-Float safety: computed in float64; every concretised bound is widened outward
-by rel * (|value| + sum |coeff| |x| + |const|) + abs (``backward.concretize``, as in the rest
-of bounds/).
+Float safety: computed in float64.  Each node also carries err (B, size), a bound on how far
+its computed symbolic bounds may lie from the exact ones at any x of the box (products of large
+terms that cancel can lose far more than a margin relative to the result): the enclosure used
+is Lw x + Lb - err <= v <= Uw x + Ub + err (the table ``FORWARD_ERROR``).  Every concretised
+bound is then widened outward by rel * (|value| + sum |coeff| |x| + |const|) + abs
+(``backward.concretize``, as in the rest of bounds/).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..graph import (
     NOT_SUPPORTED,
@@ -133,6 +137,60 @@ FORWARD: dict[type, ForwardStep | NotSupported] = {
 }
 
 
+def _sym_mag(s: Sym, m_x: torch.Tensor) -> torch.Tensor:
+    """|Lw| m + |Lb| + |Uw| m + |Ub| (B, size): what a product with these bounds sums over."""
+    lw, lb, uw, ub = s
+    return (
+        (lw.abs() @ m_x.unsqueeze(2)).squeeze(2)
+        + lb.abs()
+        + (uw.abs() @ m_x.unsqueeze(2)).squeeze(2)
+        + ub.abs()
+    )
+
+
+# The rounding of each forward step (see the module's float-safety note).  Each gets the op, its
+# params, its input's computed symbolic bounds s, concrete box and err, the magnitude
+# |Lw| m + |Lb| + |Uw| m + |Ub| of s (m >= |x|), and gamma; it returns the output's err.  The
+# exact bounds of the input lie within err of the computed ones, so an affine op with matrix W
+# moves them by at most |W| err, and its own products and sums round by at most
+# gamma (|W| mag + |b|).  A ReLU step multiplies by slopes in [0, 1] and adds a chord whose
+# rounding is within gamma * 2 max(|l|, |u|).
+ErrorStep = Callable[[Any, dict, Box, torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def _err_linear(op: Linear, p: dict, box: Box, err: Tensor, mag: Tensor, gamma: float) -> Tensor:
+    """|W| err + gamma (|W| mag + |b|)."""
+    w = p["weight"].abs()
+    return err @ w.T + gamma * (mag @ w.T + p["bias"].abs())
+
+
+def _err_scale(op: Scale, p: dict, box: Box, err: Tensor, mag: Tensor, gamma: float) -> Tensor:
+    """|mul| err + gamma (|mul| mag + |add|)."""
+    m = p["mul"].abs()
+    return err * m + gamma * (mag * m + p["add"].abs())
+
+
+def _err_relu(
+    op: Relu | LeakyRelu, p: dict, box: Box, err: Tensor, mag: Tensor, gamma: float
+) -> Tensor:
+    """err (slopes in [0, 1]) + gamma (mag + 2 max(|l|, |u|))."""
+    return err + gamma * (mag + 2 * box[0].abs().maximum(box[1].abs()))
+
+
+def _err_reshape(op: Reshape, p: dict, box: Box, err: Tensor, mag: Tensor, gamma: float) -> Tensor:
+    """err: no arithmetic."""
+    return err
+
+
+FORWARD_ERROR: dict[type, ErrorStep] = {
+    Linear: _err_linear,
+    Reshape: _err_reshape,
+    Scale: _err_scale,
+    Relu: _err_relu,
+    LeakyRelu: _err_relu,
+}
+
+
 def supports(graph: Graph) -> bool:
     """True for single-input chains built only from ops with a FORWARD step."""
     return all(
@@ -150,6 +208,10 @@ def forward_pre_bounds(
     eye = torch.eye(n, dtype=torch.float64).expand(B, n, n)
     zero = torch.zeros(B, n, dtype=torch.float64)
     sym: list[Sym] = [(eye, zero, eye, zero)]
+    errs: list[torch.Tensor] = [zero]
+    m_x = lo.abs().maximum(hi.abs())
+    longest = max([n] + [node.size for node in graph.nodes])
+    gamma = 2.0 * (longest + 8) * torch.finfo(torch.float64).eps / 2  # as bounds/types.Rounding
     box: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     feeds = {node.inputs[0] for node in graph.nodes if node.op.caps.activation}
     for i, node in enumerate(graph.nodes[1:], start=1):
@@ -157,10 +219,17 @@ def forward_pre_bounds(
         if isinstance(step, NotSupported):  # pragma: no cover - guarded by supports()
             raise TypeError(f"forward bounds do not support {type(node.op).__name__}")
         j = node.inputs[0]
-        sym.append(step(node.op, params[i], sym[j], box.get(j, (lo, hi))))
+        in_box = box.get(j, (lo, hi))
+        sym.append(step(node.op, params[i], sym[j], in_box))
+        errs.append(
+            FORWARD_ERROR[type(node.op)](
+                node.op, params[i], in_box, errs[j], _sym_mag(sym[j], m_x), gamma
+            )
+        )
         if i in feeds:
             nlw, nlb, nuw, nub = sym[i]
-            l_i, _ = concretize(nlw, nlb, lo, hi, rel, abs_, want_x=False)
-            u_i, _ = concretize(-nuw, -nub, lo, hi, rel, abs_, want_x=False)
+            err = torch.nan_to_num(errs[i], nan=float("inf"))
+            l_i, _ = concretize(nlw, nlb - err, lo, hi, rel, abs_, want_x=False)
+            u_i, _ = concretize(-nuw, -nub - err, lo, hi, rel, abs_, want_x=False)
             box[i] = (l_i, -u_i)
     return box

@@ -149,3 +149,57 @@ IBP: dict[type, Callable[..., Box]] = {
     Tanh: _ibp_tanh,
     MaxPool: _ibp_maxpool,
 }
+
+
+# ---------------------------------------------------------------- rounding magnitudes
+# MAGNITUDE[type(op)](op, p, aux, in_mags) -> (B, size): for each output neuron k of an affine
+# op y = f(x_1, ...), an upper bound on sum_j |coefficient_kj| |x_j| + |constant_k| (and so on
+# |y_k|), given in_mags, bounds (B, n_in) on |x| per input.  A backward step that multiplies a
+# coefficient matrix A by the op rounds by at most gamma * |A| @ MAGNITUDE (bounds/engine.py).
+
+
+def _mag_linear(op: Linear, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """|W| m + |b|."""
+    return mags[0] @ aux["abs_weight"].T + p["bias"].abs()
+
+
+def _mag_conv(op: Conv, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """|W| * m + |b| (the convolution of the magnitudes with the absolute kernel)."""
+    y = _conv_nobias(op, aux["abs_weight"], mags[0])
+    return y + p["bias"].abs().repeat_interleave(y.shape[1] // p["bias"].shape[0])
+
+
+def _mag_scale(op: Scale, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """|mul| m + |add|."""
+    return mags[0] * p["mul"].abs() + p["add"].abs()
+
+
+def _mag_gather(op: Gather, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """The gathered magnitudes (padding entries 0)."""
+    return mags[0][:, p["index"]] * p["mask"]
+
+
+def _mag_reshape(op: Reshape, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """The input's magnitudes."""
+    return mags[0]
+
+
+def _mag_add(op: Add, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of the summands' magnitudes."""
+    return sum(mags[1:], mags[0])
+
+
+def _mag_concat(op: Concat, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:
+    """The inputs' magnitudes, concatenated."""
+    return torch.cat(mags, 1)
+
+
+MAGNITUDE: dict[type, Callable[..., torch.Tensor]] = {
+    Linear: _mag_linear,
+    Conv: _mag_conv,
+    Scale: _mag_scale,
+    Gather: _mag_gather,
+    Reshape: _mag_reshape,
+    Add: _mag_add,
+    Concat: _mag_concat,
+}

@@ -26,7 +26,7 @@ from ..graph import NOT_SUPPORTED, LeakyRelu, MaxPool, Node, NotSupported, Relu,
 from .backward import concretize
 from .cuts import CUT_KEY, BatchCuts
 from .relax import LeakyReluRelax, ReluRelax
-from .types import AlphaState, BoundConfig, Splits
+from .types import AlphaState, BoundConfig, Rounding, Splits
 
 
 class Walker(Protocol):
@@ -48,6 +48,7 @@ class Walker(Protocol):
         record: dict[int, torch.Tensor] | None = None,
         extra: dict[int, torch.Tensor] | None = None,
         z_terms: dict[int, torch.Tensor] | None = None,
+        rounding: Rounding | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One backward walk from node start (see BoundEngine.walk)."""
         ...
@@ -164,17 +165,29 @@ def walk_with_cuts(
     betas: dict[int, torch.Tensor],
     signs: dict[int, torch.Tensor],
     cuts: BatchCuts | None = None,
+    rounding: Rounding | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The final walk with the split terms and, when cuts are given and betas holds their
-    multipliers (betas[CUT_KEY], (B, M, K)), the cut terms (bounds/cuts.py)."""
+    multipliers (betas[CUT_KEY], (B, M, K)), the cut terms (bounds/cuts.py).  rounding: see
+    BoundEngine.walk."""
     last = len(engine.nodes) - 1
     mu = betas.get(CUT_KEY)
     split_b = {r: b for r, b in betas.items() if r != CUT_KEY}
     if cuts is None or mu is None:
-        return engine.walk(last, cmat, cvec, relax, alphas, beta_terms(split_b, signs))
+        return engine.walk(
+            last, cmat, cvec, relax, alphas, beta_terms(split_b, signs), rounding=rounding
+        )
     extra, zt, cb = cuts.cuts.terms(cuts.multipliers(mu))
     return engine.walk(
-        last, cmat, cvec + cb, relax, alphas, beta_terms(split_b, signs), extra=extra, z_terms=zt
+        last,
+        cmat,
+        cvec + cb,
+        relax,
+        alphas,
+        beta_terms(split_b, signs),
+        extra=extra,
+        z_terms=zt,
+        rounding=rounding,
     )
 
 
@@ -245,10 +258,13 @@ def optimize_alpha_beta(
     x0: torch.Tensor,
     deadline: float | None,
     cuts: BatchCuts | None = None,
+    rounding: Rounding | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, AlphaState]:
     """Maximise the sum of row lower bounds; returns (best lb (B, M), its x (B, M, n), state).
 
-    cuts: cutting planes whose multipliers (betas[CUT_KEY]) are searched with the others."""
+    cuts: cutting planes whose multipliers (betas[CUT_KEY]) are searched with the others.
+    rounding: see BoundEngine.walk (sound mode).  The steps search without it; the bound
+    returned is recomputed with it at the parameters kept (then at least lb0, a sound bound)."""
     cfg = engine.config
     batch, rows = cmat.shape[0], cmat.shape[1]
     alphas, betas, signs = init_params(engine, relax, splits, warm, rows, batch, cuts)
@@ -296,4 +312,11 @@ def optimize_alpha_beta(
                 for b in betas.values():
                     b.nan_to_num_(0.0).clamp_(min=0.0)
                 opt.decay(cfg.lr_decay)
+    if rounding is not None:
+        with torch.no_grad():
+            a0, bias = walk_with_cuts(
+                engine, cmat, cvec, relax, best_a, best_b, signs, cuts, rounding
+            )
+            lb, _ = concretize(a0, bias, lo, hi, cfg.float_rel, cfg.float_abs, want_x=False)
+            best_lb = torch.maximum(lb0, lb)
     return best_lb, best_x, AlphaState(best_a, best_b)

@@ -31,6 +31,13 @@ class Relaxation(Protocol):
         """(A_in (B, M, n_in), bias (B, M)) for a coefficient matrix A (B, M, n_out)."""
         ...
 
+    def magnitude(self, m_in: torch.Tensor) -> torch.Tensor:
+        """(B, n_out) >= 0, given m_in (B, n_in) >= |z|, such that |A| @ magnitude bounds what
+        one backward step sums and multiplies: sum |A| |intercept|, and |A_in| @ m_in for the
+        A_in it returns without split terms.  gamma * (|A| @ magnitude) then bounds the step's
+        rounding, including the lines' own (types.Rounding, bounds/engine.py)."""
+        ...
+
 
 SMOOTH_EPS = 1e-12  # absolute safety margin on the intercepts of sigmoid/tanh lines
 BISECT_STEPS = 60
@@ -53,6 +60,11 @@ class ReluRelax:
         self.lo_default = torch.where(
             active, torch.ones_like(hi), torch.where(self.unstable, adaptive, torch.zeros_like(hi))
         )
+
+    def magnitude(self, m_in: torch.Tensor) -> torch.Tensor:
+        """3 max(|l|, |u|): both slopes lie in [0, 1] (so |A_in| <= |A|) and the intercept in
+        [0, max(-l, u)] (LeakyReLU: slopes in [s, 1], |intercept| <= |l|)."""
+        return 3 * self.lo.abs().maximum(self.hi.abs())
 
     def lower_slope(self, alpha: torch.Tensor | None) -> torch.Tensor:
         """Lower slopes (B, 1|M, size): alpha on unstable neurons, exact elsewhere."""
@@ -124,6 +136,7 @@ class LeakyReluRelax(ReluRelax):
 
     def __init__(self, lo: torch.Tensor, hi: torch.Tensor, slope: float) -> None:
         """Precompute slopes from the input bounds (B, size); slope: the negative-side slope s."""
+        self.lo, self.hi = lo, hi
         active = lo >= 0
         inactive = (hi <= 0) & ~active
         self.slope = slope
@@ -159,12 +172,19 @@ class LineRelax:
         beta_term: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in, bias) for the lower-bound direction."""
-        pos, neg = a.clamp(min=0), a.clamp(max=0)
+        pos, neg = a.clamp(min=0), a.clamp(max=0)  # (magnitude: see Relaxation)
         a_in = pos * self.lo_slope.unsqueeze(1) + neg * self.up_slope.unsqueeze(1)
         bias = (pos @ self.lo_int.unsqueeze(2)).squeeze(2) + (
             neg @ self.up_int.unsqueeze(2)
         ).squeeze(2)
         return a_in, bias
+
+    def magnitude(self, m_in: torch.Tensor) -> torch.Tensor:
+        """(|lower slope| + |upper slope|) m + |lower intercept| + |upper intercept| (the slope
+        used is one of the two)."""
+        return (self.lo_slope.abs() + self.up_slope.abs()) * m_in + (
+            self.lo_int.abs() + self.up_int.abs()
+        )
 
 
 def _sigmoid_d(x: torch.Tensor) -> torch.Tensor:
@@ -258,6 +278,12 @@ class MaxPoolRelax:
         others = torch.where(same, torch.full_like(others, float("-inf")), others)
         self.exact = (best_l >= others.amax(dim=2)).to(lo.dtype)
         self.umax = uw.amax(dim=2)
+        self.mag = 2 * lw.abs().maximum(uw.abs()).amax(dim=2)  # slopes 0/1, |umax| <= the max
+
+    def magnitude(self, m_in: torch.Tensor) -> torch.Tensor:
+        """2 max |input| over each window: each coefficient moves to one input of its window (a
+        sum over windows that share it), and the constant upper line is at most that."""
+        return self.mag
 
     def backward(
         self,

@@ -19,7 +19,8 @@ class BoundConfig:
         are scaled to a largest coefficient of about 1.
     lr_decay: multiplicative learning-rate decay per step.
     float_rel / float_abs: every computed lower bound is lowered (upper bound raised) by
-        float_rel * (|bound| + sum |A| |x|) + float_abs to absorb float64 rounding.
+        float_rel * (|bound| + sum |A| |x|) + float_abs to absorb float64 rounding; a sound
+        float64 walk also lowers its bias by the bound on its own rounding (``Rounding``).
     intermediate_crown: compute pre-activation bounds with CROWN (else IBP only).
     chunk_elems: cap on B * rows * width of one backward pass when bounding intermediate
         nodes; more rows are processed in chunks (memory control, no effect on results).
@@ -53,6 +54,28 @@ class BoundConfig:
             raise ModelError(
                 "BoundConfig: dtype must be float32 or float64, and float64 when sound"
             )
+
+
+@dataclass
+class Rounding:
+    """What one backward walk needs to bound its own float rounding (sound mode only).
+
+    A walk computes A_in = A @ W, a bias A @ b and the relaxations' products in floating point.
+    For a dot product of n terms in any order, |fl(sum) - sum| <= n u sum |terms| (u the unit
+    roundoff), so each step's rounding, as an error in the linear bound, is at most
+    gamma * (|A| @ step[i] + |A_in| @ box[p]) with gamma >= 2 (n + 8) u for the longest sum n
+    of the graph.  ``walk`` adds these up and lowers its bias by them; without it, cancellation
+    inside the walk (large coefficients summing to a small one) could hide an error far larger
+    than the concretisation's margin, which is relative to the final coefficients only.
+
+    gamma: the factor; step: node -> (B, size) bound on |coefficient| |input| + |constant|
+    per output neuron of the node's step (interval.MAGNITUDE for affine ops, the relaxation's
+    ``magnitude`` for activations); box: node -> (B, size) bound on |value| (its box).
+    """
+
+    gamma: float
+    step: dict[int, torch.Tensor] = field(default_factory=dict)
+    box: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import pytest
 
 from completeverify import graph as g
 from completeverify.bounds.backward import BACKWARD
-from completeverify.bounds.forward import FORWARD
-from completeverify.bounds.interval import IBP
+from completeverify.bounds.forward import FORWARD, FORWARD_ERROR
+from completeverify.bounds.interval import IBP, MAGNITUDE
 from completeverify.bounds.optimize import ALPHA
 from completeverify.bounds.relax import RELAX
 from completeverify.milp.encoder import ENCODERS
@@ -63,6 +63,26 @@ def test_crown_rows_agree_with_caps() -> None:
         assert (op in RELAX) == op.caps.activation, op
         assert op.caps.affine != op.caps.activation, op
     assert all(_supported(r) for r in list(BACKWARD.values()) + list(RELAX.values()))
+
+
+def test_every_walk_step_bounds_its_rounding() -> None:
+    """A backward walk bounds the rounding of each step (bounds/types.Rounding): affine ops by
+    a MAGNITUDE row, activations by their relaxation's ``magnitude``; a forward step by its
+    FORWARD_ERROR row."""
+    for op in COMPUTED:
+        assert (op in MAGNITUDE) == op.caps.affine, op
+    assert all(_supported(r) for r in MAGNITUDE.values())
+    import torch
+
+    lo, hi = -torch.ones(1, 4, dtype=torch.float64), torch.ones(1, 4, dtype=torch.float64)
+    for op, build in RELAX.items():
+        if op is g.MaxPool:
+            rx = build(op, {"windows": torch.tensor([[0, 1], [2, 3]])}, 4, lo, hi)
+        else:
+            rx = build(op(0.1) if op is g.LeakyRelu else op(), {}, 4, lo, hi)
+        mag = rx.magnitude(lo.abs())
+        assert bool((mag >= 0).all()) and bool((mag > 0).any()), op
+    assert {op for op, row in FORWARD.items() if _supported(row)} == set(FORWARD_ERROR)
 
 
 def test_alpha_rows_agree_with_caps() -> None:
