@@ -172,7 +172,7 @@ class LineRelax:
         beta_term: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_in, bias) for the lower-bound direction."""
-        pos, neg = a.clamp(min=0), a.clamp(max=0)  # (magnitude: see Relaxation)
+        pos, neg = a.clamp(min=0), a.clamp(max=0)
         a_in = pos * self.lo_slope.unsqueeze(1) + neg * self.up_slope.unsqueeze(1)
         bias = (pos @ self.lo_int.unsqueeze(2)).squeeze(2) + (
             neg @ self.up_int.unsqueeze(2)

@@ -62,11 +62,14 @@ class Rounding:
 
     A walk computes A_in = A @ W, a bias A @ b and the relaxations' products in floating point.
     For a dot product of n terms in any order, |fl(sum) - sum| <= n u sum |terms| (u the unit
-    roundoff), so each step's rounding, as an error in the linear bound, is at most
-    gamma * (|A| @ step[i] + |A_in| @ box[p]) with gamma >= 2 (n + 8) u for the longest sum n
-    of the graph.  ``walk`` adds these up and lowers its bias by them; without it, cancellation
-    inside the walk (large coefficients summing to a small one) could hide an error far larger
-    than the concretisation's margin, which is relative to the final coefficients only.
+    roundoff), so the rounding of the step through node i, as an error in the linear bound, is
+    at most gamma * |A| @ step[i], with gamma >= 2 (n + 8) u for the longest sum n of the graph.
+    An activation read only by one affine node is covered by that node's step (its step[] adds
+    the activation's magnitude to the input's: |A W| <= |A| |W|).  Terms added onto a node's
+    coefficients (split multipliers, cuts) add gamma * |terms| @ box[node].  ``walk`` adds these
+    up and lowers its bias by them; without it, cancellation inside the walk (large
+    coefficients summing to a small one) could hide an error far larger than the
+    concretisation's margin, which is relative to the final coefficients only.
 
     gamma: the factor; step: node -> (B, size) bound on |coefficient| |input| + |constant|
     per output neuron of the node's step (interval.MAGNITUDE for affine ops, the relaxation's
