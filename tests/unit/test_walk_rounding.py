@@ -108,3 +108,39 @@ def test_verify_never_proves_a_property_the_real_network_violates(tmp_path):
     prop.write_text(vnnlib_text([LO], [HI], [(np.array([[-1.0]]), np.array([-(2.0**-31)]))]))
     result = cv.verify(str(net), str(prop), timeout=20)
     assert result.status != cv.Status.UNSAT, result
+
+
+def _conv_net():
+    """x -> Gemm to 3 equal features -> Reshape (1, 1, 1, 3) -> Relu -> Conv [2^30, 2^-30,
+    -2^30] -> Flatten: y = 2^-30 x, the cancellation inside a convolution's backward step."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(np.ones((3, 1), np.float32), "W"),
+        numpy_helper.from_array(np.zeros(3, np.float32), "B"),
+        numpy_helper.from_array(np.array([1, 1, 1, 3], np.int64), "S"),
+        numpy_helper.from_array(np.array([[[[BIG, SMALL, -BIG]]]], np.float32), "K"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "KB"),
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "B"], ["h"], transB=1),
+        helper.make_node("Reshape", ["h", "S"], ["r"]),
+        helper.make_node("Relu", ["r"], ["a"]),
+        helper.make_node("Conv", ["a", "K", "KB"], ["c"], kernel_shape=[1, 3]),
+        helper.make_node("Flatten", ["c"], ["y"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_cancel",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return load_onnx(model.SerializeToString())
+
+
+@pytest.mark.parametrize("method", ["crown", "alpha-crown"])
+def test_a_convolutions_step_bounds_its_rounding_too(method):
+    lower, upper = _y_bounds(BoundEngine(_conv_net(), BoundConfig(alpha_iters=5)), method)
+    assert lower <= SMALL and upper >= 2 * SMALL, (lower, upper)
