@@ -5,7 +5,7 @@ Float safety: every tensor that decides a verdict is float64.  Arithmetic bounds
 ``config.float_rel * magnitude + config.float_abs`` (intervals per op; linear bounds at the
 concretisation, relative to |lb| + sum |A| |x| + |bias|) to absorb rounding, and every NaN lower
 bound becomes -inf (upper: +inf), so a non-finite number can never prove anything.  A walk also
-bounds its own rounding (``types.Rounding``: each step's products and sums, relative to the
+bounds its own rounding (``rounding.py``: each step's products and sums, relative to the
 magnitudes of their terms, which cancellation cannot shrink) and lowers its bias by it, so a
 linear bound holds for the real-valued network, not only up to the rounding of the walk.
 
@@ -34,7 +34,8 @@ from .cuts import BatchCuts
 from .interval import IBP, MAGNITUDE, Box
 from .optimize import init_params, optimize_alpha_beta, walk_with_cuts
 from .relax import RELAX, Relaxation, ReluRelax
-from .types import AlphaState, BoundConfig, BoundResult, Refinement, Rounding, Splits
+from .rounding import Rounding, RoundingError, covered_activations, finite_mag, gamma_for
+from .types import AlphaState, BoundConfig, BoundResult, Refinement, Splits
 
 ACTIVATIONS = ACTIVATION_OPS  # the ops with caps.activation (relaxed by a RELAX row)
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -49,60 +50,12 @@ def _intersect(box: Box, other: Box | None) -> Box:
     return torch.maximum(box[0], lo.to(box[0].dtype)), torch.minimum(box[1], hi.to(box[1].dtype))
 
 
-def _finite_mag(m: torch.Tensor) -> torch.Tensor:
-    """A rounding magnitude with NaN / inf replaced by a huge finite number (so that a zero
-    coefficient times it stays 0, and any other makes the bound useless, never wrong)."""
-    huge = torch.finfo(m.dtype).max / 2**32
-    return torch.nan_to_num(m, nan=huge, posinf=huge).clamp(max=huge)
-
-
 def _sanitize(box: Box) -> Box:
     """NaN lower bounds become -inf, NaN upper bounds +inf."""
     lo, hi = box
     lo = torch.where(torch.isnan(lo), torch.full_like(lo, float("-inf")), lo)
     hi = torch.where(torch.isnan(hi), torch.full_like(hi, float("inf")), hi)
     return lo, hi
-
-
-class _RoundingError:
-    """The running bound on one walk's rounding error (types.Rounding); inert without one."""
-
-    def __init__(self, rounding: Rounding | None, bias: torch.Tensor) -> None:
-        """Start at gamma |bias| (the caller's constant, added to in float)."""
-        self.r = rounding
-        self.total: torch.Tensor | None = None
-        if rounding is not None:
-            with torch.no_grad():
-                self.total = bias.detach().abs()
-
-    def _plus(self, t: torch.Tensor) -> None:
-        assert self.total is not None
-        self.total = self.total + t
-
-    def add(self, a: torch.Tensor, node: int, step: bool = False) -> None:
-        """|A| @ m for coefficients A (B, M, size) on node: its step magnitudes (step=True, when
-        the walk is about to multiply A through the node; nothing for the input node) or its
-        box magnitudes (coefficients added onto the node's)."""
-        if self.r is None or node == 0 and step:
-            return
-        mag = (self.r.step if step else self.r.box).get(node)
-        if mag is None:
-            raise InternalError(f"no rounding magnitude for node {node}")
-        with torch.no_grad():
-            self._plus((a.detach().abs() @ mag.unsqueeze(2)).squeeze(2))
-
-    def add_indicators(self, q: torch.Tensor) -> None:
-        """Coefficients on ReLU indicators in [0, 1] (cutting planes)."""
-        if self.r is not None:
-            with torch.no_grad():
-                self._plus(2 * q.detach().abs().sum(-1))
-
-    def lowered(self, bias: torch.Tensor) -> torch.Tensor:
-        """bias - gamma * total (NaN becomes -inf, so it proves nothing)."""
-        if self.r is None or self.total is None:
-            return bias
-        low = bias - self.r.gamma * self.total
-        return torch.where(torch.isnan(low), torch.full_like(low, float("-inf")), low)
 
 
 class BoundEngine:
@@ -160,30 +113,17 @@ class BoundEngine:
         # a walk's own rounding is bounded where a bound decides anything: sound and float64
         # (a float32 engine only searches alpha/beta, bounds/mixed.py)
         self.gamma = self._gamma() if config.sound and self.dtype == torch.float64 else 0.0
-        # activation -> its one consumer when that is affine: the consumer's step magnitude then
-        # covers the activation's step as well (|A_act| = |A W| <= |A| |W|), one sum less a step
-        readers: dict[int, list[int]] = {}
-        for i, node in enumerate(self.nodes):
-            for j in node.inputs:
-                readers.setdefault(j, []).append(i)
-        self.covered = {
-            i: readers[i][0]
-            for i, n in enumerate(self.nodes)
-            if n.op.caps.activation
-            and len(readers.get(i, [])) == 1
-            and self.nodes[readers[i][0]].op.caps.affine
-        }
+        self.covered = covered_activations(self.nodes)  # rounding.py
 
     def _gamma(self) -> float:
-        """2 (n + 8) u for the longest sum n a walk computes (a node's width, a weight row, a
-        transposed convolution's taps, plus one term per step for the running bias), u the unit
-        roundoff (types.Rounding)."""
+        """gamma (rounding.py) for the longest sum a walk computes: a node's width, a weight
+        row, a transposed convolution's taps, plus one term per step for the running bias."""
         longest = max([self.graph.n_inputs] + [n.size for n in self.nodes]) + len(self.nodes)
         for p in self.params:
             w = p.get("weight")
             if w is not None:
                 longest = max(longest, w[0].numel(), w.shape[0] * w[0, 0].numel())
-        return 2.0 * (longest + 8) * torch.finfo(self.dtype).eps / 2
+        return gamma_for(longest, self.dtype)
 
     # ------------------------------------------------------------------ inputs
     def _box(self, lower: torch.Tensor, upper: torch.Tensor) -> Box:
@@ -252,7 +192,7 @@ class BoundEngine:
         refine: Refinement,
     ) -> tuple[list[Box], dict[int, Relax], Rounding | None]:
         """Bounds of every node (intermediate ones tightened), the activations' relaxations and,
-        in the sound mode, the magnitudes that bound a walk's rounding (types.Rounding)."""
+        in the sound mode, the magnitudes that bound a walk's rounding (rounding.py)."""
         cfg = self.config
         signs = self._signs(splits, lo.shape[0])
         pre = pre or {}
@@ -265,7 +205,7 @@ class BoundEngine:
                     rd.box[j] + rd.step[j] if self.covered.get(j) == i else rd.box[j]
                     for j in node.inputs
                 ]
-                rd.step[i] = _finite_mag(
+                rd.step[i] = finite_mag(
                     MAGNITUDE[type(node.op)](node.op, self.params[i], self.aux[i], mags)
                 )
             given = pre.get(i) if i in self.pre_nodes and i <= refine.refine_after else None
@@ -284,7 +224,7 @@ class BoundEngine:
             if method != "ibp" and node.op.caps.activation:
                 relax[i] = self.relax_node(i, boxes[node.inputs[0]])
                 if rd is not None:
-                    rd.step[i] = _finite_mag(relax[i].magnitude(rd.box[node.inputs[0]]))
+                    rd.step[i] = finite_mag(relax[i].magnitude(rd.box[node.inputs[0]]))
             if i in self.pre_nodes:
                 box = self._clamp(_intersect(box, pre.get(i)), signs.get(i))
                 if method != "ibp" and cfg.intermediate_crown and i > max(0, refine.refine_after):
@@ -295,7 +235,7 @@ class BoundEngine:
                 box = _sanitize(box)
             boxes.append(box)
             if rd is not None:
-                rd.box[i] = _finite_mag(box[0].abs().maximum(box[1].abs()))
+                rd.box[i] = finite_mag(box[0].abs().maximum(box[1].abs()))
         return boxes, relax, rd
 
     def _crown_node(
@@ -385,7 +325,7 @@ class BoundEngine:
         (A0 (B, M, n_in), bias (B, M)).
         """
         acc: dict[int, torch.Tensor] = {start: a}
-        err = _RoundingError(rounding, bias)
+        err = RoundingError(rounding, bias)
         for k, ek in (extra or {}).items():
             acc[k] = acc[k] + ek if k in acc else ek
             err.add(ek, k)

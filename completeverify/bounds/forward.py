@@ -44,6 +44,7 @@ from ..graph import (
     Tanh,
 )
 from .backward import concretize
+from .rounding import gamma_for
 
 Box = tuple[torch.Tensor, torch.Tensor]
 # (Lw (B, size, n_in), Lb (B, size), Uw (B, size, n_in), Ub (B, size))
@@ -211,7 +212,7 @@ def forward_pre_bounds(
     errs: list[torch.Tensor] = [zero]
     m_x = lo.abs().maximum(hi.abs())
     longest = max([n] + [node.size for node in graph.nodes])
-    gamma = 2.0 * (longest + 8) * torch.finfo(torch.float64).eps / 2  # as bounds/types.Rounding
+    gamma = gamma_for(longest, torch.float64)
     box: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     feeds = {node.inputs[0] for node in graph.nodes if node.op.caps.activation}
     for i, node in enumerate(graph.nodes[1:], start=1):

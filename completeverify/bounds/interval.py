@@ -45,8 +45,7 @@ def _ibp_linear(op: Linear, p: dict, aux: dict, ins: list[Box], rel: float, abs_
     mid, rad = _mid_rad(ins[0])
     c = mid @ p["weight"].T + p["bias"]
     r = rad @ aux["abs_weight"].T
-    mag = (mid.abs() + rad) @ aux["abs_weight"].T + p["bias"].abs()
-    return widen(c - r, c + r, mag, rel, abs_)
+    return widen(c - r, c + r, _mag_linear(op, p, aux, [mid.abs() + rad]), rel, abs_)
 
 
 def _conv_nobias(op: Conv, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -64,8 +63,7 @@ def _ibp_conv(op: Conv, p: dict, aux: dict, ins: list[Box], rel: float, abs_: fl
     bias = p["bias"].repeat_interleave(n_per)
     c = c + bias
     r = _conv_nobias(op, aux["abs_weight"], rad)
-    mag = _conv_nobias(op, aux["abs_weight"], mid.abs() + rad) + bias.abs()
-    return widen(c - r, c + r, mag, rel, abs_)
+    return widen(c - r, c + r, _mag_conv(op, p, aux, [mid.abs() + rad]), rel, abs_)
 
 
 def _ibp_scale(op: Scale, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
@@ -73,7 +71,7 @@ def _ibp_scale(op: Scale, p: dict, aux: dict, ins: list[Box], rel: float, abs_: 
     mid, rad = _mid_rad(ins[0])
     c = mid * p["mul"] + p["add"]
     r = rad * p["mul"].abs()
-    return widen(c - r, c + r, (mid.abs() + rad) * p["mul"].abs() + p["add"].abs(), rel, abs_)
+    return widen(c - r, c + r, _mag_scale(op, p, aux, [mid.abs() + rad]), rel, abs_)
 
 
 def _ibp_gather(op: Gather, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
@@ -92,8 +90,7 @@ def _ibp_add(op: Add, p: dict, aux: dict, ins: list[Box], rel: float, abs_: floa
     lo = sum(b[0] for b in ins[1:]) + ins[0][0]
     hi = sum(b[1] for b in ins[1:]) + ins[0][1]
     mags = [b[0].abs().maximum(b[1].abs()) for b in ins]
-    mag = sum(mags[1:], mags[0])
-    return widen(lo, hi, mag, rel, abs_)
+    return widen(lo, hi, _mag_add(op, p, aux, mags), rel, abs_)
 
 
 def _ibp_concat(op: Concat, p: dict, aux: dict, ins: list[Box], rel: float, abs_: float) -> Box:
@@ -154,8 +151,9 @@ IBP: dict[type, Callable[..., Box]] = {
 # ---------------------------------------------------------------- rounding magnitudes
 # MAGNITUDE[type(op)](op, p, aux, in_mags) -> (B, size): for each output neuron k of an affine
 # op y = f(x_1, ...), an upper bound on sum_j |coefficient_kj| |x_j| + |constant_k| (and so on
-# |y_k|), given in_mags, bounds (B, n_in) on |x| per input.  A backward step that multiplies a
-# coefficient matrix A by the op rounds by at most gamma * |A| @ MAGNITUDE (bounds/engine.py).
+# |y_k|), given in_mags, bounds (B, n_in) on |x| per input.  IBP widens its boxes by rel times
+# it; a backward step that multiplies a coefficient matrix A by the op rounds by at most
+# gamma * |A| @ MAGNITUDE (rounding.py).
 
 
 def _mag_linear(op: Linear, p: dict, aux: dict, mags: list[torch.Tensor]) -> torch.Tensor:

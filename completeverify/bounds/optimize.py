@@ -26,7 +26,8 @@ from ..graph import NOT_SUPPORTED, LeakyRelu, MaxPool, Node, NotSupported, Relu,
 from .backward import concretize
 from .cuts import CUT_KEY, BatchCuts
 from .relax import LeakyReluRelax, ReluRelax
-from .types import AlphaState, BoundConfig, Rounding, Splits
+from .rounding import Rounding
+from .types import AlphaState, BoundConfig, Splits
 
 
 class Walker(Protocol):

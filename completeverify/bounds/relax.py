@@ -35,7 +35,7 @@ class Relaxation(Protocol):
         """(B, n_out) >= 0, given m_in (B, n_in) >= |z|, such that |A| @ magnitude bounds what
         one backward step sums and multiplies: sum |A| |intercept|, and |A_in| @ m_in for the
         A_in it returns without split terms.  gamma * (|A| @ magnitude) then bounds the step's
-        rounding, including the lines' own (types.Rounding, bounds/engine.py)."""
+        rounding, including the lines' own (rounding.py, bounds/engine.py)."""
         ...
 
 

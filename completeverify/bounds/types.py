@@ -20,7 +20,7 @@ class BoundConfig:
     lr_decay: multiplicative learning-rate decay per step.
     float_rel / float_abs: every computed lower bound is lowered (upper bound raised) by
         float_rel * (|bound| + sum |A| |x|) + float_abs to absorb float64 rounding; a sound
-        float64 walk also lowers its bias by the bound on its own rounding (``Rounding``).
+        float64 walk also lowers its bias by the bound on its own rounding (rounding.py).
     intermediate_crown: compute pre-activation bounds with CROWN (else IBP only).
     chunk_elems: cap on B * rows * width of one backward pass when bounding intermediate
         nodes; more rows are processed in chunks (memory control, no effect on results).
@@ -54,31 +54,6 @@ class BoundConfig:
             raise ModelError(
                 "BoundConfig: dtype must be float32 or float64, and float64 when sound"
             )
-
-
-@dataclass
-class Rounding:
-    """What one backward walk needs to bound its own float rounding (sound mode only).
-
-    A walk computes A_in = A @ W, a bias A @ b and the relaxations' products in floating point.
-    For a dot product of n terms in any order, |fl(sum) - sum| <= n u sum |terms| (u the unit
-    roundoff), so the rounding of the step through node i, as an error in the linear bound, is
-    at most gamma * |A| @ step[i], with gamma >= 2 (n + 8) u for the longest sum n of the graph.
-    An activation read only by one affine node is covered by that node's step (its step[] adds
-    the activation's magnitude to the input's: |A W| <= |A| |W|).  Terms added onto a node's
-    coefficients (split multipliers, cuts) add gamma * |terms| @ box[node].  ``walk`` adds these
-    up and lowers its bias by them; without it, cancellation inside the walk (large
-    coefficients summing to a small one) could hide an error far larger than the
-    concretisation's margin, which is relative to the final coefficients only.
-
-    gamma: the factor; step: node -> (B, size) bound on |coefficient| |input| + |constant|
-    per output neuron of the node's step (interval.MAGNITUDE for affine ops, the relaxation's
-    ``magnitude`` for activations); box: node -> (B, size) bound on |value| (its box).
-    """
-
-    gamma: float
-    step: dict[int, torch.Tensor] = field(default_factory=dict)
-    box: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def test_crown_rows_agree_with_caps() -> None:
 
 
 def test_every_walk_step_bounds_its_rounding() -> None:
-    """A backward walk bounds the rounding of each step (bounds/types.Rounding): affine ops by
+    """A backward walk bounds the rounding of each step (bounds/rounding.py): affine ops by
     a MAGNITUDE row, activations by their relaxation's ``magnitude``; a forward step by its
     FORWARD_ERROR row."""
     for op in COMPUTED:

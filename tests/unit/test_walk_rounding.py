@@ -1,4 +1,4 @@
-"""A backward walk bounds its own float rounding (bounds/types.Rounding).
+"""A backward walk bounds its own float rounding (bounds/rounding.py).
 
 The networks here sum large weights that cancel: 2^30 x + 2^-30 x - 2^30 x.  In float64 the
 first two terms round to 2^30 x, so a walk that trusts its products computes the coefficient 0
