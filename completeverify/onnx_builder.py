@@ -101,7 +101,7 @@ def node_attrs(node: onnx.NodeProto) -> dict:
 
 def fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -> list[np.ndarray]:
     """Evaluate a node whose inputs are all constants with onnx's reference implementation."""
-    from onnx.reference import ReferenceEvaluator
+    from .onnx_reference import reference_evaluator
 
     names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
     outs = [f"o{k}" for k in range(len(node.output))]
@@ -115,7 +115,7 @@ def fold_constant(node: onnx.NodeProto, inputs: list, opset: int, source: str) -
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     try:
-        return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
+        return [np.asarray(v) for v in reference_evaluator(model).run(None, {})]
     except Exception as exc:
         raise ModelError(
             f"{source}: node '{node.name}' ({node.op_type}): cannot evaluate constant: {exc}"

@@ -127,10 +127,10 @@ class Replayer:
                 if backend == "onnxruntime":
                     raise ModelError(f"onnxruntime cannot load the model: {exc}") from None
         if self._run is None:
-            from onnx.reference import ReferenceEvaluator
+            from .onnx_reference import reference_evaluator
 
             try:
-                ref = ReferenceEvaluator(model)
+                ref = reference_evaluator(model)
             except Exception as exc:  # noqa: BLE001 - a model the reference cannot even load
                 raise ModelError(
                     f"the ONNX reference implementation cannot load the model "

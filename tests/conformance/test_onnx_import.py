@@ -19,13 +19,16 @@ import onnxruntime as ort  # a core dependency: never skipped when missing
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
 from paths import SHARED_BENCHMARKS
 
+import completeverify as cv
+from completeverify.config import VerifyConfig
 from completeverify.errors import ModelError, UnsupportedOperatorError
 from completeverify.graph import Conv, Gather, Graph, Input, Linear, Node, Reshape, Scale
 from completeverify.graph_opt import simplify
 from completeverify.onnx_import import load_onnx
+from completeverify.onnx_reference import reference_evaluator
+from completeverify.verdict import Replayer
 
 TOL = 1e-4
 BOTH = ("reference", "onnxruntime")
@@ -76,7 +79,7 @@ def references(
     name = real_input(model).name
     out = {}
     if "reference" in refs:
-        out["reference"] = np.asarray(ReferenceEvaluator(model).run(None, {name: x})[0])
+        out["reference"] = np.asarray(reference_evaluator(model).run(None, {name: x})[0])
     if "onnxruntime" in refs:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -285,9 +288,9 @@ def test_torch_export(case, opset):
     make, shape = TORCH_CASES[case]
     module = make()
     module(torch.rand(*shape))  # materialise lazy layers
-    # export() already compared with torch; the reference evaluator is wrong on
-    # BatchNormalization < 14
-    check(export(module, shape, opset), refs=BOTH if opset >= 14 else ORT_ONLY)
+    # export() already compared with torch; BatchNormalization < 14 runs in the replay's
+    # corrected reference evaluator (completeverify/onnx_reference.py)
+    check(export(module, shape, opset), refs=BOTH)
 
 
 def test_torch_export_opset7_initializers_as_inputs():
@@ -296,7 +299,7 @@ def test_torch_export_opset7_initializers_as_inputs():
     module(torch.rand(1, 2, 9, 9))
     model = export(module, (1, 2, 9, 9), 7, keep_initializers_as_inputs=True)
     assert len(model.graph.input) > 1
-    check(model, refs=ORT_ONLY)
+    check(model, refs=BOTH)
 
 
 def test_torch_export_dynamic_batch():
@@ -651,10 +654,10 @@ def test_batchnorm(opset):
         "v": const(rng, 3, positive=True),
     }
     nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)]
-    # before opset 14 onnx's reference evaluator applies BatchNormalization wrongly (or fails)
-    refs = BOTH if opset >= 14 else ORT_ONLY
-    check(make_model(nodes, (1, 3, 2, 2), inits=inits, opset=opset), refs=refs)
-    check(make_model(nodes, (1, 3), inits=inits, opset=opset), refs=refs)
+    # before opset 14 onnx's own reference evaluator runs BatchNormalization in training mode
+    # (or fails); the replay's evaluator replaces it (completeverify/onnx_reference.py)
+    check(make_model(nodes, (1, 3, 2, 2), inits=inits, opset=opset), refs=BOTH)
+    check(make_model(nodes, (1, 3), inits=inits, opset=opset), refs=BOTH)
 
 
 @pytest.mark.parametrize("opset", (7, 9))
@@ -1127,3 +1130,32 @@ def test_benchmark_networks_match_onnxruntime():
             got = g.forward(torch.tensor(x, dtype=torch.float64)).reshape(4, -1).numpy()
             err = np.abs(got - ref).max()
             assert err < TOL * max(1.0, np.abs(ref).max()), f"{path.name}: max error {err}"
+
+
+@pytest.mark.parametrize("opset", (7, 9, 13, 15))
+@pytest.mark.parametrize("in_shape", ((1, 3), (1, 3, 2, 2)))
+def test_reference_replay_runs_batchnorm_in_inference_mode(opset, in_shape):
+    """onnx's reference evaluator runs BatchNormalization before opset 14 with the batch's own
+    statistics (or fails at opsets 7-8); the replay must compute what onnxruntime computes, and
+    a verification that replays in the reference must not refuse the model."""
+    rng = np.random.default_rng(17)
+    inits = {
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
+    bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)
+    model = make_model([bn], in_shape, inits=inits, opset=opset)
+    ref, ort_ = Replayer(model, "reference"), Replayer(model, "onnxruntime")
+    assert (ref.backend, ort_.backend) == ("reference", "onnxruntime")
+    for _ in range(3):
+        x = rng.uniform(-2, 2, in_shape).astype(np.float32)
+        np.testing.assert_allclose(ref.run(x), ort_.run(x), rtol=1e-6, atol=1e-6)
+    n = int(np.prod(in_shape))
+    lines = [f"(declare-const X_{i} Real)" for i in range(n)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n)]
+    lines += [f"(assert (>= X_{i} -1.0))\n(assert (<= X_{i} 1.0))" for i in range(n)]
+    lines.append("(assert (<= Y_0 -1000.0))")
+    config = VerifyConfig(timeout=20, replay="reference")
+    assert cv.verify(load_onnx(model), "\n".join(lines), config=config).status == "unsat"
