@@ -1,0 +1,22 @@
+"""A short planted-witness run in the default test run: random networks and properties violated
+at a known point (tests/property/fuzz/planted.py), where `unsat` is a wrong verdict and every
+`sat` must replay with zero tolerance. The long campaigns are in CAMPAIGN.md."""
+
+from __future__ import annotations
+
+import planted
+import pytest
+
+# seeds chosen to cover every configuration of planted.configs() once, MLPs and CNNs
+SEEDS = range(200, 216)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_planted_instances_get_no_wrong_verdict(seed, tmp_path):
+    row = planted.run_one(seed, 5.0, tmp_path)
+    assert row["wrong"] == "", row
+
+
+def test_planted_runs_reach_every_configuration():
+    names = {planted.configs(1.0)[s % len(planted.configs(1.0))][0] for s in SEEDS}
+    assert names == {name for name, _ in planted.configs(1.0)}
