@@ -144,6 +144,8 @@ def decide(prob: Problem, ball: Ball, deadline: Deadline) -> tuple[str, np.ndarr
     ok, pre, proven = crown_certified(prob, ball)
     if ok:
         return "certified", None
+    if not prob.graph.is_piecewise_linear():
+        return "unknown", None  # the MILP and QP searches below encode the network exactly
     if ball.norm in ("l1", "l0"):
         return _decide_milp(prob, ball, pre, deadline, tuple(proven))
     from .qp_bab import l2_search

@@ -277,7 +277,9 @@ def certified_radius(
             stats["bounds_s"] = time.monotonic() - t1
             stats["bounds_lower"] = b.lower
             margin = MilpConfig().margin
-            if not b.exact() and method in ("auto", "milp") and not deadline.expired():
+            # the one-shot programs are exact encodings: piecewise-linear networks only
+            exact_ok = graph.is_piecewise_linear()
+            if not b.exact() and method in ("auto", "milp") and exact_ok and not deadline.expired():
                 t1 = time.monotonic()
                 share = deadline.sub(0.7 if method == "auto" else 1.0)
                 if norm == "l2":

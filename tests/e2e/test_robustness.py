@@ -498,3 +498,31 @@ def test_cli_in_process_radius_and_certify(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "AURC" in out and (tmp_path / "p_accuracy_radius.png").exists()
     assert (tmp_path / "p_risk_coverage.csv").read_text().startswith("radius,coverage,risk")
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1", "l2", "l0"])
+def test_radius_of_a_sigmoid_network_is_bounded_not_refused(norm):
+    """The exact programs encode piecewise-linear networks only: on a Sigmoid network the radius
+    keeps its CROWN lower bound and attack upper bound (linf also bisects with the search)
+    instead of failing in the MILP after the attack and bounds have run."""
+    layers, model, x = _net(4)
+    for node in model.graph.node:
+        if node.op_type == "Relu":
+            node.op_type = "Sigmoid"
+    res = certified_radius(model, x, norm=norm, domain=DOMAIN, timeout=20)
+    assert 0 < res.lower <= res.upper
+    rng = np.random.default_rng(1)
+    pts = np.clip(x + rng.normal(size=(3000, x.size)) * rng.uniform(0, 0.6, (3000, 1)), 0, 1)
+    w1, b1 = layers[0]
+    w2, b2 = layers[1]
+    ys = (1 / (1 + np.exp(-(pts @ w1.T + b1)))) @ w2.T + b2
+    k = res.stats["label"]
+    adv = np.max(np.delete(ys, k, axis=1), axis=1) >= ys[:, k]
+    dist = {
+        "linf": lambda d: np.abs(d).max(1),
+        "l1": lambda d: np.abs(d).sum(1),
+        "l2": lambda d: np.sqrt((d * d).sum(1)),
+        "l0": lambda d: (d != 0).sum(1),
+    }[norm]
+    assert adv.any()
+    assert res.lower <= dist(pts[adv] - x).min() + 1e-9
