@@ -5,6 +5,7 @@ at a known point (tests/property/fuzz/planted.py), where `unsat` is a wrong verd
 from __future__ import annotations
 
 import planted
+import planted_radius
 import pytest
 
 # seeds chosen to cover every configuration of planted.configs() once, MLPs and CNNs
@@ -20,3 +21,10 @@ def test_planted_instances_get_no_wrong_verdict(seed, tmp_path):
 def test_planted_runs_reach_every_configuration():
     names = {planted.configs(1.0)[s % len(planted.configs(1.0))][0] for s in SEEDS}
     assert names == {name for name, _ in planted.configs(1.0)}
+
+
+@pytest.mark.parametrize("seed", range(100, 108))
+def test_radius_bounds_bracket_what_an_independent_attack_finds(seed, tmp_path):
+    row = planted_radius.radius_one(seed, 4.0, tmp_path)
+    assert row["wrong"] == "", row
+    assert row["lower"] <= row["upper"]
