@@ -298,11 +298,26 @@ def _error(t0: float, message: str) -> SolveResult:
 
 
 def _collect(
-    h: Any, program: MilpProgram, run_status: Any, stopper: _EarlyStop | None, t0: float
+    h: Any,
+    program: MilpProgram,
+    run_status: Any,
+    stopper: _EarlyStop | None,
+    t0: float,
+    confirmed: bool = False,
 ) -> SolveResult:
     """Translate HiGHS's model status, info and solution into a SolveResult."""
     model_status = h.getModelStatus()
     name = model_status.name
+    if name == "kInfeasible" and program.is_mip() and not confirmed:
+        again = _confirm_mip_infeasible(h)
+        if again == "kError" or (again != "kInfeasible" and h.getModelStatus().name == name):
+            return _error(
+                t0, "HiGHS declared the MIP infeasible; the check without presolve failed"
+            )
+        if again != "kInfeasible":
+            result = _collect(h, program, run_status, stopper, t0, confirmed=True)
+            result.message += "; MIP presolve had declared the program infeasible"
+            return result
     info = h.getInfo()
     solution = h.getSolution()
     is_mip = program.is_mip()
@@ -368,6 +383,29 @@ def _collect(
         stopped_early=stopped,
         dual_ray=dual_ray,
     )
+
+
+def _confirm_mip_infeasible(h: Any) -> str:
+    """Re-solve a MIP that HiGHS declared infeasible with presolve, without presolve.
+
+    HiGHS's MIP presolve has declared feasible programs infeasible, release after release
+    (ERGO-Code/HiGHS #1164, #1517, #1718, #1958, #2303, #2388, #2432, #2585, #3090); here it did
+    so on a 4-binary encoding of a small CNN whose optimum is -0.0018 (a false `unsat`,
+    tests/e2e/test_knife_edge.py). Infeasibility is a proof only where the solve without
+    presolve agrees; otherwise the second solve's status is the answer. Returns that model
+    status name ("kInfeasible" when presolve was already off). HiGHS's clock is cumulative, so
+    the original time limit bounds both solves.
+    """
+    try:
+        value = h.getOptionValue("presolve")  # (status, value) in highspy >= 1.9, else the value
+        if (value[1] if isinstance(value, tuple) else value) == "off":
+            return "kInfeasible"
+        h.setOptionValue("presolve", "off")
+        if _run(h).name == "kError":
+            return "kError"
+        return str(h.getModelStatus().name)
+    except Exception:  # noqa: BLE001 - no confirmation: no proof
+        return "kError"
 
 
 def _rerun_without_presolve(h: Any) -> str:

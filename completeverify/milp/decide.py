@@ -1,7 +1,8 @@
 """Solve one encoded (box, polytope) pair and turn the solver's answer into a sound outcome.
 
 MILPs (some binary left): PROVEN when the solver's proven dual bound exceeds the margin, or
-when it proves the program infeasible.  The margin (1e-5, far above HiGHS's tolerances)
+when it proves the program infeasible (HiGHS: only when the solve without presolve agrees,
+``solvers/highs.py``).  The margin (1e-5, far above HiGHS's tolerances)
 covers round-off in the solver's bound.
 
 LPs (no integer column: the leaves of ReLU branch and bound, or a network whose ReLUs are

@@ -123,3 +123,20 @@ def test_open_search_keeps_going_until_a_verdict(monkeypatch):
     r = cv.verify(net, prop, config=cfg)
     assert r.status == cv.Status.UNSAT, r.message
     assert r.stats.get("keep_searching") == 1
+
+
+def test_milp_mode_on_a_program_highs_presolve_calls_infeasible_is_not_unsat():
+    """A small CNN (conv, clip, average pool, gemm) whose property is violated with margin
+    0.0018 at a known point: the exact MILP alone (no attack, no bounds stage) answered
+    unsat in 0.1 s because HiGHS's MIP presolve declared the program infeasible."""
+    from paths import REPO
+
+    data = REPO / "tests" / "data"
+    net = cv.load_onnx(str(data / "highs_presolve_cnn.onnx"))
+    prop = (data / "highs_presolve_cnn.vnnlib").read_text()
+    for use_bounds in (True, False):
+        config = VerifyConfig(
+            timeout=30, mode="milp", use_bounds=use_bounds, attack=AttackConfig(enabled=False)
+        )
+        r = cv.verify(net, prop, config=config)
+        assert r.status == cv.Status.SAT, (use_bounds, r.message)

@@ -693,3 +693,18 @@ def test_highs_infeasibility_contradicted_without_presolve_is_no_verdict(monkeyp
     result = get_solver("highs").solve(_infeasible_lp())
     assert result.status is SolveStatus.ERROR and result.dual_ray is None
     assert result.dual_bound is None and "not infeasible" in result.message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mip_presolve_false_infeasibility_is_not_a_proof(backend: str) -> None:
+    """HiGHS 1.16's MIP presolve declares this feasible program infeasible (the MILP of
+    tests/data/highs_presolve_cnn.*, 4 binaries, optimum -0.00177); PROVEN was read from that
+    as unsat. Infeasibility counts only where the solve without presolve confirms it."""
+    from paths import REPO
+
+    data = np.load(REPO / "tests" / "data" / "highs_presolve_milp.npz")
+    program = MilpProgram(**{k: data[k] for k in data.files})
+    result = get_solver(backend).solve(program, SolveLimits(time_limit=30.0, mip_rel_gap=0.0))
+    assert result.status is SolveStatus.OPTIMAL, result.message
+    assert result.objective == pytest.approx(-0.0017738, abs=1e-5)
+    assert max_violation(program, result.x) < 1e-6
