@@ -6,7 +6,8 @@ usage: python tests/property/fuzz/planted.py OUT_DIR [--seconds S] [--timeout T]
 
 For each seed: a random ONNX network (an MLP or a small CNN, drawn from the operators
 completeverify imports: Gemm, MatMul + Add, Conv, BatchNormalization, MaxPool, AveragePool,
-Relu, LeakyRelu, Sigmoid, Tanh, Clip, residual Add, Concat, Sub / Div normalisation), a box,
+Relu, LeakyRelu, Sigmoid, Tanh, Clip, residual Add, Concat, Sub / Div normalisation, Pad, Mul,
+Neg, Transpose, Slice, GlobalAveragePool), a box,
 and an output condition whose threshold sits at ``gap`` from the value of the network at a
 point x* of the box that PGD found near the minimum. The truth at x* comes from onnx's
 reference evaluator on a float64 copy of the model (real-valued semantics up to 1e-15), not
@@ -210,6 +211,36 @@ class NetBuilder:
         shape = (1, sa[1] + sb[1]) + tuple(sa[2:])
         self.node("Concat", [a, b], lambda e: torch.cat([e[a], e[b]], 1), shape, axis=1)
 
+    def shape_op(self) -> None:
+        """One of Pad, Mul (+ Neg), Transpose (H <-> W) or Slice (drop the first row)."""
+        x, (_, c, h, w) = self.cur, self.shape
+        kind = ["pad", "scale", "transpose", "slice"][int(self.rng.integers(4))]
+        if kind == "pad":
+            p = int(self.rng.integers(1, 3))
+            pn = self._name("pads")
+            self.inits.append(numpy_helper.from_array(np.array([0, 0, p, p] * 2, np.int64), pn))
+            shape = (1, c, h + 2 * p, w + 2 * p)
+            self.node("Pad", [x, pn], lambda e: F.pad(e[x], (p, p, p, p)), shape, mode="constant")
+        elif kind == "scale":
+            sn, st = self.const(self.rng.uniform(-2, 2, size=(1, c, 1, 1)))
+            mul = self.node("Mul", [x, sn], lambda e: e[x] * st, self.shape)
+            if self.rng.random() < 0.5:
+                self.node("Neg", [mul], lambda e: -e[mul], self.shape)
+        elif kind == "transpose":
+            shape = (1, c, w, h)
+            self.node("Transpose", [x], lambda e: e[x].transpose(2, 3), shape, perm=[0, 1, 3, 2])
+        elif h > 2:
+            names = []
+            for v in ([1], [h], [2]):
+                names.append(self._name("slc"))
+                self.inits.append(numpy_helper.from_array(np.array(v, np.int64), names[-1]))
+            self.node("Slice", [x, *names], lambda e: e[x][:, :, 1:], (1, c, h - 1, w))
+
+    def global_pool(self) -> None:
+        """GlobalAveragePool to (1, C, 1, 1)."""
+        x, (_, c, _, _) = self.cur, self.shape
+        self.node("GlobalAveragePool", [x], lambda e: e[x].mean((2, 3), keepdim=True), (1, c, 1, 1))
+
     def flatten(self) -> None:
         """Flatten to (1, n)."""
         x, shape = self.cur, self.shape
@@ -227,6 +258,8 @@ class NetBuilder:
         if dtype == TensorProto.DOUBLE:
             inits = [
                 numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name)
+                if t.data_type == TensorProto.FLOAT
+                else t
                 for t in self.inits
             ]
         graph = helper.make_graph(
@@ -288,6 +321,10 @@ def random_net(rng: np.random.Generator, large: bool = False) -> tuple[NetBuilde
         b.activation(smooth)
         if rng.random() < 0.35:
             b.pool()
+        if rng.random() < 0.3:
+            b.shape_op()
+    if rng.random() < 0.15:
+        b.global_pool()
     b.flatten()
     if rng.random() < 0.5:
         b.dense(int(rng.integers(8, 25) if large else rng.integers(3, 9)))
@@ -461,6 +498,7 @@ def configs(seconds: float) -> list[tuple[str, VerifyConfig]]:
         ("relu-split", dataclasses.replace(base, attack=off, mode="relu-split")),
         ("input-split", dataclasses.replace(base, attack=off, mode="input-split")),
         ("milp", dataclasses.replace(base, attack=off, mode="milp")),
+        ("milp-no-bounds", dataclasses.replace(base, attack=off, mode="milp", use_bounds=False)),
         ("crown", dataclasses.replace(base, attack=off, bound_method="crown")),
         ("ibp", dataclasses.replace(base, attack=off, bound_method="ibp")),
         ("pulp-milp", dataclasses.replace(base, attack=off, mode="milp", solver="pulp")),
@@ -469,8 +507,10 @@ def configs(seconds: float) -> list[tuple[str, VerifyConfig]]:
     ]
 
 
-def run_one(seed: int, seconds: float, out: Path, large: bool = False) -> dict:
-    """Build, verify and judge one instance."""
+def run_one(
+    seed: int, seconds: float, out: Path, large: bool = False, only: list[str] | None = None
+) -> dict:
+    """Build, verify and judge one instance (configuration by seed, among ``only``)."""
     rng = np.random.default_rng(seed)
     b, kind = random_net(rng, large)
     opset = int(rng.choice([11, 13, 15]))
@@ -480,7 +520,8 @@ def run_one(seed: int, seconds: float, out: Path, large: bool = False) -> dict:
     if not np.allclose(mirror, truth(model64, b, x0), rtol=1e-9, atol=1e-9):
         raise AssertionError(f"seed {seed}: the torch mirror disagrees with the reference")
     p = random_property(b, model64, rng)
-    name, config = configs(seconds)[seed % len(configs(seconds))]
+    pool = [(n, c) for n, c in configs(seconds) if not only or n in only]
+    name, config = pool[seed % len(pool)]
     text = vnnlib(p, int(np.prod(b.input_shape)), b.shape[-1])
     t0 = time.perf_counter()
     try:
@@ -521,14 +562,18 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=8.0, help="per instance")
     ap.add_argument("--first", type=int, default=0, help="first seed")
     ap.add_argument("--large", action="store_true", help="wider networks (random_net)")
+    ap.add_argument("--config", action="append", help="run only these configurations (repeatable)")
     args = ap.parse_args()
+    names = [name for name, _ in configs(1.0)]
+    if args.config and not set(args.config) <= set(names):
+        ap.error(f"--config: choose from {', '.join(names)}")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     end = time.time() + args.seconds
     rows, seed = [], args.first
     with open(args.out / "results.jsonl", "a") as log:
         while time.time() < end:
-            row = run_one(seed, args.timeout, args.out, args.large)
+            row = run_one(seed, args.timeout, args.out, args.large, args.config)
             rows.append(row)
             log.write(json.dumps(row) + "\n")
             log.flush()
