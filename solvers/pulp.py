@@ -9,6 +9,7 @@ ignored (the solve simply runs to its ordinary end), so stopped_early is always 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -116,6 +117,17 @@ class PulpSolver:
                 f"PuLP/CBC failed: {type(exc).__name__}: {exc}",
             )
         result = _interpret(program, limits, prob, solver.raw_status, values, t0)
+        if result.status is SolveStatus.INFEASIBLE and program.is_mip() and limits.presolve is None:
+            # as for HiGHS (solvers/highs.py): a MIP presolve's infeasibility is a proof only
+            # when the solve without presolve agrees, within what is left of the time limit
+            left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
+            again = self.solve(
+                program, dataclasses.replace(limits, presolve=False, time_limit=left)
+            )
+            again.seconds = time.perf_counter() - t0
+            if again.status is not SolveStatus.INFEASIBLE:
+                again.message += "; CBC's presolve had declared the program infeasible"
+            return again
         if result.status is SolveStatus.OPTIMAL and not program.is_mip():
             result.row_duals = _row_duals(program, prob)
         return result
