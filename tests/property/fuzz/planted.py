@@ -17,11 +17,13 @@ from completeverify. Two directions:
   `timeout` are right (a violation of 1e-9 may not survive the float32 replay).
 - knife (gap < 0): the threshold lies just below what PGD found. No verdict is known, but a
   `sat` must replay: its input lies in its box and the float32 model's output, computed here by
-  the reference evaluator, meets the property with zero tolerance.
+  the backend the verifier replayed with (onnxruntime, or the reference evaluator), meets the
+  property with zero tolerance.
 
 Each instance runs under one of several configurations (attack off, forced modes, bound
-methods, solvers) so that the proof stages, not PGD, meet the planted point. A wrong verdict
-writes the model and property to OUT_DIR/wrong-SEED.{onnx,vnnlib} and is counted; the
+methods, solvers) so that the proof stages, not PGD, meet the planted point. About a third of
+the properties are written in VNN-LIB 2.0 (when the PyPI vnnlib package is installed). A wrong
+verdict writes the model and property to OUT_DIR/wrong-SEED.{onnx,vnnlib} and is counted; the
 campaign prints a summary line per instance and a table at the end.
 """
 
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -455,6 +459,17 @@ def vnnlib(p: Planted, n_in: int, n_out: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def vnnlib2(text: str, n_in: int, n_out: int) -> str:
+    """The same property in VNN-LIB 2.0 (flat X[i], Y[j]; read through the PyPI vnnlib)."""
+    head = (
+        "(vnnlib-version <2.0>)\n"
+        f"(declare-network N (declare-input X float32 [{n_in}]) "
+        f"(declare-output Y float32 [{n_out}]))\n"
+    )
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("(declare-const"))
+    return head + re.sub(r"\b([XY])_(\d+)\b", r"\1[\2]", body) + "\n"
+
+
 def replays(b: NetBuilder, p: Planted, result, backend: str) -> str:
     """'' when a sat's witness holds with zero tolerance, else what is wrong with it.
 
@@ -523,6 +538,9 @@ def run_one(
     pool = [(n, c) for n, c in configs(seconds) if not only or n in only]
     name, config = pool[seed % len(pool)]
     text = vnnlib(p, int(np.prod(b.input_shape)), b.shape[-1])
+    version = "1.0"
+    if rng.random() < 0.3 and importlib.util.find_spec("vnnlib") is not None:
+        text, version = vnnlib2(text, int(np.prod(b.input_shape)), b.shape[-1]), "2.0"
     t0 = time.perf_counter()
     try:
         result = cv.verify(cv.load_onnx(model32), text, config=config)
@@ -538,6 +556,7 @@ def run_one(
         seed=seed,
         kind=kind,
         opset=opset,
+        vnnlib=version,
         ops=sorted({n.op_type for n in b.nodes}),
         config=name,
         direction=p.direction,
