@@ -391,8 +391,9 @@ def _confirm_mip_infeasible(h: Any) -> str:
     HiGHS's MIP presolve has declared feasible programs infeasible, release after release
     (ERGO-Code/HiGHS #1164, #1517, #1718, #1958, #2303, #2388, #2432, #2585, #3090); here it did
     so on a 4-binary encoding of a small CNN whose optimum is -0.0018 (a false `unsat`,
-    tests/e2e/test_knife_edge.py). Infeasibility is a proof only where the solve without
-    presolve agrees; otherwise the second solve's status is the answer. Returns that model
+    tests/e2e/test_knife_edge.py). The solve without presolve is then the answer; an
+    infeasibility both agree on is still only a claim (``milp/decide.py`` asks for a
+    certificate). Returns that model
     status name ("kInfeasible" when presolve was already off). HiGHS's clock is cumulative, so
     the original time limit bounds both solves.
     """

@@ -1,8 +1,13 @@
 """Solve one encoded (box, polytope) pair and turn the solver's answer into a sound outcome.
 
 MILPs (some binary left): PROVEN when the solver's proven dual bound exceeds the margin, or
-when it proves the program infeasible (HiGHS: only when the solve without presolve agrees,
-``solvers/highs.py``).  The margin (1e-5, far above HiGHS's tolerances)
+when the program is infeasible with a certificate: the solver's claim alone is not one.  HiGHS
+1.16 declared feasible MIPs infeasible, once in presolve (``solvers/highs.py`` now re-solves
+without it) and once in its root propagation with presolve off (a 2-binary encoding with an
+exactly feasible point; ``mip_feasibility_tolerance`` 1e-9 solves it).  So an infeasible MIP
+is PROVEN only when its LP relaxation is infeasible with a Farkas ray that checks (below,
+``relaxation_infeasibility_certified``); otherwise it is UNKNOWN.  The margin (1e-5, far
+above HiGHS's tolerances)
 covers round-off in the solver's bound.
 
 LPs (no integer column: the leaves of ReLU branch and bound, or a network whose ReLUs are
@@ -16,12 +21,12 @@ Lagrangian duality over the encoding's finite column bounds):
 
 Fallbacks, where a backend gives no multipliers at all (PuLP/CBC: no ray for an infeasible
 LP, or an LP without duals; HiGHS: no ray, e.g. when its re-solve without presolve ran out
-of time): the rule for MILPs above.  This is the behaviour the project had before
-these certificates; it leans on the encoding being widened outward (every big-M and column
-bound is a widened over-approximation, so a knife-edge optimum or infeasibility cannot come
-from our own constants) and on solver tolerances enlarging the feasible set (which lowers
-the objective and makes infeasibility harder to claim).  A certificate that the solver did
-give but that fails the check is never overruled by the solver's claim.
+of time): an infeasible LP gets its ray from HiGHS as above, or stays UNKNOWN; an optimal LP
+without duals falls back to the solver's bound.  That fallback leans on the encoding being
+widened outward (every big-M and column bound is a widened over-approximation, so a
+knife-edge optimum cannot come from our own constants) and on solver tolerances enlarging
+the feasible set (which lowers the objective).  A certificate that the solver did give but
+that fails the check is never overruled by the solver's claim.
 """
 
 from __future__ import annotations
@@ -105,6 +110,30 @@ def lp_infeasibility_certified(program: MilpProgram, ray: np.ndarray | None) -> 
     return False
 
 
+def relaxation_infeasibility_certified(program: MilpProgram, time_limit: float) -> bool:
+    """Whether the LP relaxation of ``program`` is infeasible with a Farkas ray that checks.
+
+    HiGHS solves the relaxation (integrality dropped, zero objective, no presolve, so that the
+    simplex holds the ray); the ray is checked by ``lp_infeasibility_certified``.  An empty
+    relaxation empties the program; a feasible one (or no ray in time) proves nothing.
+    """
+    from ..solvers import get_solver
+
+    zero = dataclasses.replace(
+        program,
+        c=np.zeros(program.num_cols()),
+        offset=0.0,
+        integrality=np.zeros(program.num_cols(), dtype=bool),
+        hessian_diag=None,
+    )
+    res = get_solver("highs").solve(
+        zero, SolveLimits(time_limit=max(0.05, time_limit), presolve=False)
+    )
+    if res.status != SolveStatus.INFEASIBLE:
+        return False
+    return bool(lp_infeasibility_certified(zero, res.dual_ray))
+
+
 def solve_pair(
     enc: Encoding,
     solver: MilpSolver,
@@ -138,8 +167,13 @@ def solve_pair(
     db = res.dual_bound
     if res.status == SolveStatus.INFEASIBLE:
         certified = lp_infeasibility_certified(program, res.dual_ray) if is_lp else None
-        if certified is False:
-            logger.info("LP declared infeasible but its Farkas ray does not certify it: unknown")
+        if certified is None:  # a MIP, or an LP without a ray: certify the relaxation
+            certified = relaxation_infeasibility_certified(program, max(0.05, time_limit / 4))
+        if not certified:
+            logger.info(
+                "%s declared infeasible without a certificate that checks: unknown",
+                "LP" if is_lp else "MIP",
+            )
             return MilpAnswer(Outcome.UNKNOWN, None, None, None, res.status, res.seconds)
         return MilpAnswer(Outcome.PROVEN, None, math.inf, None, res.status, res.seconds)
     if is_lp:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Deadline
-from ..milp.decide import lp_infeasibility_certified
+from ..milp.decide import relaxation_infeasibility_certified
 from ..milp.encoder import encode
 from ..solvers import MilpProgram, SolveLimits, SolveStatus, get_solver
 from .problem import Problem
@@ -53,11 +53,7 @@ def _node_bound(
     """(bound on the squared distance, solution or None, certified-infeasible) for one node."""
     res = solver.solve(p, SolveLimits(time_limit=max(0.05, time_limit), threads=1))
     if res.status == SolveStatus.INFEASIBLE:
-        zero = dataclasses.replace(p, c=np.zeros(p.num_cols()), offset=0.0, hessian_diag=None)
-        again = solver.solve(zero, SolveLimits(time_limit=max(0.05, time_limit), presolve=False))
-        if again.status == SolveStatus.INFEASIBLE and lp_infeasibility_certified(
-            zero, again.dual_ray
-        ):
+        if relaxation_infeasibility_certified(p, time_limit):
             return math.inf, None, True
         return parent_lb, None, False
     if res.status != SolveStatus.OPTIMAL or res.x is None:

@@ -148,13 +148,16 @@ def _milp_radius(b: _Bounds, deadline: Deadline, margin: float) -> bool:
             ),
         )
         if res.status == SolveStatus.INFEASIBLE:
-            per_class.append(radius)  # an LP's infeasibility is rechecked below only if it is one
-            if not dp.program.is_mip():
-                from ..milp.decide import lp_infeasibility_certified
+            # a proof only with a certificate: the LP's own ray, or the relaxation's
+            from ..milp.decide import lp_infeasibility_certified, relaxation_infeasibility_certified
 
-                if not lp_infeasibility_certified(dp.program, res.dual_ray):
-                    per_class[-1] = 0.0
-                    complete = False
+            certified = None
+            if not dp.program.is_mip():
+                certified = lp_infeasibility_certified(dp.program, res.dual_ray)
+            if certified is None:
+                certified = relaxation_infeasibility_certified(dp.program, max(0.05, share / 4))
+            per_class.append(radius if certified else 0.0)
+            complete = complete and certified
             continue
         if res.x is not None:
             b.offer(prob.replay_towards(res.x[dp.input_cols]))

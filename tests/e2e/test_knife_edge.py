@@ -125,15 +125,17 @@ def test_open_search_keeps_going_until_a_verdict(monkeypatch):
     assert r.stats.get("keep_searching") == 1
 
 
-def test_milp_mode_on_a_program_highs_presolve_calls_infeasible_is_not_unsat():
-    """A small CNN (conv, clip, average pool, gemm) whose property is violated with margin
-    0.0018 at a known point: the exact MILP alone (no attack, no bounds stage) answered
-    unsat in 0.1 s because HiGHS's MIP presolve declared the program infeasible."""
+@pytest.mark.parametrize("name", ["highs_presolve_cnn", "highs_root_cnn"])
+def test_milp_mode_on_programs_highs_calls_infeasible_is_not_unsat(name):
+    """Two small CNNs whose properties are violated at known points (margins 0.0018 and
+    1.1e-7): the exact MILP alone (no attack) answered unsat in 0.1-0.3 s because HiGHS
+    declared their feasible encodings infeasible, in MIP presolve (the first) and in its root
+    propagation with presolve off (the second)."""
     from paths import REPO
 
     data = REPO / "tests" / "data"
-    net = cv.load_onnx(str(data / "highs_presolve_cnn.onnx"))
-    prop = (data / "highs_presolve_cnn.vnnlib").read_text()
+    net = cv.load_onnx(str(data / f"{name}.onnx"))
+    prop = (data / f"{name}.vnnlib").read_text()
     for use_bounds in (True, False):
         config = VerifyConfig(
             timeout=30, mode="milp", use_bounds=use_bounds, attack=AttackConfig(enabled=False)

@@ -708,3 +708,33 @@ def test_mip_presolve_false_infeasibility_is_not_a_proof(backend: str) -> None:
     assert result.status is SolveStatus.OPTIMAL, result.message
     assert result.objective == pytest.approx(-0.0017738, abs=1e-5)
     assert max_violation(program, result.x) < 1e-6
+
+
+class _ClaimsInfeasible:
+    """A backend that answers INFEASIBLE to everything (what HiGHS 1.16 did on a feasible MIP
+    at the root with presolve off, tests/data/highs_root_cnn.*)."""
+
+    name = "claims-infeasible"
+
+    def solve(self, program, limits=None):
+        from completeverify.solvers import SolveResult
+
+        return SolveResult(SolveStatus.INFEASIBLE, None, None, INF, 0.0, "claimed")
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_an_infeasibility_claim_without_a_certificate_is_not_a_proof(integer: bool) -> None:
+    """min t s.t. t >= b - 1 (b binary or in [0, 1]): feasible, so a claim of infeasibility
+    must leave the pair undecided; x + y >= 3 on [0, 1]^2 is really infeasible (its relaxation
+    too, with a Farkas ray), so the same claim is then a proof."""
+    from completeverify.milp.decide import Outcome, solve_pair
+    from completeverify.milp.encoder import Encoding
+
+    feasible = dense([0, 1], [[-1, 1]], [-1], [INF], [0, -5], [1, 5], [integer, False])
+    enc = Encoding(feasible, np.array([0]), np.array([0]), 1, int(integer))
+    assert solve_pair(enc, _ClaimsInfeasible(), 5.0, 1e-5).outcome is Outcome.UNKNOWN
+    empty = dense(
+        [0, 0, 1], [[1, 1, 0]], [3], [INF], [0, 0, -5], [1, 1, 5], [integer] * 2 + [False]
+    )
+    enc = Encoding(empty, np.array([0, 1]), np.array([0]), 2, 2 * int(integer))
+    assert solve_pair(enc, _ClaimsInfeasible(), 5.0, 1e-5).outcome is Outcome.PROVEN
