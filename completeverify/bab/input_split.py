@@ -30,6 +30,7 @@ from ..config import Deadline
 from ..context import VerifyContext
 from ..spec import polytope_margins, stack_rows
 from ..verdict import confirm
+from .progress import fitting_batch
 from .types import BabOutcome, BabVerdict, MilpLeaf, falsified_outcomes
 
 log = logging.getLogger(__name__)
@@ -320,14 +321,20 @@ def input_split(
     outcome = {k: BabOutcome(BabVerdict.PROVEN) for k in poly_indices}
     t_start = time.monotonic()
     last_log = t_start
+    # the pace of the last round per domain: rounds shrink where a full batch would overrun the
+    # deadline (a CNN's batch of 256 boxes can take longer than the whole timeout)
+    t_round, n_round, per_domain = t_start, 0, 0.0
     while heap:
+        if n_round:
+            per_domain = (time.monotonic() - t_round) / n_round
         if deadline.expired():
             for k in poly_indices:
                 if outcome[k].verdict == BabVerdict.PROVEN:
                     outcome[k] = BabOutcome(BabVerdict.TIMEOUT, domains=done)
             return outcome
         depth_first = len(heap) > cfg.max_domains
-        n = min(cfg.batch_size, len(heap))
+        n = min(fitting_batch(cfg.batch_size, deadline.remaining(), per_domain), len(heap))
+        t_round, n_round = time.monotonic(), n
         batch = (
             [heapq.heappop(heap) for _ in range(n)]
             if not depth_first
@@ -369,6 +376,7 @@ def input_split(
                         c0,
                         method="alpha-crown",
                         pre={j: (lj[idx], uj[idx]) for j, (lj, uj) in res.pre.items()},
+                        deadline=deadline.end,
                     )
                 res.lb[idx] = torch.maximum(res.lb[idx], res_a.lb)
                 margins = polytope_margins(res.lb, slices)

@@ -28,3 +28,13 @@ def test_radius_bounds_bracket_what_an_independent_attack_finds(seed, tmp_path):
     row = planted_radius.radius_one(seed, 4.0, tmp_path)
     assert row["wrong"] == "", row
     assert row["lower"] <= row["upper"]
+
+
+def test_forced_input_split_on_a_cnn_ends_near_its_timeout(tmp_path):
+    """Input splitting bounded 256 boxes per round whatever the network: on this CNN (162
+    inputs, conv, batch norm, max pool, pad; seed 20553 of the large planted campaign) one
+    round took 30 s of a 15 s budget. Rounds now shrink to what the last round's pace fits in
+    the time left."""
+    row = planted.run_one(20553, 3.0, tmp_path, large=True, only=["input-split"])
+    assert row["wrong"] == "", row
+    assert row["seconds"] < 3.0 + 4.0, row
