@@ -467,7 +467,13 @@ def vnnlib2(text: str, n_in: int, n_out: int) -> str:
         f"(declare-output Y float32 [{n_out}]))\n"
     )
     body = "\n".join(line for line in text.splitlines() if not line.startswith("(declare-const"))
-    return head + re.sub(r"\b([XY])_(\d+)\b", r"\1[\2]", body) + "\n"
+    body = re.sub(r"\b([XY])_(\d+)\b", r"\1[\2]", body)
+    # 2.0 numbers are plain decimals (no exponent); the positional form is the same float
+    number = r"-?\d+\.?\d*e[-+]?\d+"
+    body = re.sub(
+        number, lambda m: np.format_float_positional(float(m[0]), unique=True, trim="0"), body
+    )
+    return head + body + "\n"
 
 
 def replays(b: NetBuilder, p: Planted, result, backend: str) -> str:
