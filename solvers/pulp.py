@@ -118,8 +118,8 @@ class PulpSolver:
             )
         result = _interpret(program, limits, prob, solver.raw_status, values, t0)
         if result.status is SolveStatus.INFEASIBLE and program.is_mip() and limits.presolve is None:
-            # as for HiGHS (solvers/highs.py): a MIP presolve's infeasibility is a proof only
-            # when the solve without presolve agrees, within what is left of the time limit
+            # as for HiGHS (solvers/highs.py): a presolve's infeasibility is not taken; the solve
+            # without presolve, within what is left of the time limit, is the answer
             left = max(0.0, limits.time_limit - (time.perf_counter() - t0))
             again = self.solve(
                 program, dataclasses.replace(limits, presolve=False, time_limit=left)

@@ -2,13 +2,14 @@
 
 MILPs (some binary left): PROVEN when the solver's proven dual bound exceeds the margin, or
 when the program is infeasible with a certificate: the solver's claim alone is not one.  HiGHS
-1.16 declared feasible MIPs infeasible, once in presolve (``solvers/highs.py`` now re-solves
-without it) and once in its root propagation with presolve off (a 2-binary encoding with an
-exactly feasible point; ``mip_feasibility_tolerance`` 1e-9 solves it).  So an infeasible MIP
-is PROVEN only when its LP relaxation is infeasible with a Farkas ray that checks (below,
-``relaxation_infeasibility_certified``); otherwise it is UNKNOWN.  The margin (1e-5, far
-above HiGHS's tolerances)
-covers round-off in the solver's bound.
+1.16 declared feasible MIPs infeasible, in presolve (``solvers/highs.py`` now re-solves
+without it) and in its root propagation with presolve off (a 2-binary encoding with an
+exactly feasible point).  So an infeasible MIP is PROVEN only when its LP relaxation is
+infeasible with a Farkas ray that checks (below, ``relaxation_infeasibility_certified``);
+otherwise it is UNKNOWN.  The margin (1e-5, far above HiGHS's tolerances) covers round-off in
+the solver's bound.  The dual bound itself has no certificate: it is the part of a MILP proof
+that rests on the solver (HiGHS runs MIPs with a feasibility tolerance of 1e-9, under which
+every wrong answer the planted campaigns found went away; tests/property/fuzz/CAMPAIGN.md).
 
 LPs (no integer column: the leaves of ReLU branch and bound, or a network whose ReLUs are
 all stable): the solver's objective is not trusted.  PROVEN needs a rigorous certificate
