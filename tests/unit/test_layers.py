@@ -42,6 +42,7 @@ LAYERS = [
         "graph_opt",
         "spec",
         "onnx_builder",
+        "onnx_reference",
         "onnx_ops",
         "onnx_guard",
         "onnx_order",
