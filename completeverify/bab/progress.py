@@ -82,6 +82,6 @@ class Stall:
 def fitting_batch(batch_size: int, seconds_left: float, per_domain: float) -> int:
     """batch_size, or fewer domains where the last batch's pace per domain (seconds; 0: not
     measured yet) would overrun the time left, with a 25% margin; at least 1."""
-    if per_domain <= 0:
+    if per_domain <= 0 or not math.isfinite(seconds_left):  # no deadline: full batches
         return batch_size
     return max(1, min(batch_size, int(seconds_left / (1.25 * per_domain))))

@@ -71,3 +71,4 @@ def test_fitting_batch_shrinks_to_the_time_left():
     assert fitting_batch(64, 10.0, 0.01) == 64
     assert fitting_batch(64, 1.0, 0.1) == 8  # 1 s / (1.25 * 0.1 s)
     assert fitting_batch(64, 0.0, 0.1) == 1
+    assert fitting_batch(64, float("inf"), 0.1) == 64  # no deadline (timeout=inf)
