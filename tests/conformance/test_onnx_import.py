@@ -47,6 +47,16 @@ def const(rng: np.random.Generator, *shape: int, positive: bool = False) -> np.n
     return a.astype(np.float32)
 
 
+def bn_stats(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """BatchNormalization's scale s, bias b, mean m and variance v for 3 channels."""
+    return {
+        "s": const(rng, 3),
+        "b": const(rng, 3),
+        "m": const(rng, 3),
+        "v": const(rng, 3, positive=True),
+    }
+
+
 def make_model(nodes, in_shape, out_name="y", inits=(), opset=13, in_name="x", elem=FLOAT):
     """A one-input one-output model with the given nodes and initializers (name -> array)."""
     graph = helper.make_graph(
@@ -647,12 +657,7 @@ def test_clip(opset, bounds):
 @pytest.mark.parametrize("opset", OPSETS)
 def test_batchnorm(opset):
     rng = np.random.default_rng(6)
-    inits = {
-        "s": const(rng, 3),
-        "b": const(rng, 3),
-        "m": const(rng, 3),
-        "v": const(rng, 3, positive=True),
-    }
+    inits = bn_stats(rng)
     nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)]
     # before opset 14 onnx's own reference evaluator runs BatchNormalization in training mode
     # (or fails); the replay's evaluator replaces it (completeverify/onnx_reference.py)
@@ -665,12 +670,7 @@ def test_batchnorm_with_statistics_outputs_is_refused(opset):
     """Before opset 14, listing the running statistics as outputs means training mode:
     onnxruntime then normalises with the batch statistics, not the stored ones."""
     rng = np.random.default_rng(6)
-    inits = {
-        "s": const(rng, 3),
-        "b": const(rng, 3),
-        "m": const(rng, 3),
-        "v": const(rng, 3, positive=True),
-    }
+    inits = bn_stats(rng)
     bn = helper.make_node(
         "BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv", "sm", "sv"], name="bn"
     )
@@ -680,12 +680,7 @@ def test_batchnorm_with_statistics_outputs_is_refused(opset):
 
 def test_batchnorm_training_mode_is_refused():
     rng = np.random.default_rng(6)
-    inits = {
-        "s": const(rng, 3),
-        "b": const(rng, 3),
-        "m": const(rng, 3),
-        "v": const(rng, 3, positive=True),
-    }
+    inits = bn_stats(rng)
     nodes = [
         helper.make_node(
             "BatchNormalization",
@@ -1139,12 +1134,7 @@ def test_reference_replay_runs_batchnorm_in_inference_mode(opset, in_shape):
     statistics (or fails at opsets 7-8); the replay must compute what onnxruntime computes, and
     a verification that replays in the reference must not refuse the model."""
     rng = np.random.default_rng(17)
-    inits = {
-        "s": const(rng, 3),
-        "b": const(rng, 3),
-        "m": const(rng, 3),
-        "v": const(rng, 3, positive=True),
-    }
+    inits = bn_stats(rng)
     bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)
     model = make_model([bn], in_shape, inits=inits, opset=opset)
     ref, ort_ = Replayer(model, "reference"), Replayer(model, "onnxruntime")

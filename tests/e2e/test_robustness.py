@@ -21,6 +21,13 @@ from completeverify.robustness import BallProperty, bisect_radius, certified_rad
 from nets import exact_min, forward_np, mlp_onnx, random_mlp
 
 DOMAIN = (0.0, 1.0)
+# each row's distance from the centre, per norm (rows of perturbations d)
+DISTANCES = {
+    "linf": lambda d: np.abs(d).max(1),
+    "l1": lambda d: np.abs(d).sum(1),
+    "l2": lambda d: np.sqrt((d * d).sum(1)),
+    "l0": lambda d: (d != 0).sum(1),
+}
 
 
 def _net(seed: int, sizes=(6, 6, 3), scale: float = 3.0):
@@ -196,12 +203,7 @@ def test_lower_bound_never_above_sampled_adversarial_distances(norm):
     pts = np.clip(x + rng.normal(size=(4000, x.size)) * rng.uniform(0, 0.5, (4000, 1)), 0, 1)
     ys = np.stack([forward_np(layers, p) for p in pts])
     adv = np.max(np.delete(ys, k, axis=1), axis=1) >= ys[:, k]
-    dist = {
-        "linf": lambda d: np.abs(d).max(1),
-        "l1": lambda d: np.abs(d).sum(1),
-        "l2": lambda d: np.sqrt((d * d).sum(1)),
-        "l0": lambda d: (d != 0).sum(1),
-    }[norm]
+    dist = DISTANCES[norm]
     if adv.any():
         assert res.lower <= dist(pts[adv] - x).min() + 1e-9
 
@@ -518,11 +520,6 @@ def test_radius_of_a_sigmoid_network_is_bounded_not_refused(norm):
     ys = (1 / (1 + np.exp(-(pts @ w1.T + b1)))) @ w2.T + b2
     k = res.stats["label"]
     adv = np.max(np.delete(ys, k, axis=1), axis=1) >= ys[:, k]
-    dist = {
-        "linf": lambda d: np.abs(d).max(1),
-        "l1": lambda d: np.abs(d).sum(1),
-        "l2": lambda d: np.sqrt((d * d).sum(1)),
-        "l0": lambda d: (d != 0).sum(1),
-    }[norm]
+    dist = DISTANCES[norm]
     assert adv.any()
     assert res.lower <= dist(pts[adv] - x).min() + 1e-9

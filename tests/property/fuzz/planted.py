@@ -579,6 +579,24 @@ def run_one(
     return row
 
 
+def campaign(log_path: Path, seconds: float, first: int, run, line) -> list[dict]:
+    """Run ``run(seed)`` from seed ``first`` until ``seconds`` have passed; each row is appended
+    to ``log_path`` as a JSON line and printed as ``line(row)``. Returns the rows."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    end = time.time() + seconds
+    rows, seed = [], first
+    with open(log_path, "a") as log:
+        while time.time() < end:
+            row = run(seed)
+            rows.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(line(row), flush=True)
+            seed += 1
+    return rows
+
+
 def main() -> None:
     """Run seeds from --first until --seconds have passed; one JSON line per instance."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -592,22 +610,16 @@ def main() -> None:
     names = [name for name, _ in configs(1.0)]
     if args.config and not set(args.config) <= set(names):
         ap.error(f"--config: choose from {', '.join(names)}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    end = time.time() + args.seconds
-    rows, seed = [], args.first
-    with open(args.out / "results.jsonl", "a") as log:
-        while time.time() < end:
-            row = run_one(seed, args.timeout, args.out, args.large, args.config)
-            rows.append(row)
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            print(
-                f"{seed} {row['kind']} {row['config']} {row['direction']} gap={row['gap']:.1e} "
-                f"{row['status']} {row['seconds']}s {row['wrong']}",
-                flush=True,
-            )
-            seed += 1
+    rows = campaign(
+        args.out / "results.jsonl",
+        args.seconds,
+        args.first,
+        lambda seed: run_one(seed, args.timeout, args.out, args.large, args.config),
+        lambda r: (
+            f"{r['seed']} {r['kind']} {r['config']} {r['direction']} gap={r['gap']:.1e} "
+            f"{r['status']} {r['seconds']}s {r['wrong']}"
+        ),
+    )
     wrong = [r for r in rows if r["wrong"]]
     for key in ("status", "config", "direction"):
         counts: dict = {}

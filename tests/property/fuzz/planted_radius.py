@@ -216,22 +216,16 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0, help="first seed")
     ap.add_argument("--large", action="store_true", help="wider networks (random_net)")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    end = time.time() + args.seconds
-    rows, seed = [], args.first
-    with open(args.out / "radius.jsonl", "a") as log:
-        while time.time() < end:
-            row = radius_one(seed, args.timeout, args.out, args.large)
-            rows.append(row)
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            print(
-                f"{seed} {row['kind']} {row['norm']} [{row['lower']:.4g}, {row['upper']:.4g}] "
-                f"exact={row['exact']} {row['seconds']}s {row['wrong']}",
-                flush=True,
-            )
-            seed += 1
+    rows = planted.campaign(
+        args.out / "radius.jsonl",
+        args.seconds,
+        args.first,
+        lambda seed: radius_one(seed, args.timeout, args.out, args.large),
+        lambda r: (
+            f"{r['seed']} {r['kind']} {r['norm']} [{r['lower']:.4g}, {r['upper']:.4g}] "
+            f"exact={r['exact']} {r['seconds']}s {r['wrong']}"
+        ),
+    )
     wrong = [r for r in rows if r["wrong"]]
     exact = sum(r["exact"] for r in rows)
     print(f"{len(rows)} radius calls, {exact} exact, {len(wrong)} wrong")
