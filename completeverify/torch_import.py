@@ -17,6 +17,7 @@ module's current parameters, which is how the training losses reach the weights.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import operator
 import warnings
@@ -237,8 +238,13 @@ class _Tracer:
             )
         elif kind in ("flatten", "view", "reshape", "contiguous"):
             self.index[name] = self.add(name, Reshape(), ins[:1], shape)
-        elif kind in ("size", "dim", "getattr") or target is getattr:
+        elif kind in ("size", "dim"):
             return
+        elif kind == "getattr" or target is getattr:  # a tensor attribute: x.T, x.mT, x.data
+            attr = fx_node.args[1] if len(fx_node.args) > 1 else "?"
+            self.unsupported.append((f"tensor attribute .{attr}", name))
+            if ins:  # carry on, so that every unsupported layer is listed
+                self.index[name] = ins[0]
         else:
             self.unsupported.append((str(kind), name))
             if ins:
@@ -265,15 +271,28 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
             f"{source}: cannot trace the module with torch.fx "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
         ) from None
+    for name, m in module.named_modules():
+        if (
+            isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+            and m.running_mean is None
+        ):
+            raise ModelError(
+                f"{source}: layer '{name}': BatchNorm without running statistics "
+                "(track_running_stats=False) normalises by each batch's own statistics, "
+                "which is not a function of one input; it is not supported"
+            )
     modes = {name: m.training for name, m in module.named_modules()}
     try:
         module.eval()
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing layer before raising; the one-line
+        # error below says what failed
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(x)
     except Exception as exc:  # noqa: BLE001 (any failure of user code is bad input)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
         raise ModelError(
             f"{source}: the module fails on an input of shape {tuple(x.shape)} "
-            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+            f"({cause.__class__.__name__}: {str(cause).splitlines()[0]})"
         ) from None
     finally:
         for name, m in module.named_modules():
@@ -295,6 +314,12 @@ def trace_torch(module: nn.Module, example_input: Any, source: str | None = None
             continue
         elif fx_node.op == "call_module":
             src = t.tensor_args(fx_node)
+            if not src:  # a layer applied to a parameter or buffer
+                raise t.error(
+                    str(fx_node.target),
+                    "its input is a constant of the module, not computed from the module's "
+                    "input; not supported",
+                )
             in_shape = fx_node.all_input_nodes[0].meta["tensor_meta"].shape
             t.module_node(fx_node, shape, (1,) + tuple(in_shape[1:]), src[0])
         else:

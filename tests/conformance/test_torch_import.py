@@ -175,3 +175,47 @@ def test_errors_name_the_layer() -> None:
     conv = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Linear(2, 2))
     with pytest.raises(cv.ModelError, match="layer '1'"):
         load_torch(conv, (1, 1, 4, 4))
+
+
+class _Transposed(nn.Module):
+    """fc(x.mT.mT): a tensor attribute (getattr) feeding a layer."""
+
+    def __init__(self) -> None:
+        """One layer."""
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The transposes cancel, but the importer has no getattr."""
+        return self.fc(x.mT.mT)
+
+
+class _OnBuffer(nn.Module):
+    """fc(buffer) + x: a layer applied to a constant of the module."""
+
+    def __init__(self) -> None:
+        """One layer and one buffer."""
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.register_buffer("c", torch.ones(1, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A constant branch added to the input."""
+        return self.fc(self.c) + x
+
+
+def test_tensor_attributes_and_constant_inputs_are_named_errors(capfd) -> None:
+    """x.T / x.mT had been skipped, so the next layer lost its input (an IndexError, or a
+    graph with a dangling node); a layer applied to a buffer was an IndexError; a BatchNorm
+    without running statistics failed inside torch's shape propagation, which printed its own
+    traceback. Each is now one CompleteVerifyError naming what to change."""
+    with pytest.raises(cv.UnsupportedOperatorError, match=r"tensor attribute \.mT"):
+        load_torch(_Transposed(), (1, 3))
+    with pytest.raises(cv.ModelError, match="layer 'fc'.*constant of the module"):
+        load_torch(_OnBuffer(), (1, 3))
+    bn = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3, track_running_stats=False))
+    with pytest.raises(cv.ModelError, match="layer '1'.*running statistics"):
+        load_torch(bn, (1, 3))
+    with pytest.raises(cv.ModelError, match=r"fails on an input.*\(RuntimeError: mat1"):
+        load_torch(nn.Sequential(nn.Linear(4, 2)), (1, 5))
+    assert "Traceback" not in capfd.readouterr().err
