@@ -2,7 +2,7 @@
 construction, so that any `unsat` is a wrong verdict, with no exact oracle needed.
 
 usage: python tests/property/fuzz/planted.py OUT_DIR [--seconds S] [--timeout T] [--first N]
-       [--large]
+       [--large] [--scaled] [--config NAME ...]
 
 For each seed: a random ONNX network (an MLP or a small CNN, drawn from the operators
 completeverify imports: Gemm, MatMul + Add, Conv, BatchNormalization, MaxPool, AveragePool,
@@ -240,6 +240,12 @@ class NetBuilder:
                 self.inits.append(numpy_helper.from_array(np.array(v, np.int64), names[-1]))
             self.node("Slice", [x, *names], lambda e: e[x][:, :, 1:], (1, c, h - 1, w))
 
+    def scalar_mul(self, factor: float) -> None:
+        """Multiply by a scalar constant (input scaling, output units)."""
+        x = self.cur
+        fn_, ft = self.const(np.array(factor))
+        self.node("Mul", [x, fn_], lambda e: e[x] * ft, self.shape)
+
     def global_pool(self) -> None:
         """GlobalAveragePool to (1, C, 1, 1)."""
         x, (_, c, _, _) = self.cur, self.shape
@@ -286,14 +292,28 @@ class NetBuilder:
         return env[self.cur]
 
 
-def random_net(rng: np.random.Generator, large: bool = False) -> tuple[NetBuilder, str]:
+def random_net(
+    rng: np.random.Generator, large: bool = False, scale: tuple[float, float] = (1.0, 1.0)
+) -> tuple[NetBuilder, str]:
     """An MLP (input size 1-24, widths 3-12) or a small CNN (1-2 channels, 4x4 to 7x7, 1-3
     filters); ``large`` draws widths 16-48 and CNNs of up to 3 channels, 10x10 and 6 filters,
-    where the root bounds rarely decide and branch and bound has to."""
+    where the root bounds rarely decide and branch and bound has to. ``scale`` (s_in, s_out):
+    the network divides its input by s_in first and multiplies its output by s_out last
+    (inputs in raw units, as exported preprocessing; outputs in other units)."""
+    b = _random_body(rng, large, scale[0])
+    if scale[1] != 1.0:
+        b[0].scalar_mul(scale[1])
+    return b
+
+
+def _random_body(rng: np.random.Generator, large: bool, s_in: float) -> tuple[NetBuilder, str]:
+    """random_net without the output scaling."""
     smooth = rng.random() < 0.2
     if rng.random() < 0.55:
         n_in = int(rng.choice([1, 2, 3, 5, 8, 12, 24]))
         b = NetBuilder(rng, (1, n_in))
+        if s_in != 1.0:
+            b.scalar_mul(1.0 / s_in)
         if rng.random() < 0.3:
             b.normalise()
         for _ in range(int(rng.integers(1, 4))):
@@ -311,6 +331,8 @@ def random_net(rng: np.random.Generator, large: bool = False) -> tuple[NetBuilde
         return b, "mlp"
     c, h = int(rng.integers(1, 4 if large else 3)), int(rng.integers(4, 11 if large else 8))
     b = NetBuilder(rng, (1, c, h, h))
+    if s_in != 1.0:
+        b.scalar_mul(1.0 / s_in)
     if rng.random() < 0.3:
         b.normalise()
     for _ in range(int(rng.integers(1, 3))):
@@ -396,11 +418,14 @@ def truth(model64: onnx.ModelProto, b: NetBuilder, x: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(-1)
 
 
-def random_property(b: NetBuilder, model64, rng) -> Planted:
-    """A box around a random centre, and an output condition planted at PGD's point."""
+def random_property(b, f64, rng, in_scale: float = 1.0) -> Planted:
+    """A box around a random centre, and an output condition planted at PGD's point.
+
+    ``b`` has ``input_shape``, ``shape`` (its output's) and a float64 ``forward`` for PGD;
+    ``f64(x)`` is the truth at a flat point x (float64, computed outside completeverify)."""
     n = int(np.prod(b.input_shape))
-    centre = rng.uniform(-1, 1, n)
-    half = rng.choice([0.01, 0.05, 0.1, 0.3, 1.0]) * rng.uniform(0.2, 1.0, n)
+    centre = rng.uniform(-1, 1, n) * in_scale
+    half = rng.choice([0.01, 0.05, 0.1, 0.3, 1.0]) * rng.uniform(0.2, 1.0, n) * in_scale
     half[rng.random(n) < 0.1] = 0.0  # some constant inputs
     lo = np.asarray(centre - half, np.float64)
     hi = np.asarray(centre + half, np.float64)
@@ -412,7 +437,7 @@ def random_property(b: NetBuilder, model64, rng) -> Planted:
     else:
         c = rng.normal(size=m).round(3)
     x_star = pgd_min(b, c, lo, hi, rng)
-    y_star = truth(model64, b, x_star)
+    y_star = f64(x_star)
     value = float(c @ y_star)
     scale = 1.0 + float(np.abs(c) @ np.abs(y_star))
     gap = float(rng.choice(GAPS)) * scale
@@ -428,8 +453,8 @@ def random_property(b: NetBuilder, model64, rng) -> Planted:
         polys.insert(int(rng.integers(0, 2)), (c2[None, :], np.array([float(c2 @ y_star) - 5.0])))
     boxes = [(lo, hi)]
     if rng.random() < 0.2:  # a second input box, before the one holding x*
-        other = rng.uniform(-1, 1, n)
-        boxes.insert(0, (other - 0.05, other + 0.05))
+        other = rng.uniform(-1, 1, n) * in_scale
+        boxes.insert(0, (other - 0.05 * in_scale, other + 0.05 * in_scale))
     return Planted(boxes, polys, direction, gap, x_star)
 
 
@@ -476,6 +501,21 @@ def vnnlib2(text: str, n_in: int, n_out: int) -> str:
     return head + body + "\n"
 
 
+def witness_in_box(p: Planted, cex) -> str:
+    """'' when a sat's counterexample exists and lies in its case's box, else what is wrong.
+
+    A zero-width interval at a value float32 cannot represent admits its nearest float32."""
+    if cex is None:
+        return "sat without a counterexample"
+    x = np.asarray(cex.input, dtype=np.float64).reshape(-1)
+    lo, hi = p.boxes[cex.case]
+    ulp = np.spacing(np.abs(lo).astype(np.float32)).astype(np.float64)
+    pinned = (lo == hi) & (np.abs(x - lo) <= ulp)
+    if not np.all(((x >= lo) & (x <= hi)) | pinned):
+        return "witness outside its box"
+    return ""
+
+
 def replays(b: NetBuilder, p: Planted, result, backend: str) -> str:
     """'' when a sat's witness holds with zero tolerance, else what is wrong with it.
 
@@ -484,15 +524,10 @@ def replays(b: NetBuilder, p: Planted, result, backend: str) -> str:
     (on the opset-15 copy, whose BatchNormalization it runs in inference mode).
     """
     cex = result.counterexample
-    if cex is None:
-        return "sat without a counterexample"
+    problem = witness_in_box(p, cex)
+    if problem:
+        return problem
     x = np.asarray(cex.input, dtype=np.float64).reshape(-1)
-    lo, hi = p.boxes[cex.case]
-    # a zero-width interval at a value float32 cannot represent admits its nearest float32
-    ulp = np.spacing(np.abs(lo).astype(np.float32)).astype(np.float64)
-    pinned = (lo == hi) & (np.abs(x - lo) <= ulp)
-    if not np.all(((x >= lo) & (x <= hi)) | pinned):
-        return "witness outside its box"
     x32 = np.asarray(cex.input, dtype=np.float32).reshape(b.input_shape)
     if not np.array_equal(x32.astype(np.float64).reshape(-1), x):
         return "witness not a float32 point"
@@ -529,35 +564,40 @@ def configs(seconds: float) -> list[tuple[str, VerifyConfig]]:
 
 
 def run_one(
-    seed: int, seconds: float, out: Path, large: bool = False, only: list[str] | None = None
+    seed: int,
+    seconds: float,
+    out: Path,
+    large: bool = False,
+    only: list[str] | None = None,
+    scaled: bool = False,
 ) -> dict:
-    """Build, verify and judge one instance (configuration by seed, among ``only``)."""
+    """Build, verify and judge one instance (configuration by seed, among ``only``);
+    ``scaled``: inputs in units of 10 to 10^4 and outputs scaled by 10^-3 to 10^4."""
     rng = np.random.default_rng(seed)
-    b, kind = random_net(rng, large)
+    s_in, s_out = 1.0, 1.0
+    if scaled:
+        draw = np.random.default_rng([seed, 7])
+        s_in = float(10.0 ** draw.integers(1, 5))
+        s_out = float(10.0 ** draw.choice([-3, -1, 0, 2, 4]))
+    b, kind = random_net(rng, large, (s_in, s_out))
     opset = int(rng.choice([11, 13, 15]))
     model32, model64 = b.model(opset=opset), b.model(TensorProto.DOUBLE)
-    x0 = rng.uniform(-1, 1, int(np.prod(b.input_shape)))
+    x0 = rng.uniform(-1, 1, int(np.prod(b.input_shape))) * s_in
     mirror = b.forward(torch.tensor(x0).reshape(b.input_shape)).detach().numpy().reshape(-1)
-    if not np.allclose(mirror, truth(model64, b, x0), rtol=1e-9, atol=1e-9):
+    if not np.allclose(mirror, truth(model64, b, x0), rtol=1e-9, atol=1e-9 * s_out):
         raise AssertionError(f"seed {seed}: the torch mirror disagrees with the reference")
-    p = random_property(b, model64, rng)
+    p = random_property(b, lambda x: truth(model64, b, x), rng, s_in)
     pool = [(n, c) for n, c in configs(seconds) if not only or n in only]
     name, config = pool[seed % len(pool)]
     text = vnnlib(p, int(np.prod(b.input_shape)), b.shape[-1])
     version = "1.0"
     if rng.random() < 0.3 and importlib.util.find_spec("vnnlib") is not None:
         text, version = vnnlib2(text, int(np.prod(b.input_shape)), b.shape[-1]), "2.0"
-    t0 = time.perf_counter()
-    try:
-        result = cv.verify(cv.load_onnx(model32), text, config=config)
-        status, message = result.status.value, result.message
-    except cv.CompleteVerifyError as exc:  # e.g. a mode that refuses this network
-        result, status, message = None, "error", str(exc)
-    wrong = ""
-    if status == "unsat" and p.direction == "planted":
-        wrong = "unsat on a property violated at x*"
-    elif status == "sat":
-        wrong = replays(b, p, result, config.replay)
+    verdict = judge(
+        lambda: cv.verify(cv.load_onnx(model32), text, config=config),
+        p,
+        lambda result: replays(b, p, result, config.replay),
+    )
     row = dict(
         seed=seed,
         kind=kind,
@@ -565,6 +605,30 @@ def run_one(
         vnnlib=version,
         ops=sorted({n.op_type for n in b.nodes}),
         config=name,
+        **verdict,
+    )
+    if row["wrong"]:
+        onnx.save(model32, str(out / f"wrong-{seed}.onnx"))
+        save_wrong(out, row, text)
+    return row
+
+
+def judge(call, p: Planted, replay) -> dict:
+    """Run ``call()`` (a cv.verify) and judge its verdict on the planted property ``p``:
+    `unsat` on a planted instance is wrong, a `sat` is wrong unless ``replay(result)`` is ''.
+    The row's fields direction, gap, status, seconds, wrong and message."""
+    t0 = time.perf_counter()
+    try:
+        result = call()
+        status, message = result.status.value, result.message
+    except cv.CompleteVerifyError as exc:  # e.g. a mode that refuses this network
+        result, status, message = None, "error", str(exc)
+    wrong = ""
+    if status == "unsat" and p.direction == "planted":
+        wrong = "unsat on a property violated at x*"
+    elif status == "sat":
+        wrong = replay(result)
+    return dict(
         direction=p.direction,
         gap=p.gap,
         status=status,
@@ -572,11 +636,12 @@ def run_one(
         wrong=wrong,
         message=message[:200],
     )
-    if wrong:
-        onnx.save(model32, str(out / f"wrong-{seed}.onnx"))
-        (out / f"wrong-{seed}.vnnlib").write_text(text)
-        (out / f"wrong-{seed}.json").write_text(json.dumps(row, indent=1))
-    return row
+
+
+def save_wrong(out: Path, row: dict, text: str) -> None:
+    """Keep a wrong instance's property and row as OUT/wrong-SEED.{vnnlib,json}."""
+    (out / f"wrong-{row['seed']}.vnnlib").write_text(text)
+    (out / f"wrong-{row['seed']}.json").write_text(json.dumps(row, indent=1))
 
 
 def campaign(log_path: Path, seconds: float, first: int, run, line) -> list[dict]:
@@ -597,14 +662,21 @@ def campaign(log_path: Path, seconds: float, first: int, run, line) -> list[dict
     return rows
 
 
-def main() -> None:
-    """Run seeds from --first until --seconds have passed; one JSON line per instance."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def campaign_args(doc: str, per: str = "per instance") -> argparse.ArgumentParser:
+    """The options every planted campaign takes: OUT_DIR, --seconds, --timeout, --first."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--seconds", type=float, default=600.0, help="campaign length")
-    ap.add_argument("--timeout", type=float, default=8.0, help="per instance")
+    ap.add_argument("--timeout", type=float, default=8.0, help=per)
     ap.add_argument("--first", type=int, default=0, help="first seed")
+    return ap
+
+
+def main() -> None:
+    """Run seeds from --first until --seconds have passed; one JSON line per instance."""
+    ap = campaign_args(__doc__)
     ap.add_argument("--large", action="store_true", help="wider networks (random_net)")
+    ap.add_argument("--scaled", action="store_true", help="inputs and outputs in other units")
     ap.add_argument("--config", action="append", help="run only these configurations (repeatable)")
     args = ap.parse_args()
     names = [name for name, _ in configs(1.0)]
@@ -614,7 +686,7 @@ def main() -> None:
         args.out / "results.jsonl",
         args.seconds,
         args.first,
-        lambda seed: run_one(seed, args.timeout, args.out, args.large, args.config),
+        lambda seed: run_one(seed, args.timeout, args.out, args.large, args.config, args.scaled),
         lambda r: (
             f"{r['seed']} {r['kind']} {r['config']} {r['direction']} gap={r['gap']:.1e} "
             f"{r['status']} {r['seconds']}s {r['wrong']}"

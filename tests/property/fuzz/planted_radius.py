@@ -18,7 +18,6 @@ reference evaluator on a float64 copy of the model as the truth:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -209,11 +208,7 @@ def planted_distance(delta: np.ndarray, norm: str) -> float:
 
 def main() -> None:
     """Run seeds from --first until --seconds have passed; one JSON line per call."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--seconds", type=float, default=600.0, help="campaign length")
-    ap.add_argument("--timeout", type=float, default=8.0, help="per radius call")
-    ap.add_argument("--first", type=int, default=0, help="first seed")
+    ap = planted.campaign_args(__doc__, "per radius call")
     ap.add_argument("--large", action="store_true", help="wider networks (random_net)")
     args = ap.parse_args()
     rows = planted.campaign(

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import planted
 import planted_radius
+import planted_torch
 import pytest
+import vnnlib_semantics
 
 # seeds chosen to cover every configuration of planted.configs() once, MLPs and CNNs
 SEEDS = range(200, 216)
@@ -38,3 +40,26 @@ def test_forced_input_split_on_a_cnn_ends_near_its_timeout(tmp_path):
     row = planted.run_one(20553, 3.0, tmp_path, large=True, only=["input-split"])
     assert row["wrong"] == "", row
     assert row["seconds"] < 3.0 + 4.0, row
+
+
+@pytest.mark.parametrize("seed", range(300, 311))
+def test_planted_torch_modules_get_no_wrong_verdict(seed, tmp_path):
+    """The same judgement for torch modules passed straight to cv.verify (torch_import)."""
+    row = planted_torch.run_one(seed, 5.0, tmp_path)
+    assert row["wrong"] == "", row
+
+
+@pytest.mark.parametrize("seed", range(400, 411))
+def test_planted_scaled_units_get_no_wrong_verdict(seed, tmp_path):
+    """Inputs in units of 10 to 10^4 and outputs scaled by 10^-3 to 10^4 (planted --scaled):
+    margins and solver tolerances meet other magnitudes than on unit-scale networks."""
+    row = planted.run_one(seed, 5.0, tmp_path, scaled=True)
+    assert row["wrong"] == "", row
+
+
+def test_vnnlib_reader_agrees_with_the_text_on_random_properties():
+    """The VNN-LIB 1.0 reader against a direct evaluation of each text (vnnlib_semantics)."""
+    counts: dict = {}
+    bad = [m for m in (vnnlib_semantics.check(s, 150, counts) for s in range(60)) if m]
+    assert bad == []
+    assert counts[True] > 1000 and counts[False] > 1000, counts
