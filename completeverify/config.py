@@ -135,6 +135,11 @@ class BabConfig:
     prefix_after_s: float = 5.0
     prefix_share: float = 0.4
     prefix_side_s: float = 1.0
+    # processes that search a layer's sides (second_core.py): 2 shares them with a process
+    # forked onto the second core (where this process may run on two), 1 keeps them here.
+    # Measured (mnist_fc, one instance at a time, 1 -> 2): 256x4 prop_0_0.05 58.2 -> 37.1 s,
+    # prop_5_0.05 56.1 -> 44.8 s, prop_10_0.05 50.4 -> 35.7 s, 256x6 prop_0_0.05 88.9 -> 82.1 s
+    prefix_workers: int = 2
     # a second round (> 0: at most this per side), once the restarted search has run as long as
     # the first round took: each side of every neuron still unstable gets a search for a
     # threshold halfway to its most extreme sampled value, and the search's queued domains take
@@ -260,6 +265,8 @@ class VerifyConfig:
                 f"(choose from {', '.join(RELU_BRANCHINGS)})"
             )
         b = self.bab
+        if b.prefix_workers not in (1, 2):
+            raise InputError(f"bab.prefix_workers must be 1 or 2, got {b.prefix_workers}")
         if b.prefix_layers < 0 or not (0.0 <= b.prefix_share <= 1.0):
             raise InputError(
                 f"bab.prefix_layers must be >= 0 and bab.prefix_share in [0, 1], got "

@@ -31,6 +31,7 @@ counterexample there is never reported).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -44,6 +45,7 @@ from ..bounds.pre import unstable_count
 from ..config import AttackConfig, Deadline, VerifyConfig
 from ..context import VerifyContext
 from ..graph import Graph
+from ..second_core import cores, in_two_processes
 from ..verdict import Replayer
 from ..vnnlib import Case, Polytope, Property
 from .root_pre import optimise_root_pre
@@ -212,6 +214,44 @@ def _threshold(lo: float, hi: float, v: torch.Tensor, sign: float) -> tuple[floa
     return have, 0.5 * (have + seen)
 
 
+def _side_results(
+    sides: list[tuple],
+    lo_j: torch.Tensor,
+    hi_j: torch.Tensor,
+    v: torch.Tensor,
+    tighten: bool,
+    side_s: float,
+    stop: float,
+    prove: Callable[..., tuple[bool, float]],
+) -> list[tuple]:
+    """Search ``sides`` in order until ``stop``: (neuron, sign, proven, bound, bound before,
+    threshold) per side tried. A copy of lo_j / hi_j takes each result, so that the other side
+    of a neuron already proven stable is skipped; the caller applies the results."""
+    lo_j, hi_j = lo_j.clone(), hi_j.clone()
+    results = []
+    for _, k, sign in sides:
+        budget = min(side_s, stop - time.monotonic())
+        if budget <= 0.05:
+            break
+        if not (lo_j[k] < 0 < hi_j[k]):
+            continue  # the other side was proven
+        have, t = (
+            _threshold(float(lo_j[k]), float(hi_j[k]), v[:, k], sign)
+            if tighten
+            else (float(lo_j[k]) if sign > 0 else -float(hi_j[k]), 0.0)
+        )
+        if not t > have:
+            continue
+        proven, bound = prove(k, sign, budget, threshold=t)
+        results.append((k, sign, proven, bound, have, t))
+        if bound > have:
+            if sign > 0:
+                lo_j[k] = bound
+            else:
+                hi_j[k] = -bound
+    return results
+
+
 def stabilise_root(
     run: VerifyContext,
     case: Case,
@@ -271,31 +311,31 @@ def stabilise_root(
         else:
             layer_stop = stop
             sides = _sides(lo_j, hi_j, (v < 0).any(0).numpy(), (v > 0).any(0).numpy())
-        for _, k, sign in sides:
-            side_s = cfg.prefix_tighten_s if tighten else cfg.prefix_side_s
-            budget = min(side_s, layer_stop - time.monotonic())
-            if budget <= 0.05:
-                break
-            if not (lo_j[k] < 0 < hi_j[k]):
-                continue  # the other side was proven
-            have, t = (
-                _threshold(float(lo_j[k]), float(hi_j[k]), v[:, k], sign)
-                if tighten
-                else (float(lo_j[k]) if sign > 0 else -float(hi_j[k]), 0.0)
-            )
-            if not t > have:
-                continue
+        work = functools.partial(
+            _side_results,
+            lo_j=lo_j,
+            hi_j=hi_j,
+            v=v,
+            tighten=tighten,
+            side_s=cfg.prefix_tighten_s if tighten else cfg.prefix_side_s,
+            stop=layer_stop,
+            prove=functools.partial(
+                _prove_side, search, graph, sub_config, case, out, j, seed=run.config.seed
+            ),
+        )
+        if cfg.prefix_workers > 1 and len(sides) > 1 and cores() > 1:
+            results = in_two_processes(work, sides, layer_stop)
+        else:
+            results = work(sides)
+        for k, sign, proven, bound, have, t in results:
             stats.sides_tried += 1
-            proven, bound = _prove_side(
-                search, graph, sub_config, case, out, j, k, sign, budget, run.config.seed, t
-            )
             stats.sides_proven += proven and t == 0.0
             if bound > have:  # a proven threshold, or an undecided search's bound
                 stats.sides_tightened += not (proven and t == 0.0)
                 if sign > 0:
-                    lo_j[k] = bound
+                    lo_j[k] = max(float(lo_j[k]), bound)
                 else:
-                    hi_j[k] = -bound
+                    hi_j[k] = min(float(hi_j[k]), -bound)
         after = int(((lo_j < 0) & (hi_j > 0)).sum())
         stats.layers.append((j, before, after))
         log.info("prefix refine: node %d: %d -> %d unstable", j, before, after)

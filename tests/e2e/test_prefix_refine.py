@@ -7,6 +7,8 @@ the prefix network), it never loosens a bound, and searches that use it agree wi
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -21,6 +23,7 @@ from completeverify.bounds import BoundEngine
 from completeverify.config import BabConfig, Deadline, VerifyConfig
 from completeverify.context import VerifyContext
 from completeverify.errors import InputError
+from completeverify.second_core import in_two_processes
 
 from nets import exact_min, forward_np, mlp_onnx, random_mlp, search_context
 
@@ -40,12 +43,14 @@ def _instance(seed: int):
     return layers, lower, upper
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("tighten", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-def test_stabilised_neurons_are_stable_and_no_bound_loosens(seed, tighten):
+def test_stabilised_neurons_are_stable_and_no_bound_loosens(seed, tighten, workers):
     layers, lower, upper = _instance(seed)
     C, d = np.array([[1.0, -1.0]]), np.zeros(1)
-    run = _run(layers, lower, upper, C, d, BabConfig(prefix_tighten_s=0.3))
+    bab = BabConfig(prefix_tighten_s=0.3, prefix_workers=workers)
+    run = _run(layers, lower, upper, C, d, bab)
     lo = torch.as_tensor(lower)[None]
     hi = torch.as_tensor(upper)[None]
     res = BoundEngine(run.graph).compute(lo, hi, torch.as_tensor(C), method="crown")
@@ -156,6 +161,7 @@ def test_prefix_replayer_is_the_prefix_forward_pass():
         {"prefix_side_s": 0.0},
         {"prefix_after_s": -1.0},
         {"prefix_tighten_s": -0.5},
+        {"prefix_workers": 3},
     ],
 )
 def test_bad_prefix_settings_are_input_errors(bad):
@@ -181,3 +187,57 @@ def test_a_timed_out_search_reports_a_lower_bound_that_holds():
             assert -math.inf < out.lower_bound <= m - d + 1e-9
             bounds.append(out.lower_bound)
     assert bounds  # some search did time out with a bound
+
+
+def _double(items: list) -> list:
+    return [2 * x for x in items]
+
+
+def _hang_in_worker(items: list) -> list:
+    if os.getpid() != PARENT:  # the forked worker never answers
+        time.sleep(60)
+    return [2 * x for x in items]
+
+
+def _fail_in_worker(items: list) -> list:
+    if os.getpid() != PARENT:
+        raise RuntimeError("worker failure")
+    return [2 * x for x in items]
+
+
+PARENT = os.getpid()
+
+
+def _in_pool_worker(_) -> list:
+    return sorted(in_two_processes(_double, list(range(5)), time.monotonic() + 5))
+
+
+def _children() -> set[int]:
+    """Live child processes of this one (Linux /proc)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                out.add(int(entry))
+    return out
+
+
+def test_two_processes_split_the_work_and_leave_no_process_behind():
+    """Half the sides in a forked worker: every item is worked once; a worker that hangs is
+    cut off at the stop (+2 s) and one that fails contributes nothing; none is left running."""
+    before = _children()
+    items = list(range(9))
+    assert sorted(in_two_processes(_double, items, time.monotonic() + 5)) == _double(items)
+    t0 = time.monotonic()
+    assert in_two_processes(_hang_in_worker, items, time.monotonic() + 0.5) == _double(items[::2])
+    assert time.monotonic() - t0 < 5
+    assert in_two_processes(_fail_in_worker, items, time.monotonic() + 5) == _double(items[::2])
+    assert _children() <= before
+    # a pool's worker is daemonic and may not fork: everything runs in it (certify --workers)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_in_pool_worker, [0]) == [_double(list(range(5)))]

@@ -2,7 +2,7 @@
 
 The layer order, lowest first (a module may import its own layer and the layers below it):
 
-    0  errors, safe_read, host_memory   exceptions and dependency-free helpers
+    0  errors, safe_read, host_memory, second_core   exceptions and dependency-free helpers
     1  config, config_io, device    typed options, the deadline, their files, the torch device
     2  solvers, vnnlib              MILP/LP backends and the VNN-LIB reader: only layer 0, no torch
     3  graph, graph_opt, spec, onnx_*, torch_import   the model and its import
@@ -34,7 +34,7 @@ PACKAGES = {
     "vnnlib": "completeverify.vnnlib",
 }
 LAYERS = [
-    ["errors", "safe_read", "host_memory"],
+    ["errors", "safe_read", "host_memory", "second_core"],
     ["config", "config_io", "device"],
     ["solvers", "vnnlib"],
     [
