@@ -138,7 +138,8 @@ class BabConfig:
     # processes that search a layer's sides (second_core.py): 2 shares them with a process
     # forked onto the second core (where this process may run on two), 1 keeps them here.
     # Measured (mnist_fc, one instance at a time, 1 -> 2): 256x4 prop_0_0.05 58.2 -> 37.1 s,
-    # prop_5_0.05 56.1 -> 44.8 s, prop_10_0.05 50.4 -> 35.7 s, 256x6 prop_0_0.05 88.9 -> 82.1 s
+    # prop_5_0.05 56.1 -> 44.8 s, prop_10_0.05 50.4 -> 35.7 s, 256x6 prop_0_0.05 88.9 -> 82.1 s;
+    # 256x6 prop_9_0.03 a timeout at 300 s -> unsat in 161 s
     prefix_workers: int = 2
     # a second round (> 0: at most this per side), once the restarted search has run as long as
     # the first round took: each side of every neuron still unstable gets a search for a
