@@ -35,10 +35,10 @@ def cores() -> int:
 def in_two_processes(work: Callable[[list], list], items: list, stop: float) -> list:
     """``work(items[0::2]) + work(items[1::2])``, the second half in a forked process (the
     second core), whose answer is awaited until ``stop`` (a time.monotonic() instant; inf: no
-    limit) plus 2 s; a worker that has not
-    answered by then, or failed, contributes nothing (the caller sees which items are missing).
-    The worker is killed before returning either way. All of it runs here where fork is not
-    available, in a daemonic process, or when the fork fails."""
+    limit) plus 2 s. A worker that has not answered by then, or failed, contributes nothing
+    (the caller sees which items are missing). The worker is killed before returning either
+    way. All of it runs here where fork is not available, in a daemonic process, or when the
+    fork fails."""
     import multiprocessing as mp
 
     # a daemonic process (a multiprocessing pool's worker: certify --workers, a user's pool)

@@ -300,10 +300,10 @@ def random_net(
     where the root bounds rarely decide and branch and bound has to. ``scale`` (s_in, s_out):
     the network divides its input by s_in first and multiplies its output by s_out last
     (inputs in raw units, as exported preprocessing; outputs in other units)."""
-    b = _random_body(rng, large, scale[0])
+    b, kind = _random_body(rng, large, scale[0])
     if scale[1] != 1.0:
-        b[0].scalar_mul(scale[1])
-    return b
+        b.scalar_mul(scale[1])
+    return b, kind
 
 
 def _random_body(rng: np.random.Generator, large: bool, s_in: float) -> tuple[NetBuilder, str]:
