@@ -16,6 +16,7 @@ from .config import BOUND_METHODS, BoundMethod, Deadline, VerifyConfig
 from .context import Pair, VerifyContext
 from .errors import InternalError, PropertyError
 from .graph import Graph
+from .second_core import torch_threads
 from .spec import polytope_margins, stack_rows
 from .verdict import Counterexample, Replayer, Result, Status, check_graph_against_model, confirm
 from .vnnlib import Property
@@ -187,7 +188,7 @@ def verify_graph(
     from .device import device_scope
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(torch_threads(config.torch_threads, graph.has_convolutions()))
     try:
         with device_scope(config.device):
             return _verify_graph(graph, prop, config, deadline or Deadline(config.timeout))

@@ -1,7 +1,9 @@
-"""Work shared with a forked process on the second core.
+"""The second core: how many torch threads a verification uses, and work shared with a forked
+process.
 
-One verification runs in one process with one torch thread (two intra-op threads did not pay:
-README, issue 14 measurements). Some stages are many independent searches, such as the sides
+An MLP's verification runs with one torch thread (two intra-op threads did not pay there:
+README, issue 14 measurements); a CNN's runs with two where it may (``torch_threads``). Some
+stages are many independent searches, such as the sides
 of a layer in prefix refinement. Those split their items in two and hand one half to a forked
 copy of the process, which answers through a pipe. A worker that fails or does not answer in
 time contributes nothing; the caller treats its items as not done, which never makes a bound
@@ -30,6 +32,28 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def torch_threads(setting: int | str, convolutional: bool) -> int:
+    """The torch intra-op thread count for one verification (``VerifyConfig.torch_threads``).
+
+    A number is used as given. ``"auto"`` is one thread, except on a network with convolutions,
+    whose batched convolutions two threads make 25-40% faster (oval21, the same domains): there
+    it is two where this process may run on two cores, is not a pool's worker (the pool already
+    shares the cores) and ``OMP_NUM_THREADS`` does not ask for fewer. ``bench --workers`` runs
+    its verifiers with one (``verify --threads 1``)."""
+    import multiprocessing as mp
+
+    if setting != "auto":
+        return int(setting)
+    if not convolutional or mp.current_process().daemon:
+        return 1
+    n = min(2, cores())
+    try:
+        n = min(n, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:  # unset or not a number: no cap
+        pass
+    return max(n, 1)
 
 
 def in_two_processes(work: Callable[[list], list], items: list, stop: float) -> list:

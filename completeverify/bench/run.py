@@ -92,6 +92,8 @@ def run_bench(
                 opts.command,
                 opts.grace,
                 opts.config,
+                # verifiers side by side each get one torch thread, not two on a CNN
+                1 if opts.workers > 1 or opts.scheduler else None,
             )
             for i in todo
         ]

@@ -66,6 +66,8 @@ class Job:
     command: tuple[str, ...]
     grace: float = DEFAULT_GRACE
     config: Optional[str] = None  # a VerifyConfig YAML file (absolute path) for ``--config``
+    # ``verify --threads``: 1 where several verifiers share the machine (bench --workers, Dask)
+    threads: Optional[int] = None
 
 
 def result_file_name(inst: Instance) -> str:
@@ -87,9 +89,11 @@ def make_job(
     command: Optional[Sequence[str]] = None,
     grace: float = DEFAULT_GRACE,
     config: Optional[Path] = None,
+    threads: Optional[int] = None,
 ) -> Job:
     """The job for one instance; result files go to ``files_dir``; config: the options file
-    every instance is verified with (``verify --config``)."""
+    every instance is verified with (``verify --config``); threads: ``verify --threads``
+    (None: the verifier's default)."""
     result_file = (files_dir / result_file_name(inst)).resolve()
     rel = os.path.relpath(result_file, out_dir.resolve())
     return Job(
@@ -103,6 +107,7 @@ def make_job(
         tuple(command or default_command()),
         grace,
         str(Path(config).resolve()) if config is not None else None,
+        threads,
     )
 
 
@@ -302,6 +307,7 @@ def job_argv(job: Job) -> list[str]:
         "--result-file",
         job.result_file,
         *(["--config", job.config] if job.config is not None else []),
+        *(["--threads", str(job.threads)] if job.threads is not None else []),
     ]
 
 

@@ -63,6 +63,14 @@ def add_parser(sub) -> None:
         help="sub-domains bounded together in branch and bound (default 256)",
     )
     p.add_argument(
+        "--threads",
+        type=lambda text: text if text == "auto" else positive_int(text),
+        default=None,
+        metavar="N|auto",
+        help="torch threads (default auto: 2 on networks with convolutions where two cores "
+        "are free, else 1)",
+    )
+    p.add_argument(
         "--race-milp",
         action="store_true",
         help="ReLU splitting: race the exact MILP on a second core (small networks; see README)",
@@ -137,6 +145,7 @@ def config_from_args(args: argparse.Namespace) -> VerifyConfig:
             ("mode", args.mode),
             ("seed", args.seed),
             ("device", args.device),
+            ("torch_threads", args.threads),
         )
         if value is not None
     }

@@ -4,6 +4,7 @@ timeouts, Dask, plots."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sys
@@ -37,6 +38,9 @@ FAKE = textwrap.dedent("""
     name = os.path.basename(onnx)
     with open(log, "a") as fh:  # pid, name, parent pid, whether torch was imported before we ran
         fh.write(f"{os.getpid()} {name} {os.getppid()} {int('torch' in sys.modules)}\\n")
+    if "FAKE_ARGV" in os.environ:  # the command line, one JSON list per call
+        with open(os.environ["FAKE_ARGV"], "a") as fh:
+            fh.write(json.dumps(sys.argv[1:]) + "\\n")
     if name.startswith("slow"):
         time.sleep(float(os.environ.get("FAKE_SLOW", "1")))
     if name.startswith("killed"):
@@ -219,6 +223,25 @@ def test_rows_for_fake_verdicts_crash_and_non_json(tmp_path, fake, isolation):
         assert all(torch for *_, torch in calls)
     else:
         assert all(ppid == os.getpid() and not torch for _, _, ppid, torch in calls)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_verifiers_side_by_side_get_one_thread_each(tmp_path, fake, monkeypatch, workers):
+    """bench --workers 2 runs its verifiers with --threads 1 (two threads each would put four
+    on two cores); one at a time they keep their own default (two on a CNN)."""
+    command, _ = fake
+    argv_log = tmp_path / "argv.log"
+    monkeypatch.setenv("FAKE_ARGV", str(argv_log))
+    csv_path = _suite(tmp_path / "s", ["unsat1.onnx", "unsat2.onnx", "unsat3.onnx"])
+    opts = BenchOptions(csv_path, tmp_path / "r.csv", workers=workers, command=command)
+    assert run_bench(opts).ran == 3
+    calls = [json.loads(line) for line in argv_log.read_text().splitlines()]
+    assert len(calls) == 3
+    for argv in calls:
+        if workers == 1:
+            assert "--threads" not in argv
+        else:
+            assert argv[argv.index("--threads") + 1] == "1"
 
 
 def test_resume_skips_done_rows_and_drops_partial_line(tmp_path, fake):
