@@ -54,6 +54,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> int | str:
+    """argparse type: ``auto`` or a positive integer (``verify --threads``)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or a whole number of at least 1, got '{text}'"
+        ) from None
+
+
 def existing_parent(path: str, what: str) -> None:
     """Raise CliInputError unless the folder that would hold ``path`` exists."""
     parent = Path(path).resolve().parent

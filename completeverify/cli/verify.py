@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import MODES, SOLVERS
-from .args import EXIT_OK, CliInputError, positive_float, positive_int, write_atomic
+from .args import (
+    EXIT_OK,
+    CliInputError,
+    positive_float,
+    positive_int,
+    thread_count,
+    write_atomic,
+)
 from .watchdog import Watchdog, leave, on_terminate, timeout_answer
 
 if TYPE_CHECKING:
@@ -64,7 +71,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--threads",
-        type=lambda text: text if text == "auto" else positive_int(text),
+        type=thread_count,
         default=None,
         metavar="N|auto",
         help="torch threads (default auto: 2 on networks with convolutions where two cores "
