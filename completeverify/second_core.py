@@ -2,13 +2,14 @@
 process.
 
 An MLP's verification runs with one torch thread (two intra-op threads did not pay there:
-README, issue 14 measurements); a CNN's runs with two where it may (``torch_threads``). Some
-stages are many independent searches, such as the sides
-of a layer in prefix refinement. Those split their items in two and hand one half to a forked
-copy of the process, which answers through a pipe. A worker that fails or does not answer in
-time contributes nothing; the caller treats its items as not done, which never makes a bound
-tighter than proven. The worker is always killed before the call returns, so no process
-outlives it (and the command line ends every descendant on exit anyway).
+README, issue 14 measurements); a CNN's runs with two where it may (``torch_threads``).
+
+Some stages are many independent searches, such as the sides of a layer in prefix refinement.
+Those split their items in two and hand one half to a forked copy of the process, which
+answers through a pipe. A worker that fails or does not answer in time contributes nothing;
+the caller treats its items as not done, which never makes a bound tighter than proven. The
+worker is always killed before the call returns, so no process outlives it (and the command
+line ends every descendant on exit anyway).
 
 It pays where each item is seconds of work (a prefix side's search). It did not for the rows
 of one alpha-CROWN call (the pair cuts' bounds, split in two: 12.9 -> 17.2 s on MNIST 256x6
