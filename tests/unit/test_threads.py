@@ -53,6 +53,8 @@ def test_a_pool_worker_gets_one_thread():
 
 
 def _conv_net_and_property(tmp_path):
+    """A Conv -> ReLU -> Linear -> ReLU -> Linear module on a 1x4x4 input and a property
+    (y0 - y1 <= -100 on a small box) that the root bounds prove unreachable."""
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2), nn.ReLU(), nn.Linear(2, 2)
