@@ -35,6 +35,15 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def second_core_free() -> bool:
+    """True when this process may run on two cores and is not a pool's worker (a
+    multiprocessing pool, such as ``certify --workers``, already shares the cores among its
+    workers, and a daemonic worker may not have children)."""
+    import multiprocessing as mp
+
+    return cores() > 1 and not mp.current_process().daemon
+
+
 def torch_threads(setting: int | str, convolutional: bool) -> int:
     """The torch intra-op thread count for one verification (``VerifyConfig.torch_threads``).
 
@@ -43,13 +52,11 @@ def torch_threads(setting: int | str, convolutional: bool) -> int:
     it is two where this process may run on two cores, is not a pool's worker (the pool already
     shares the cores) and ``OMP_NUM_THREADS`` does not ask for fewer. ``bench --workers`` runs
     its verifiers with one (``verify --threads 1``)."""
-    import multiprocessing as mp
-
     if setting != "auto":
         return int(setting)
-    if not convolutional or mp.current_process().daemon:
+    if not convolutional or not second_core_free():
         return 1
-    n = min(2, cores())
+    n = 2
     try:
         n = min(n, int(os.environ.get("OMP_NUM_THREADS", "")))
     except ValueError:  # unset or not a number: no cap
@@ -62,13 +69,11 @@ def in_two_processes(work: Callable[[list], list], items: list, stop: float) -> 
     second core), whose answer is awaited until ``stop`` (a time.monotonic() instant; inf: no
     limit) plus 2 s. A worker that has not answered by then, or failed, contributes nothing
     (the caller sees which items are missing). The worker is killed before returning either
-    way. All of it runs here where fork is not available, in a daemonic process, or when the
-    fork fails."""
+    way. All of it runs here where fork is not available, without a second core (one core, or
+    a pool's worker: ``second_core_free``), or when the fork fails."""
     import multiprocessing as mp
 
-    # a daemonic process (a multiprocessing pool's worker: certify --workers, a user's pool)
-    # may not have children, and its pool already shares the cores
-    if "fork" not in mp.get_all_start_methods() or mp.current_process().daemon:
+    if "fork" not in mp.get_all_start_methods() or not second_core_free():
         return work(items)
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)

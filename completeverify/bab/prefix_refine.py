@@ -45,7 +45,7 @@ from ..bounds.pre import unstable_count
 from ..config import AttackConfig, Deadline, VerifyConfig
 from ..context import VerifyContext
 from ..graph import Graph
-from ..second_core import cores, in_two_processes
+from ..second_core import in_two_processes
 from ..verdict import Replayer
 from ..vnnlib import Case, Polytope, Property
 from .root_pre import optimise_root_pre
@@ -323,7 +323,7 @@ def stabilise_root(
                 _prove_side, search, graph, sub_config, case, out, j, seed=run.config.seed
             ),
         )
-        if cfg.prefix_workers > 1 and len(sides) > 1 and cores() > 1:
+        if cfg.prefix_workers > 1 and len(sides) > 1:
             results = in_two_processes(work, sides, layer_stop)
         else:
             results = work(sides)

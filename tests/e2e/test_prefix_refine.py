@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import completeverify as cv
+from completeverify import second_core
 from completeverify.bab import relu_split as rs
 from completeverify.bab.prefix_refine import PrefixReplayer, stabilise_root, target_nodes
 from completeverify.bab.types import BabVerdict
@@ -227,9 +228,11 @@ def _children() -> set[int]:
     return out
 
 
-def test_two_processes_split_the_work_and_leave_no_process_behind():
+def test_two_processes_split_the_work_and_leave_no_process_behind(monkeypatch):
     """Half the sides in a forked worker: every item is worked once; a worker that hangs is
-    cut off at the stop (+2 s) and one that fails contributes nothing; none is left running."""
+    cut off at the stop (+2 s) and one that fails contributes nothing; none is left running.
+    A process on one core runs everything itself."""
+    monkeypatch.setattr(second_core, "cores", lambda: 2)
     before = _children()
     items = list(range(9))
     assert sorted(in_two_processes(_double, items, time.monotonic() + 5)) == _double(items)
@@ -241,3 +244,5 @@ def test_two_processes_split_the_work_and_leave_no_process_behind():
     # a pool's worker is daemonic and may not fork: everything runs in it (certify --workers)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.map(_in_pool_worker, [0]) == [_double(list(range(5)))]
+    monkeypatch.setattr(second_core, "cores", lambda: 1)
+    assert in_two_processes(_hang_in_worker, items, time.monotonic() + 0.5) == _double(items)
